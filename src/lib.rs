@@ -1,0 +1,41 @@
+//! `docker-credential-exchange`: a Docker credential helper that keeps
+//! secrets in the OS keyring and, for registries configured for it,
+//! exchanges a long-lived login token for short-lived registry tokens
+//! through an OAuth 2.0 Token Exchange endpoint (RFC 8693).
+//!
+//! The binary's `main` is [`main`]: the protocol verbs Docker runs are
+//! dispatched before any argument parsing (the cache-hit `get` is the hot
+//! path of every build), and everything else goes to the clap-based
+//! subcommands in [`cli`].
+
+pub mod cache;
+pub mod cli;
+pub mod config;
+pub mod exchange;
+pub mod fsutil;
+pub mod helper;
+pub mod http;
+pub mod jwt;
+pub mod log;
+pub mod paths;
+pub mod protocol;
+pub mod secret;
+pub mod server_url;
+pub mod store;
+pub mod subject;
+pub mod time;
+
+use std::process::ExitCode;
+
+/// Runs the helper with the process's arguments.
+pub fn main() -> ExitCode {
+    let mut args = std::env::args_os().skip(1);
+    let first = args.next();
+    if let Some(action) = first.as_deref().and_then(|a| a.to_str()).and_then(protocol::Action::from_arg)
+        && args.next().is_none()
+    {
+        log::init(false);
+        return protocol::run(action);
+    }
+    cli::main()
+}

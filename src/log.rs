@@ -1,0 +1,114 @@
+//! Diagnostics for people debugging the helper: to stderr with `-v` or
+//! `DOCKER_CREDENTIAL_EXCHANGE_LOG=debug`, and appended to
+//! `DOCKER_CREDENTIAL_EXCHANGE_LOG_FILE`, because Docker swallows a
+//! helper's stderr.
+//!
+//! Hand-written rather than `tracing`: the cache-hit path must start in well
+//! under a millisecond, and all it needs from logging is "is debug on?",
+//! one relaxed atomic load. Callers never pass secrets here, only their
+//! fingerprints.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Environment variable that turns on debug logging to stderr.
+pub const LOG_ENV: &str = "DOCKER_CREDENTIAL_EXCHANGE_LOG";
+/// Environment variable naming a file that log lines are appended to.
+pub const LOG_FILE_ENV: &str = "DOCKER_CREDENTIAL_EXCHANGE_LOG_FILE";
+
+const OFF: u8 = 0;
+const WARN: u8 = 1;
+const DEBUG: u8 = 2;
+
+static STDERR_LEVEL: AtomicU8 = AtomicU8::new(WARN);
+static FILE: OnceLock<Mutex<std::fs::File>> = OnceLock::new();
+
+/// Reads the logging environment once at start-up. `verbose` is `-v`.
+pub fn init(verbose: bool) {
+    let env_debug = std::env::var_os(LOG_ENV).is_some_and(|v| {
+        let v = v.to_string_lossy();
+        v.eq_ignore_ascii_case("debug") || v.eq_ignore_ascii_case("trace") || v == "1"
+    });
+    if verbose || env_debug {
+        STDERR_LEVEL.store(DEBUG, Ordering::Relaxed);
+    }
+    if let Some(path) = std::env::var_os(LOG_FILE_ENV).filter(|p| !p.is_empty()) {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.create(true).append(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        match opts.open(&path) {
+            Ok(f) => {
+                let _ = FILE.set(Mutex::new(f));
+            }
+            Err(e) => warn(format_args!(
+                "cannot open log file {}: {e}; logging to stderr only",
+                std::path::Path::new(&path).display()
+            )),
+        }
+    }
+}
+
+/// Silences stderr (but not the log file): for tests of the exact protocol.
+pub fn quiet() {
+    STDERR_LEVEL.store(OFF, Ordering::Relaxed);
+}
+
+/// Whether a debug line would go anywhere; lets callers skip formatting.
+pub fn debug_enabled() -> bool {
+    STDERR_LEVEL.load(Ordering::Relaxed) >= DEBUG || FILE.get().is_some()
+}
+
+/// Logs a debug line.
+pub fn debug(args: std::fmt::Arguments<'_>) {
+    emit(DEBUG, "debug", args);
+}
+
+/// Logs a warning: shown on stderr unless quieted, and in the log file.
+pub fn warn(args: std::fmt::Arguments<'_>) {
+    emit(WARN, "warning", args);
+}
+
+fn emit(level: u8, label: &str, args: std::fmt::Arguments<'_>) {
+    if STDERR_LEVEL.load(Ordering::Relaxed) >= level {
+        let _ = writeln!(std::io::stderr().lock(), "docker-credential-exchange: {label}: {args}");
+    }
+    if let Some(file) = FILE.get() {
+        let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let line = format!("{} [{}] {label}: {args}\n", crate::time::rfc3339(secs), std::process::id());
+        if let Ok(mut f) = file.lock() {
+            // One write per line so concurrent helpers' lines do not interleave.
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
+}
+
+/// Records why a protocol action failed. Docker shows the user only
+/// "error getting credentials", so the log file is where the cause is found.
+pub fn log_failure(action: &str, line: &str) {
+    // On stderr only when debugging: the line itself already goes to stdout.
+    emit(DEBUG, "error", format_args!("{action}: {line}"));
+}
+
+/// `debug!("…", args)`: a debug line, formatted only when it goes somewhere.
+#[macro_export]
+macro_rules! debug {
+    ($($arg:tt)*) => {
+        if $crate::log::debug_enabled() {
+            $crate::log::debug(format_args!($($arg)*));
+        }
+    };
+}
+
+/// `warn!("…", args)`: a warning for the person running the helper.
+#[macro_export]
+macro_rules! warn {
+    ($($arg:tt)*) => {
+        $crate::log::warn(format_args!($($arg)*))
+    };
+}

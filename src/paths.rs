@@ -1,0 +1,68 @@
+//! Where the helper keeps things: the config file, the token cache and the
+//! data directory (index and file store), each overridable by environment
+//! variable for tests, CI images and people with unusual layouts.
+
+use std::path::PathBuf;
+
+/// Overrides the config file's path.
+pub const CONFIG_ENV: &str = "DOCKER_CREDENTIAL_EXCHANGE_CONFIG";
+/// Overrides the cache directory.
+pub const CACHE_DIR_ENV: &str = "DOCKER_CREDENTIAL_EXCHANGE_CACHE_DIR";
+/// Overrides the data directory (keyring index, file store).
+pub const DATA_DIR_ENV: &str = "DOCKER_CREDENTIAL_EXCHANGE_DATA_DIR";
+/// `1` disables the token cache.
+pub const NO_CACHE_ENV: &str = "DOCKER_CREDENTIAL_EXCHANGE_NO_CACHE";
+
+const APP: &str = "docker-credential-exchange";
+
+/// Why a location cannot be determined.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("cannot determine your {what} directory (is HOME set?); set {env} to choose one")]
+pub struct NoHomeError {
+    what: &'static str,
+    env: &'static str,
+}
+
+fn from_env(var: &str) -> Option<PathBuf> {
+    std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
+fn project_dirs() -> Option<directories::ProjectDirs> {
+    directories::ProjectDirs::from("", "", APP)
+}
+
+/// The config file: `$DOCKER_CREDENTIAL_EXCHANGE_CONFIG`, else
+/// `config.json` in the platform config directory.
+///
+/// # Errors
+/// Neither the variable nor a home directory is available.
+pub fn config_file() -> Result<PathBuf, NoHomeError> {
+    from_env(CONFIG_ENV)
+        .or_else(|| project_dirs().map(|d| d.config_dir().join("config.json")))
+        .ok_or(NoHomeError { what: "config", env: CONFIG_ENV })
+}
+
+/// The token cache directory.
+///
+/// # Errors
+/// Neither the variable nor a home directory is available.
+pub fn cache_dir() -> Result<PathBuf, NoHomeError> {
+    from_env(CACHE_DIR_ENV)
+        .or_else(|| project_dirs().map(|d| d.cache_dir().to_owned()))
+        .ok_or(NoHomeError { what: "cache", env: CACHE_DIR_ENV })
+}
+
+/// The data directory: the keyring index and the file store.
+///
+/// # Errors
+/// Neither the variable nor a home directory is available.
+pub fn data_dir() -> Result<PathBuf, NoHomeError> {
+    from_env(DATA_DIR_ENV)
+        .or_else(|| project_dirs().map(|d| d.data_dir().to_owned()))
+        .ok_or(NoHomeError { what: "data", env: DATA_DIR_ENV })
+}
+
+/// Whether `DOCKER_CREDENTIAL_EXCHANGE_NO_CACHE` turns the cache off.
+pub fn cache_disabled() -> bool {
+    std::env::var_os(NO_CACHE_ENV).is_some_and(|v| !v.is_empty() && v != "0" && v != "false")
+}

@@ -1,0 +1,154 @@
+//! A JSON map kept in one private file, updated read-modify-write under an
+//! exclusive lock and replaced atomically: the shape shared by the index of
+//! keyring entries and by the file store.
+//!
+//! Readers take no lock: an atomic rename means they see a whole old file
+//! or a whole new one. Writers serialize on a lock file beside the data so
+//! that two concurrent `store`s cannot lose each other's entry.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::StoreError;
+use crate::fsutil;
+
+/// The files never grow near this; a larger one is not ours.
+const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OnDisk<T> {
+    version: u32,
+    entries: BTreeMap<String, T>,
+}
+
+const VERSION: u32 = 1;
+
+/// A map from normalized server URL to `T`, persisted at `path`.
+#[derive(Debug, Clone)]
+pub struct JsonMapFile {
+    path: PathBuf,
+    lock_path: PathBuf,
+}
+
+impl JsonMapFile {
+    /// The map at `dir/name`, locked through `dir/name.lock`.
+    pub fn new(dir: &Path, name: &str) -> JsonMapFile {
+        JsonMapFile { path: dir.join(name), lock_path: dir.join(format!("{name}.lock")) }
+    }
+
+    /// Where the map lives, for messages.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads the whole map; a missing file is an empty map.
+    ///
+    /// # Errors
+    /// An unreadable or invalid file, named with line and column: it holds
+    /// the user's data, so it is never silently replaced.
+    pub fn load<T: DeserializeOwned>(&self) -> Result<BTreeMap<String, T>, StoreError> {
+        let Some(bytes) = fsutil::read_private(&self.path, MAX_FILE_BYTES)? else {
+            return Ok(BTreeMap::new());
+        };
+        let on_disk: OnDisk<T> = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+            path: self.path.clone(),
+            line: e.line(),
+            column: e.column(),
+            reason: describe_json_error(&e),
+        })?;
+        if on_disk.version != VERSION {
+            return Err(StoreError::Corrupt {
+                path: self.path.clone(),
+                line: 1,
+                column: 1,
+                reason: format!("unsupported version {}", on_disk.version),
+            });
+        }
+        Ok(on_disk.entries)
+    }
+
+    /// Applies `change` to the map under the lock and writes the result
+    /// atomically if `change` says it changed something.
+    ///
+    /// # Errors
+    /// A failure to lock, read or write; the file is then unchanged.
+    pub fn update<T, R>(
+        &self,
+        change: impl FnOnce(&mut BTreeMap<String, T>) -> (bool, R),
+    ) -> Result<R, StoreError>
+    where
+        T: DeserializeOwned + Serialize,
+    {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        fsutil::ensure_private_dir(dir, |m| crate::warn!("{m}"))?;
+        let _lock = fsutil::lock_exclusive(&self.lock_path)?;
+        let mut entries = self.load::<T>()?;
+        let (changed, result) = change(&mut entries);
+        if changed {
+            let bytes = serde_json::to_vec_pretty(&OnDisk { version: VERSION, entries })
+                .map_err(|e| StoreError::Encode(e.to_string()))?;
+            fsutil::write_atomic(&self.path, &bytes)?;
+        }
+        Ok(result)
+    }
+}
+
+/// serde_json's message without the secret-bearing parts: it quotes
+/// offending *values* ("invalid type: string \"hunter2\""), so keep only
+/// the category and the field names, which are safe.
+pub(crate) fn describe_json_error(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    let msg = msg.split(" at line ").next().unwrap_or(&msg);
+    if msg.starts_with("invalid type") || msg.starts_with("invalid value") {
+        // "invalid type: string \"…\", expected u64" → keep the expectation.
+        match msg.rsplit_once(", expected ") {
+            Some((_, expected)) => format!("wrong type of value, expected {expected}"),
+            None => "wrong type of value".to_owned(),
+        }
+    } else {
+        msg.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_file_is_an_empty_map() {
+        let dir = tempfile::tempdir().unwrap();
+        let map = JsonMapFile::new(dir.path(), "m.json");
+        assert!(map.load::<String>().unwrap().is_empty());
+    }
+
+    #[test]
+    fn update_persists_and_load_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let map = JsonMapFile::new(dir.path(), "m.json");
+        map.update::<String, ()>(|m| {
+            m.insert("a".into(), "1".into());
+            (true, ())
+        })
+        .unwrap();
+        assert_eq!(map.load::<String>().unwrap()["a"], "1");
+    }
+
+    #[test]
+    fn corrupt_file_is_an_error_naming_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("m.json"), "{\n  \"version\": 1,\n  oops").unwrap();
+        let map = JsonMapFile::new(dir.path(), "m.json");
+        let err = map.load::<String>().unwrap_err().to_string();
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn json_errors_never_quote_values() {
+        let e = serde_json::from_str::<u64>("\"hunter2\"").unwrap_err();
+        assert!(!describe_json_error(&e).contains("hunter2"));
+    }
+}

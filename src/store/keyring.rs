@@ -1,0 +1,197 @@
+//! The OS keyring (Secret Service on Linux, Keychain on macOS, Credential
+//! Manager on Windows) through `keyring-core` and the platform store crates,
+//! plus an index file of server URLs and usernames, because `list` must
+//! enumerate and not every keyring can.
+//!
+//! The platform store is created on first use, never at start-up: a cache
+//! hit or a `list` must not pay for a D-Bus connection.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use keyring_core::{CredentialStore as KeyringBackend, Entry};
+
+use super::chunked::{self, RawKeyring};
+use super::jsonfile::JsonMapFile;
+use super::{CredentialStore, ListedCredential, SERVICE, StoreError, StoredCredential};
+use crate::secret::Secret;
+use crate::server_url::ServerUrl;
+
+/// The largest secret one item may hold on this platform.
+#[cfg(windows)]
+const MAX_BLOB: usize = chunked::WINDOWS_MAX_BLOB;
+#[cfg(not(windows))]
+const MAX_BLOB: usize = usize::MAX;
+
+/// The keyring plus its index.
+pub struct KeyringStore {
+    os: OsKeyring,
+    index: JsonMapFile,
+}
+
+impl std::fmt::Debug for KeyringStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyringStore").field("index", &self.index.path()).finish_non_exhaustive()
+    }
+}
+
+impl KeyringStore {
+    /// The keyring store, indexed in `data_dir/index.json`.
+    pub fn new(data_dir: PathBuf) -> KeyringStore {
+        KeyringStore { os: OsKeyring::default(), index: JsonMapFile::new(&data_dir, "index.json") }
+    }
+}
+
+impl CredentialStore for KeyringStore {
+    fn get(&self, key: &ServerUrl) -> Result<Option<StoredCredential>, StoreError> {
+        let Some(bytes) = chunked::load(&self.os, key.as_str())? else {
+            return Ok(None);
+        };
+        let secret = String::from_utf8(bytes).map_err(|_| {
+            StoreError::Keyring(format!("the keyring item for {key} is not UTF-8 text; store it again"))
+        })?;
+        let listed = self.index.load::<ListedCredential>()?.remove(key.as_str());
+        let (server_url, username) = match listed {
+            Some(l) => (l.server_url, l.username),
+            // Stored by an older index or restored by hand: the secret is
+            // authoritative, the name falls back to the key.
+            None => (key.display_name().to_owned(), String::new()),
+        };
+        Ok(Some(StoredCredential { server_url, username, secret: Secret::new(secret) }))
+    }
+
+    fn username(&self, key: &ServerUrl) -> Result<Option<String>, StoreError> {
+        Ok(self.index.load::<ListedCredential>()?.remove(key.as_str()).map(|l| l.username))
+    }
+
+    fn put(&self, key: &ServerUrl, cred: &StoredCredential) -> Result<(), StoreError> {
+        // Keyring first: if it refuses, the index must not claim an entry.
+        chunked::store(&self.os, key.as_str(), cred.secret.expose().as_bytes(), MAX_BLOB)?;
+        self.index.update::<ListedCredential, ()>(|entries| {
+            let listed =
+                ListedCredential { server_url: cred.server_url.clone(), username: cred.username.clone() };
+            let changed = entries.get(key.as_str()) != Some(&listed);
+            entries.insert(key.as_str().to_owned(), listed);
+            (changed, ())
+        })
+    }
+
+    fn remove(&self, key: &ServerUrl) -> Result<bool, StoreError> {
+        let in_keyring = chunked::delete(&self.os, key.as_str())?;
+        let in_index = self.index.update::<ListedCredential, bool>(|entries| {
+            let removed = entries.remove(key.as_str()).is_some();
+            (removed, removed)
+        })?;
+        Ok(in_keyring || in_index)
+    }
+
+    fn list(&self) -> Result<BTreeMap<String, ListedCredential>, StoreError> {
+        self.index.load()
+    }
+
+    fn describe(&self) -> String {
+        format!("OS keyring (service {SERVICE}), index {}", self.index.path().display())
+    }
+}
+
+/// The platform keyring, connected lazily.
+#[derive(Default)]
+struct OsKeyring {
+    backend: OnceLock<Result<Arc<KeyringBackend>, String>>,
+}
+
+impl OsKeyring {
+    fn backend(&self) -> Result<&Arc<KeyringBackend>, StoreError> {
+        self.backend
+            .get_or_init(|| platform_store().map_err(|e| describe(&e)))
+            .as_ref()
+            .map_err(|e| StoreError::KeyringUnavailable(e.clone()))
+    }
+
+    fn entry(&self, name: &str) -> Result<Entry, StoreError> {
+        let label = format!("Docker credentials for {name} (docker-credential-exchange)");
+        let modifiers = HashMap::from([("label", label.as_str())]);
+        Entry::new_in_store_with_modifiers(self.backend()?, SERVICE, name, &modifiers).map_err(to_store_error)
+    }
+}
+
+impl RawKeyring for OsKeyring {
+    fn get(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.entry(name)?.get_secret() {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(keyring_core::Error::NoEntry) => Ok(None),
+            Err(e) => Err(to_store_error(e)),
+        }
+    }
+
+    fn set(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.entry(name)?.set_secret(bytes).map_err(to_store_error)
+    }
+
+    fn delete(&self, name: &str) -> Result<bool, StoreError> {
+        match self.entry(name)?.delete_credential() {
+            Ok(()) => Ok(true),
+            Err(keyring_core::Error::NoEntry) => Ok(false),
+            Err(e) => Err(to_store_error(e)),
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn platform_store() -> keyring_core::Result<Arc<KeyringBackend>> {
+    let store: Arc<KeyringBackend> = zbus_secret_service_keyring_store::Store::new()?;
+    Ok(store)
+}
+
+#[cfg(target_os = "macos")]
+fn platform_store() -> keyring_core::Result<Arc<KeyringBackend>> {
+    let store: Arc<KeyringBackend> = apple_native_keyring_store::keychain::Store::new()?;
+    Ok(store)
+}
+
+#[cfg(windows)]
+fn platform_store() -> keyring_core::Result<Arc<KeyringBackend>> {
+    let store: Arc<KeyringBackend> = windows_native_keyring_store::Store::new()?;
+    Ok(store)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
+fn platform_store() -> keyring_core::Result<Arc<KeyringBackend>> {
+    Err(keyring_core::Error::NotSupportedByStore("no OS keyring on this platform".into()))
+}
+
+/// keyring-core errors, described without the data some variants carry
+/// (`BadEncoding` and `BadDataFormat` hold the secret's bytes).
+fn describe(e: &keyring_core::Error) -> String {
+    use keyring_core::Error as E;
+    match e {
+        E::PlatformFailure(p) | E::NoStorageAccess(p) => p.to_string(),
+        E::BadEncoding(_) | E::BadDataFormat(..) => "a keyring item is not in the expected format".into(),
+        E::Ambiguous(items) => format!(
+            "{} keyring items match; remove the duplicates (e.g. with seahorse or secret-tool clear)",
+            items.len()
+        ),
+        other => other.to_string(),
+    }
+}
+
+fn to_store_error(e: keyring_core::Error) -> StoreError {
+    use keyring_core::Error as E;
+    match &e {
+        E::NoStorageAccess(_) | E::NoDefaultStore => StoreError::KeyringUnavailable(describe(&e)),
+        // A Secret Service that is absent shows up as a D-Bus failure on
+        // first use; name the ways out rather than the D-Bus error alone.
+        E::PlatformFailure(p) if looks_unreachable(&p.to_string()) => {
+            StoreError::KeyringUnavailable(describe(&e))
+        }
+        _ => StoreError::Keyring(describe(&e)),
+    }
+}
+
+fn looks_unreachable(msg: &str) -> bool {
+    let msg = msg.to_ascii_lowercase();
+    ["dbus", "d-bus", "connect", "no such file", "not provided", "serviceunknown", "locked"]
+        .iter()
+        .any(|needle| msg.contains(needle))
+}

@@ -1,0 +1,164 @@
+//! Where plain credentials and login tokens are kept: the OS keyring (with
+//! an index beside it, since not every keyring can enumerate its items), or
+//! an explicit file store for machines that have no keyring.
+//!
+//! Both stores answer the same [`CredentialStore`] trait, keyed by the
+//! normalized server URL, so the protocol and the exchange never know which
+//! one they talk to.
+
+mod chunked;
+mod file;
+mod jsonfile;
+pub(crate) use jsonfile::describe_json_error;
+mod keyring;
+
+use std::path::PathBuf;
+
+pub use file::FileStore;
+pub use keyring::KeyringStore;
+
+use crate::fsutil::FsError;
+use crate::secret::Secret;
+use crate::server_url::ServerUrl;
+
+/// Environment variable that selects the file store (`file`) or the keyring
+/// (`keyring`), overriding the config file.
+pub const STORE_ENV: &str = "DOCKER_CREDENTIAL_EXCHANGE_STORE";
+
+/// The keyring service name under which every item is filed.
+pub const SERVICE: &str = "docker-credential-exchange";
+
+/// Which store holds secrets at rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// The OS keyring (the default).
+    Keyring,
+    /// A 0600 JSON file: an explicit opt-in for headless machines.
+    File,
+}
+
+/// One stored credential.
+#[derive(Clone)]
+pub struct StoredCredential {
+    /// The server URL as it was given to `store`, which `list` reports.
+    pub server_url: String,
+    /// The username given to `store`.
+    pub username: String,
+    /// The password, token or login token.
+    pub secret: Secret,
+}
+
+impl std::fmt::Debug for StoredCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredCredential")
+            .field("server_url", &self.server_url)
+            .field("username", &self.username)
+            .field("secret", &self.secret)
+            .finish()
+    }
+}
+
+/// What `list` shows of a credential: never its secret.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListedCredential {
+    /// The server URL as given to `store`.
+    pub server_url: String,
+    /// The username given to `store`.
+    pub username: String,
+}
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No keyring is reachable and the file store was not chosen. The
+    /// message names every way out; the caller shows it as it is.
+    #[error(
+        "no OS keyring is reachable ({0}). Start a Secret Service (e.g. gnome-keyring under \
+         dbus-run-session), or choose the file store with \"store\": \"file\" in the config or \
+         {STORE_ENV}=file, or give exchange registries a non-keyring subject_token source"
+    )]
+    KeyringUnavailable(String),
+    /// The keyring answered with an error.
+    #[error("keyring error: {0}")]
+    Keyring(String),
+    /// A file of ours is not valid; it is never overwritten silently.
+    #[error("{} is not valid (line {line}, column {column}): {reason}; fix or remove it", path.display())]
+    Corrupt { path: PathBuf, line: usize, column: usize, reason: String },
+    /// Serializing our own data failed (should not happen).
+    #[error("cannot encode the store: {0}")]
+    Encode(String),
+    /// A filesystem failure.
+    #[error(transparent)]
+    Fs(#[from] FsError),
+}
+
+/// A store of credentials keyed by normalized server URL.
+pub trait CredentialStore {
+    /// The credential filed under `key`, secret included.
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    fn get(&self, key: &ServerUrl) -> Result<Option<StoredCredential>, StoreError>;
+
+    /// The username filed under `key`, without touching any secret (for
+    /// the keyring store this reads only the index, never the keyring).
+    ///
+    /// # Errors
+    /// The index cannot be read.
+    fn username(&self, key: &ServerUrl) -> Result<Option<String>, StoreError>;
+
+    /// Files `cred` under `key`, replacing what was there.
+    ///
+    /// # Errors
+    /// The store cannot be written; what was there is unchanged.
+    fn put(&self, key: &ServerUrl, cred: &StoredCredential) -> Result<(), StoreError>;
+
+    /// Removes what is filed under `key`; `Ok(false)` if nothing was.
+    ///
+    /// # Errors
+    /// The store cannot be written.
+    fn remove(&self, key: &ServerUrl) -> Result<bool, StoreError>;
+
+    /// Every stored credential by key, without secrets.
+    ///
+    /// # Errors
+    /// The store (or its index) cannot be read.
+    fn list(&self) -> Result<std::collections::BTreeMap<String, ListedCredential>, StoreError>;
+
+    /// A one-line description for `status` and `doctor`.
+    fn describe(&self) -> String;
+}
+
+/// Opens the store of the given kind under the given data directory.
+pub fn open(kind: StoreKind, data_dir: PathBuf) -> Box<dyn CredentialStore> {
+    match kind {
+        StoreKind::Keyring => Box::new(KeyringStore::new(data_dir)),
+        StoreKind::File => Box::new(FileStore::new(data_dir)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyring_unavailable_names_every_way_out() {
+        let msg = StoreError::KeyringUnavailable("no D-Bus session".into()).to_string();
+        assert!(msg.contains("Secret Service"));
+        assert!(msg.contains("\"store\": \"file\""));
+        assert!(msg.contains("DOCKER_CREDENTIAL_EXCHANGE_STORE=file"));
+        assert!(msg.contains("subject_token source"));
+    }
+
+    #[test]
+    fn stored_credential_debug_hides_the_secret() {
+        let c = StoredCredential {
+            server_url: "r".into(),
+            username: "u".into(),
+            secret: Secret::new("pa55word".into()),
+        };
+        assert!(!format!("{c:?}").contains("pa55word"));
+    }
+}

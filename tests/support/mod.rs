@@ -1,0 +1,7 @@
+//! Shared test support: the real binary in a sandbox ([`cmd`]), and the
+//! servers the suites run against: a strict RFC 8693 STS ([`sts`]),
+//! distribution's token realm ([`realm`]), and launchers for real services.
+#![allow(dead_code)]
+
+pub mod sts;
+pub mod realm;
