@@ -3,5 +3,6 @@
 //! distribution's token realm ([`realm`]), and launchers for real services.
 #![allow(dead_code)]
 
-pub mod sts;
+pub mod cmd;
 pub mod realm;
+pub mod sts;

@@ -1,0 +1,284 @@
+//! Runs the real `docker-credential-exchange` binary the way Docker does,
+//! in a sandbox: its own temporary HOME, config, cache and data
+//! directories, and a cleared environment, so no test can read or damage
+//! the developer's real credentials. On failure, every assertion dumps the
+//! command, status, stdout and stderr.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_docker-credential-exchange"))
+}
+
+/// A private HOME with the helper's directories and environment.
+pub struct Sandbox {
+    dir: tempfile::TempDir,
+    env: BTreeMap<String, String>,
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Sandbox::new()
+    }
+}
+
+impl Sandbox {
+    /// A sandbox using the file store (no keyring needed).
+    pub fn new() -> Sandbox {
+        let dir = tempfile::Builder::new().prefix("dce-test-").tempdir().expect("temp dir");
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let mut env = BTreeMap::new();
+        env.insert("HOME".into(), home.display().to_string());
+        env.insert("PATH".into(), std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()));
+        env.insert(
+            "DOCKER_CREDENTIAL_EXCHANGE_CONFIG".into(),
+            dir.path().join("config.json").display().to_string(),
+        );
+        env.insert(
+            "DOCKER_CREDENTIAL_EXCHANGE_CACHE_DIR".into(),
+            dir.path().join("cache").display().to_string(),
+        );
+        env.insert(
+            "DOCKER_CREDENTIAL_EXCHANGE_DATA_DIR".into(),
+            dir.path().join("data").display().to_string(),
+        );
+        env.insert("DOCKER_CREDENTIAL_EXCHANGE_STORE".into(), "file".into());
+        Sandbox { dir, env }
+    }
+
+    /// Uses the OS keyring instead of the file store, with the given
+    /// environment (e.g. a private D-Bus session's address).
+    pub fn use_keyring(&mut self, env: &[(String, String)]) -> &mut Self {
+        self.env.remove("DOCKER_CREDENTIAL_EXCHANGE_STORE");
+        for (k, v) in env {
+            self.env.insert(k.clone(), v.clone());
+        }
+        self
+    }
+
+    /// Sets an environment variable for every command of this sandbox.
+    pub fn set_env(&mut self, key: &str, value: &str) -> &mut Self {
+        self.env.insert(key.into(), value.into());
+        self
+    }
+
+    /// Removes an environment variable from every command of this sandbox.
+    pub fn remove_env(&mut self, key: &str) -> &mut Self {
+        self.env.remove(key);
+        self
+    }
+
+    /// The sandbox's environment.
+    pub fn env(&self) -> &BTreeMap<String, String> {
+        &self.env
+    }
+
+    /// The sandbox's root.
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The private HOME.
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    /// The config file path.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("config.json")
+    }
+
+    /// The cache directory.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.dir.path().join("cache")
+    }
+
+    /// The data directory (index, file store).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Writes the helper's config file.
+    pub fn write_config(&self, config: &serde_json::Value) {
+        std::fs::write(self.config_path(), serde_json::to_vec_pretty(config).unwrap()).unwrap();
+    }
+
+    /// A command running the helper with `args`.
+    pub fn cmd(&self, args: &[&str]) -> TestCommand {
+        let mut cmd = Command::new(bin());
+        cmd.args(args).env_clear().envs(&self.env).current_dir(self.dir.path());
+        TestCommand { cmd, stdin: Vec::new() }
+    }
+
+    /// `get` for `server` on stdin.
+    pub fn get(&self, server: &str) -> Output {
+        self.cmd(&["get"]).stdin(server).run()
+    }
+
+    /// `store` of Docker's JSON.
+    pub fn store(&self, server: &str, username: &str, secret: &str) -> Output {
+        let body = serde_json::json!({"ServerURL": server, "Username": username, "Secret": secret});
+        self.cmd(&["store"]).stdin(body.to_string()).run()
+    }
+
+    /// `erase` of `server`.
+    pub fn erase(&self, server: &str) -> Output {
+        self.cmd(&["erase"]).stdin(server).run()
+    }
+
+    /// `list`.
+    pub fn list(&self) -> Output {
+        self.cmd(&["list"]).run()
+    }
+
+    /// Every file under the sandbox (relative paths), for "nothing changed"
+    /// assertions, with contents.
+    pub fn snapshot(&self) -> BTreeMap<PathBuf, Vec<u8>> {
+        fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+            let Ok(entries) = std::fs::read_dir(dir) else { return };
+            for e in entries.flatten() {
+                let p = e.path();
+                let ft = e.file_type().unwrap();
+                if ft.is_dir() {
+                    walk(root, &p, out);
+                } else if ft.is_file() {
+                    out.insert(
+                        p.strip_prefix(root).unwrap().to_owned(),
+                        std::fs::read(&p).unwrap_or_default(),
+                    );
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        walk(self.dir.path(), self.dir.path(), &mut out);
+        out
+    }
+}
+
+/// A prepared invocation.
+pub struct TestCommand {
+    cmd: Command,
+    stdin: Vec<u8>,
+}
+
+impl TestCommand {
+    /// Bytes for stdin.
+    pub fn stdin(mut self, bytes: impl AsRef<[u8]>) -> Self {
+        self.stdin = bytes.as_ref().to_vec();
+        self
+    }
+
+    /// An extra environment variable.
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.cmd.env(key, value);
+        self
+    }
+
+    /// Removes an environment variable.
+    pub fn env_remove(mut self, key: &str) -> Self {
+        self.cmd.env_remove(key);
+        self
+    }
+
+    /// The underlying command, for spawning by hand.
+    pub fn into_command(self) -> (Command, Vec<u8>) {
+        (self.cmd, self.stdin)
+    }
+
+    /// Runs to completion.
+    pub fn run(mut self) -> Output {
+        let description = format!("{:?}", self.cmd);
+        let mut child = self
+            .cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {description}: {e}"));
+        let mut stdin = child.stdin.take().unwrap();
+        let input = std::mem::take(&mut self.stdin);
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        let out = child.wait_with_output().unwrap();
+        let _ = writer.join();
+        Output {
+            description,
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// What a run produced.
+#[derive(Clone)]
+pub struct Output {
+    /// The command, for failure messages.
+    pub description: String,
+    /// Exit code (None: killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "\ncommand: {}\nstatus: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}\n",
+            self.description, self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+impl Output {
+    /// Asserts exit 0 and returns self.
+    #[track_caller]
+    pub fn success(self) -> Self {
+        assert_eq!(self.code, Some(0), "expected success: {self:?}");
+        self
+    }
+
+    /// Asserts exit 0 with an empty stderr, as on every quiet success.
+    #[track_caller]
+    pub fn quiet_success(self) -> Self {
+        let s = self.success();
+        assert_eq!(s.stderr, "", "expected empty stderr: {s:?}");
+        s
+    }
+
+    /// Asserts exit 1.
+    #[track_caller]
+    pub fn failure(self) -> Self {
+        assert_eq!(self.code, Some(1), "expected exit status 1: {self:?}");
+        self
+    }
+
+    /// Asserts a protocol error: exit 1 and exactly `line` on stdout.
+    #[track_caller]
+    pub fn protocol_error(self, line: &str) -> Self {
+        let s = self.failure();
+        assert_eq!(s.stdout, format!("{line}\n"), "unexpected protocol error: {s:?}");
+        s
+    }
+
+    /// stdout parsed as JSON.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
+    }
+
+    /// The `Secret` of a `get` answer.
+    #[track_caller]
+    pub fn secret(&self) -> String {
+        self.json()["Secret"].as_str().unwrap_or_else(|| panic!("no Secret: {self:?}")).to_owned()
+    }
+}
