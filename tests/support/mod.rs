@@ -1,8 +1,10 @@
 //! Shared test support: the real binary in a sandbox ([`cmd`]), and the
 //! servers the suites run against: a strict RFC 8693 STS ([`sts`]),
-//! distribution's token realm ([`realm`]), and launchers for real services.
+//! distribution's token realm ([`realm`]), and launchers for the real
+//! services ([`services`]: Secret Service, docker-registry, dockerd).
 #![allow(dead_code)]
 
 pub mod cmd;
 pub mod realm;
+pub mod services;
 pub mod sts;

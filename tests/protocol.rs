@@ -1,0 +1,254 @@
+//! Docker's credential-helper protocol through the real binary, on the
+//! file store: every action, every error string, and bad input that must
+//! leave the store exactly as it was (DESIGN.md section 1).
+
+mod support;
+
+use serde_json::json;
+use support::cmd::Sandbox;
+
+const NOT_FOUND: &str = "credentials not found in native keychain";
+
+#[test]
+fn store_then_get_returns_the_credentials() {
+    let sandbox = Sandbox::new();
+    sandbox.store("registry.example.com", "alice", "s3cret").quiet_success();
+    let out = sandbox.get("registry.example.com").quiet_success();
+    assert_eq!(out.stdout, r#"{"ServerURL":"registry.example.com","Username":"alice","Secret":"s3cret"}"#);
+}
+
+#[test]
+fn store_prints_nothing() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.store("r.example", "u", "p").quiet_success();
+    assert_eq!(out.stdout, "");
+}
+
+#[test]
+fn get_trims_surrounding_whitespace() {
+    let sandbox = Sandbox::new();
+    sandbox.store("r.example", "u", "p").quiet_success();
+    let out = sandbox.get("  r.example\n").quiet_success();
+    assert_eq!(out.json()["ServerURL"], "r.example");
+}
+
+#[test]
+fn get_of_an_unknown_registry_is_not_found() {
+    Sandbox::new().get("nothing.example").protocol_error(NOT_FOUND);
+}
+
+#[test]
+fn get_of_an_empty_url_is_no_server_url() {
+    Sandbox::new().get("").protocol_error("no credentials server URL");
+    Sandbox::new().get(" \n").protocol_error("no credentials server URL");
+}
+
+#[test]
+fn store_with_an_empty_server_url_is_no_server_url() {
+    Sandbox::new().store("", "u", "p").protocol_error("no credentials server URL");
+}
+
+#[test]
+fn store_with_an_empty_username_is_no_username() {
+    Sandbox::new().store("r.example", "", "p").protocol_error("no credentials username");
+}
+
+#[test]
+fn store_without_a_username_field_is_no_username() {
+    let sandbox = Sandbox::new();
+    sandbox
+        .cmd(&["store"])
+        .stdin(r#"{"ServerURL":"r.example","Secret":"p"}"#)
+        .run()
+        .protocol_error("no credentials username");
+}
+
+#[test]
+fn scheme_trailing_slash_and_case_find_the_same_entry() {
+    let sandbox = Sandbox::new();
+    sandbox.store("https://Registry.Example.com/", "u", "p").quiet_success();
+    for form in ["registry.example.com", "http://registry.example.com", "REGISTRY.example.com/"] {
+        assert_eq!(sandbox.get(form).quiet_success().secret(), "p", "{form}");
+    }
+}
+
+#[test]
+fn docker_hub_aliases_are_one_registry() {
+    let sandbox = Sandbox::new();
+    sandbox.store("https://index.docker.io/v1/", "u", "hub").quiet_success();
+    for alias in ["docker.io", "index.docker.io", "registry-1.docker.io", "https://index.docker.io/v1/"] {
+        assert_eq!(sandbox.get(alias).quiet_success().secret(), "hub", "{alias}");
+    }
+}
+
+#[test]
+fn logout_erases_every_form_of_one_url_silently() {
+    // `docker logout h` erases h, h again, http://h and https://h in turn.
+    let sandbox = Sandbox::new();
+    sandbox.store("h.example", "u", "p").quiet_success();
+    for form in ["h.example", "h.example", "http://h.example", "https://h.example"] {
+        let out = sandbox.erase(form).quiet_success();
+        assert_eq!(out.stdout, "", "{form}");
+    }
+    sandbox.get("h.example").protocol_error(NOT_FOUND);
+    assert_eq!(sandbox.list().quiet_success().json(), json!({}));
+}
+
+#[test]
+fn list_maps_server_urls_to_usernames_and_never_secrets() {
+    let sandbox = Sandbox::new();
+    sandbox.store("https://index.docker.io/v1/", "hubuser", "hub-secret").quiet_success();
+    sandbox.store("r.example:5000", "alice", "r-secret").quiet_success();
+    let out = sandbox.list().quiet_success();
+    assert_eq!(out.json(), json!({"https://index.docker.io/v1/": "hubuser", "r.example:5000": "alice"}));
+    assert!(!out.stdout.contains("secret"));
+}
+
+#[test]
+fn list_of_an_empty_store_is_an_empty_object() {
+    assert_eq!(Sandbox::new().list().quiet_success().stdout, "{}");
+}
+
+#[test]
+fn store_replaces_previous_credentials() {
+    let sandbox = Sandbox::new();
+    sandbox.store("r.example", "u1", "p1").quiet_success();
+    sandbox.store("r.example", "u2", "p2").quiet_success();
+    let answer = sandbox.get("r.example").quiet_success().json();
+    assert_eq!((answer["Username"].as_str(), answer["Secret"].as_str()), (Some("u2"), Some("p2")));
+}
+
+#[test]
+fn sixteen_kib_secrets_are_kept_whole() {
+    let sandbox = Sandbox::new();
+    let long = "e".repeat(16 * 1024);
+    sandbox.store("r.example", "u", &long).quiet_success();
+    assert_eq!(sandbox.get("r.example").quiet_success().secret(), long);
+}
+
+#[test]
+fn version_prints_the_version() {
+    let out = Sandbox::new().cmd(&["version"]).run().quiet_success();
+    assert_eq!(out.stdout, format!("docker-credential-exchange {}\n", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn store_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::new();
+    sandbox.store("r.example", "u", "p").quiet_success();
+    let mode = std::fs::metadata(sandbox.data_dir().join("credentials.json")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let dir_mode = std::fs::metadata(sandbox.data_dir()).unwrap().permissions().mode();
+    assert_eq!(dir_mode & 0o777, 0o700);
+}
+
+/// Each bad input gets one line on stdout, exit 1, and leaves every file
+/// exactly as it was.
+fn assert_refused_without_change(sandbox: &Sandbox, action: &str, stdin: &[u8], needle: &str) {
+    let before = sandbox.snapshot();
+    let out = sandbox.cmd(&[action]).stdin(stdin).run().failure();
+    assert_eq!(out.stdout.lines().count(), 1, "{out:?}");
+    assert!(out.stdout.contains(needle), "expected {needle:?}: {out:?}");
+    assert_eq!(sandbox.snapshot(), before, "{action} with bad input changed files");
+}
+
+fn sandbox_with_one_entry() -> Sandbox {
+    let sandbox = Sandbox::new();
+    sandbox.store("r.example", "u", "p").quiet_success();
+    sandbox
+}
+
+#[test]
+fn oversized_stdin_is_refused_and_nothing_changes() {
+    let sandbox = sandbox_with_one_entry();
+    let big = format!(r#"{{"ServerURL":"x","Username":"u","Secret":"{}"}}"#, "a".repeat(1024 * 1024));
+    assert_refused_without_change(&sandbox, "store", big.as_bytes(), "larger than 1048576 bytes");
+    assert_refused_without_change(&sandbox, "get", &vec![b'a'; 2 * 1024 * 1024], "larger than");
+    assert_refused_without_change(&sandbox, "erase", &vec![b'a'; 1024 * 1024 + 1], "larger than");
+}
+
+#[test]
+fn invalid_json_is_refused_and_nothing_changes() {
+    let sandbox = sandbox_with_one_entry();
+    assert_refused_without_change(&sandbox, "store", b"{not json", "invalid credentials JSON");
+    assert_refused_without_change(&sandbox, "store", b"[]", "invalid credentials JSON");
+    assert_refused_without_change(&sandbox, "store", b"", "invalid credentials JSON");
+}
+
+#[test]
+fn invalid_utf8_is_refused_and_nothing_changes() {
+    let sandbox = sandbox_with_one_entry();
+    assert_refused_without_change(&sandbox, "store", b"{\"ServerURL\":\"\xff\"}", "not valid UTF-8");
+    assert_refused_without_change(&sandbox, "erase", b"r.example\xfe", "not valid UTF-8");
+}
+
+#[test]
+fn missing_secret_field_is_refused_and_nothing_changes() {
+    let sandbox = sandbox_with_one_entry();
+    assert_refused_without_change(
+        &sandbox,
+        "store",
+        br#"{"ServerURL":"r.example","Username":"u"}"#,
+        "Secret",
+    );
+}
+
+#[test]
+fn wrong_field_types_are_refused_without_echoing_values() {
+    let sandbox = sandbox_with_one_entry();
+    let before = sandbox.snapshot();
+    let out = sandbox
+        .cmd(&["store"])
+        .stdin(r#"{"ServerURL":"r","Username":"u","Secret":12345678}"#)
+        .run()
+        .failure();
+    assert!(!out.stdout.contains("12345678"), "{out:?}");
+    assert_eq!(sandbox.snapshot(), before);
+}
+
+#[test]
+fn a_server_url_with_spaces_is_refused() {
+    let sandbox = sandbox_with_one_entry();
+    assert_refused_without_change(&sandbox, "erase", b"r.example evil", "invalid server URL");
+}
+
+#[test]
+fn a_bad_config_file_names_file_line_and_column_and_touches_nothing() {
+    let sandbox = sandbox_with_one_entry();
+    std::fs::write(sandbox.config_path(), "{\n  \"registries\": {\n    \"r\": {\"tokn_endpoint\": 1}}}")
+        .unwrap();
+    let before = sandbox.snapshot();
+    let out = sandbox.store("other.example", "u", "p").failure();
+    assert!(out.stdout.contains(&sandbox.config_path().display().to_string()), "{out:?}");
+    assert!(out.stdout.contains("line 3") && out.stdout.contains("tokn_endpoint"), "{out:?}");
+    assert_eq!(sandbox.snapshot(), before);
+}
+
+#[test]
+fn protocol_errors_go_to_stdout_with_an_empty_stderr() {
+    let out = Sandbox::new().get("nothing.example").failure();
+    assert_eq!(out.stderr, "");
+}
+
+#[test]
+fn an_unknown_store_choice_is_a_clear_error() {
+    let mut sandbox = Sandbox::new();
+    sandbox.set_env("DOCKER_CREDENTIAL_EXCHANGE_STORE", "vault");
+    let out = sandbox.get("r.example").failure();
+    assert!(out.stdout.contains("DOCKER_CREDENTIAL_EXCHANGE_STORE=\"vault\""), "{out:?}");
+}
+
+#[test]
+fn keyring_without_a_secret_service_names_the_ways_out() {
+    let mut sandbox = Sandbox::new();
+    sandbox.remove_env("DOCKER_CREDENTIAL_EXCHANGE_STORE");
+    sandbox.set_env(
+        "DBUS_SESSION_BUS_ADDRESS",
+        &format!("unix:path={}", sandbox.root().join("no-bus").display()),
+    );
+    let out = sandbox.store("r.example", "u", "p").failure();
+    assert!(out.stdout.contains("no OS keyring is reachable"), "{out:?}");
+    assert!(out.stdout.contains("DOCKER_CREDENTIAL_EXCHANGE_STORE=file"), "{out:?}");
+    assert!(!sandbox.data_dir().join("index.json").exists(), "nothing indexed when the keyring failed");
+}
