@@ -154,18 +154,13 @@ pub fn execute(action: Action, input: &mut dyn Read, output: &mut dyn Write) -> 
             serde_json::to_writer(&mut *output, &creds).map_err(|e| write_failed(e.into()))?;
         }
         Action::Store => {
-            let request = read_request(input)?;
-            let req: StoreRequest = serde_json::from_str(&request).map_err(|e| {
-                ProtocolError::BadInput(format!(
-                    "invalid credentials JSON on stdin: {} (expected {{\"ServerURL\":…,\"Username\":…,\"Secret\":…}})",
-                    crate::store::describe_json_error(&e)
-                ))
-            })?;
-            let url = ServerUrl::parse(&req.server_url)?;
-            if req.username.trim().is_empty() {
-                return Err(ProtocolError::BadInput(ERR_NO_USERNAME.to_owned()));
-            }
-            Helper::from_env()?.store_credential(&url, req.server_url.trim(), &req.username, req.secret)?;
+            let req = parse_store_request(&read_request(input)?)?;
+            Helper::from_env()?.store_credential(
+                &req.url,
+                req.server_url.trim(),
+                &req.username,
+                req.secret,
+            )?;
         }
         Action::Erase => {
             let request = read_request(input)?;
@@ -176,12 +171,46 @@ pub fn execute(action: Action, input: &mut dyn Read, output: &mut dyn Write) -> 
     output.flush().map_err(write_failed)
 }
 
+/// A `store` request that passed validation.
+#[derive(Debug)]
+pub struct StoreInput {
+    /// The normalized server URL.
+    pub url: ServerUrl,
+    /// The server URL as Docker sent it.
+    pub server_url: String,
+    /// The username, never blank.
+    pub username: String,
+    /// The secret.
+    pub secret: Secret,
+}
+
+/// Parses and validates `store`'s request (already read and trimmed).
+///
+/// # Errors
+/// Invalid JSON, a bad or empty server URL, or an empty username.
+pub fn parse_store_request(request: &str) -> Result<StoreInput, ProtocolError> {
+    let req: StoreRequest = serde_json::from_str(request).map_err(|e| {
+        ProtocolError::BadInput(format!(
+            "invalid credentials JSON on stdin: {} (expected {{\"ServerURL\":…,\"Username\":…,\"Secret\":…}})",
+            crate::store::describe_json_error(&e)
+        ))
+    })?;
+    let url = ServerUrl::parse(&req.server_url)?;
+    if req.username.trim().is_empty() {
+        return Err(ProtocolError::BadInput(ERR_NO_USERNAME.to_owned()));
+    }
+    Ok(StoreInput { url, server_url: req.server_url, username: req.username, secret: req.secret })
+}
+
 fn write_failed(e: std::io::Error) -> ProtocolError {
     ProtocolError::BadInput(format!("cannot write to stdout: {e}"))
 }
 
 /// Reads stdin whole: at most [`MAX_STDIN`] bytes of UTF-8, trimmed.
-fn read_request(input: &mut dyn Read) -> Result<String, ProtocolError> {
+///
+/// # Errors
+/// Too large, not UTF-8, or unreadable.
+pub fn read_request(input: &mut dyn Read) -> Result<String, ProtocolError> {
     let mut buf = Vec::new();
     input
         .take(MAX_STDIN + 1)

@@ -28,11 +28,21 @@ pub struct LoginArgs {
     /// Store the token without proving it with an exchange.
     #[arg(long)]
     pub no_verify: bool,
+    /// A token given as an argument: accepted by the parser only to be
+    /// refused with a message that says what to do instead.
+    #[arg(hide = true, value_parser = |s: &str| Ok::<_, String>(Secret::new(s.to_owned())))]
+    pub refused_token: Option<Secret>,
 }
 
 const MAX_TOKEN: u64 = 1024 * 1024;
 
 pub(super) fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
+    if args.refused_token.is_some() {
+        bail!(
+            "a login token given as an argument is refused: arguments are visible to every user in `ps` \
+             and land in shell history; pipe it to --token-stdin or name a file with --token-file"
+        );
+    }
     let url = super::parse_registry(&args.registry)?;
     let helper = Helper::from_env()?;
     let token = read_token(&args)?;
