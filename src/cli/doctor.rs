@@ -163,7 +163,7 @@ fn check_store(checks: &mut Checks, helper: &Helper) {
                 .any(|(_, r)| matches!(r.subject_token, SourceSpec::Keyring))
                 || store.list().is_ok_and(|l| !l.is_empty());
             let text = format!("store: {e}");
-            let hint = "start a Secret Service, or choose the file store (\"store\": \"file\" in the config)";
+            let hint = "on a machine without a desktop session, the file store is the usual choice";
             if needs_keyring {
                 checks.fail(text, hint);
             } else {

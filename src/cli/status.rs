@@ -56,11 +56,13 @@ use crate::time::{human_duration, rfc3339_signed};
 /// `status`'s arguments.
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
-    /// Print JSON instead of a table (fields: registry, kind, stored, username,
-    /// subject_source, token_endpoint, login_token{state, fingerprint, expires_at,
-    /// expires_at_rfc3339, remaining_seconds, remaining, detail}, cached_tokens[{request,
-    /// username, fingerprint, obtained_at, refresh_at, expires_at, expires_at_rfc3339,
-    /// remaining_seconds, remaining, state}]).
+    /// Print stable JSON instead of a table.
+    ///
+    /// Per registry: registry, kind (exchange/plain), stored, username, subject_source,
+    /// token_endpoint, login_token {state, fingerprint, expires_at, expires_at_rfc3339,
+    /// remaining_seconds, remaining, detail} and cached_tokens [{request, username,
+    /// fingerprint, obtained_at, refresh_at, expires_at, expires_at_rfc3339,
+    /// remaining_seconds, remaining, state}]. Times are Unix seconds. Never secrets.
     #[arg(long)]
     pub json: bool,
 }
@@ -137,7 +139,9 @@ impl LoginToken {
             ("not-checked", ..) => {
                 format!("not checked ({})", self.detail.as_deref().unwrap_or("not read by status"))
             }
-            (state, ..) => format!("{state}: {}", self.detail.as_deref().unwrap_or("")),
+            // The error can be long (the keyring's names every way out); it
+            // goes under the table rather than stretching a column.
+            (state, ..) => format!("{state} (see below)"),
         }
     }
 }
@@ -346,6 +350,11 @@ fn table(report: &Report) -> String {
     let mut out = line(&header.map(str::to_owned));
     for row in &rows {
         out.push_str(&line(row));
+    }
+    for r in &report.registries {
+        if let Some(LoginToken { state: "error", detail: Some(detail), .. }) = &r.login_token {
+            out.push_str(&format!("\n{}: cannot read the login token: {detail}\n", r.registry));
+        }
     }
     out
 }

@@ -1,0 +1,102 @@
+#!/bin/sh
+# Builds docker-credential-exchange from this checkout with
+# `cargo install --locked` and installs it as PREFIX/bin/docker-credential-exchange
+# (PREFIX defaults to ~/.local), then says how to point Docker at it, or
+# does so with --configure.
+#
+#   install/install.sh                          # into ~/.local/bin
+#   install/install.sh --prefix /usr/local      # into /usr/local/bin
+#   install/install.sh --configure registry.example.com ghcr.io
+#   install/install.sh --configure --store      # credsStore: every registry
+#
+# Everything after --configure is passed to `docker-credential-exchange
+# configure-docker`; with no registries it adds every exchange registry of
+# the helper's config. Environment: PREFIX, CARGO, CARGO_TARGET_DIR.
+set -eu
+
+NAME=docker-credential-exchange
+
+die() {
+    echo "install.sh: $*" >&2
+    exit 1
+}
+
+usage() {
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+prefix=${PREFIX:-}
+configure=0
+while [ $# -gt 0 ]; do
+    case $1 in
+        --prefix)
+            [ $# -ge 2 ] || die "--prefix needs a directory"
+            prefix=$2
+            shift 2
+            ;;
+        --prefix=*)
+            prefix=${1#--prefix=}
+            shift
+            ;;
+        --configure)
+            configure=1
+            shift
+            break
+            ;;
+        -h | --help)
+            usage
+            exit 0
+            ;;
+        *)
+            die "unknown argument: $1 (see --help)"
+            ;;
+    esac
+done
+
+if [ -z "$prefix" ]; then
+    [ -n "${HOME:-}" ] || die "HOME is not set; use --prefix DIR"
+    prefix=$HOME/.local
+fi
+
+cargo=${CARGO:-cargo}
+command -v "$cargo" >/dev/null 2>&1 || die "cargo not found; install Rust from https://rustup.rs"
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+[ -f "$root/Cargo.lock" ] || die "$root/Cargo.lock is missing; --locked needs it"
+
+echo "building $NAME from $root into $prefix/bin" >&2
+"$cargo" install --path "$root" --locked --root "$prefix" --force
+
+bin=$prefix/bin/$NAME
+"$bin" version >/dev/null || die "the installed $bin does not run"
+echo "installed $bin ($("$bin" version))"
+
+case ":${PATH:-}:" in
+    *":$prefix/bin:"*) ;;
+    *)
+        echo
+        echo "$prefix/bin is not on your PATH; Docker finds the helper there. Add it, e.g.:"
+        echo "  export PATH=\"$prefix/bin:\$PATH\""
+        ;;
+esac
+
+if [ "$configure" -eq 1 ]; then
+    echo
+    "$bin" configure-docker "$@"
+    exit 0
+fi
+
+cat <<MSG
+
+Next, point Docker at the helper in ~/.docker/config.json (or \$DOCKER_CONFIG/config.json).
+For chosen registries (credHelpers; Docker runs docker-credential-exchange for these only):
+  $NAME configure-docker registry.example.com
+which adds
+  "credHelpers": { "registry.example.com": "exchange" }
+Or for every registry (credsStore; ordinary passwords then go to the OS keyring):
+  $NAME configure-docker --store
+which sets
+  "credsStore": "exchange"
+Then check the setup with:
+  $NAME doctor
+MSG
