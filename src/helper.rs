@@ -148,7 +148,15 @@ impl Helper {
         match self.config.lookup(url) {
             Some((key, reg)) => self.get_exchanged(url, key, reg, opts),
             None => {
-                let cred = self.store()?.get(url)?.ok_or(HelperError::NotFound)?;
+                let store = self.store()?;
+                // Docker asks by host; a request with a repository path (the
+                // `token` subcommand, scripts) falls back to the host's entry.
+                let cred = match store.get(url)? {
+                    Some(c) => Some(c),
+                    None if url.repository().is_some() => store.get(&url.host_only())?,
+                    None => None,
+                }
+                .ok_or(HelperError::NotFound)?;
                 Ok(Answer {
                     username: cred.username,
                     secret: cred.secret,

@@ -96,6 +96,11 @@ impl ServerUrl {
         rest.strip_prefix('/')
     }
 
+    /// The registry alone, without the repository path.
+    pub fn host_only(&self) -> ServerUrl {
+        ServerUrl { key: self.registry().to_owned(), host_len: self.host_len }
+    }
+
     /// Whether `prefix` names this registry or a repository prefix of it on
     /// whole path segments: `h/team/app` is under `h/team` but not under
     /// `h/te`, and `team/application` is not under `team/app`.
@@ -123,7 +128,10 @@ impl fmt::Display for ServerUrl {
 
 fn strip_scheme(s: &str) -> &str {
     for scheme in ["https://", "http://"] {
-        if s.len() >= scheme.len() && s[..scheme.len()].eq_ignore_ascii_case(scheme) {
+        // Compare bytes: slicing the str could split a multi-byte character
+        // (found by fuzzing). A match means the prefix is ASCII, so the
+        // rest starts on a character boundary.
+        if s.as_bytes().get(..scheme.len()).is_some_and(|p| p.eq_ignore_ascii_case(scheme.as_bytes())) {
             return &s[scheme.len()..];
         }
     }
@@ -146,6 +154,12 @@ pub(crate) fn truncate_for_message(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn non_ascii_where_a_scheme_would_end_is_not_a_panic() {
+        assert_eq!(key("ii7/7/\u{452}"), "ii7/7/\u{452}");
+        assert_eq!(key("https:/\u{5d6}ndex.docker.io/v0/"), "https:/\u{5d6}ndex.docker.io/v0");
+    }
 
     fn key(s: &str) -> String {
         ServerUrl::parse(s).unwrap().as_str().to_owned()

@@ -43,7 +43,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// durations read `expired 3m 2s ago`.
 pub fn human_duration(secs: i64) -> String {
     if secs < 0 {
-        return format!("expired {} ago", human_duration(-secs));
+        return format!("expired {} ago", human_duration(secs.saturating_neg()));
     }
     let (d, h, m, s) = (secs / 86_400, (secs % 86_400) / 3600, (secs % 3600) / 60, secs % 60);
     match (d, h, m) {
@@ -72,5 +72,11 @@ mod tests {
         assert_eq!(human_duration(2 * 3600 + 5 * 60 + 7), "2h 5m");
         assert_eq!(human_duration(3 * 86_400 + 4 * 3600), "3d 4h");
         assert_eq!(human_duration(-62), "expired 1m 2s ago");
+    }
+
+    #[test]
+    fn extreme_durations_do_not_overflow() {
+        assert!(human_duration(i64::MIN).starts_with("expired "));
+        assert!(human_duration(i64::MAX).ends_with('h'));
     }
 }

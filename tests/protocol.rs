@@ -252,3 +252,12 @@ fn keyring_without_a_secret_service_names_the_ways_out() {
     assert!(out.stdout.contains("DOCKER_CREDENTIAL_EXCHANGE_STORE=file"), "{out:?}");
     assert!(!sandbox.data_dir().join("index.json").exists(), "nothing indexed when the keyring failed");
 }
+
+#[test]
+fn get_with_a_repository_path_falls_back_to_the_hosts_entry() {
+    let sandbox = Sandbox::new();
+    sandbox.store("ghcr.io", "u", "p").quiet_success();
+    let out = sandbox.get("ghcr.io/team/app").quiet_success();
+    assert_eq!(out.json()["ServerURL"], "ghcr.io/team/app");
+    assert_eq!(out.secret(), "p");
+}

@@ -66,9 +66,16 @@ pub(super) fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
             eprintln!("stored credentials for {key} (not an exchange registry: nothing to verify)");
         }
         (Some(_), true) => eprintln!("stored the login token for {key} (not verified)"),
-        (Some(_), false) => match helper.get(&url, GetOptions { force_refresh: true }) {
+        // Only a new exchange proves the token: a stale cached token (which
+        // a concurrent helper could have written) proves nothing.
+        (Some(_), false) => match helper.get(&url, GetOptions { force_refresh: true }).and_then(|answer| {
+            if answer.origin == Origin::Exchange {
+                Ok(answer)
+            } else {
+                Err(crate::helper::HelperError::NotFound)
+            }
+        }) {
             Ok(answer) => {
-                debug_assert_eq!(answer.origin, Origin::Exchange);
                 let life = answer.expires_at.map(|e| crate::time::human_duration(e - crate::time::now()));
                 eprintln!(
                     "logged in to {key}: exchanged for a token {} valid for {}",
