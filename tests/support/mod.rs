@@ -1,10 +1,12 @@
 //! Shared test support: the real binary in a sandbox ([`cmd`]), and the
 //! servers the suites run against: a strict RFC 8693 STS ([`sts`]),
 //! distribution's token realm ([`realm`]), and launchers for the real
-//! services ([`services`]: Secret Service, docker-registry, dockerd).
+//! services ([`services`]: Secret Service, docker-registry, dockerd), and the
+//! end-to-end suites' shared set-up ([`e2e`]).
 #![allow(dead_code)]
 
 pub mod cmd;
+pub mod e2e;
 pub mod realm;
 pub mod services;
 pub mod sts;
