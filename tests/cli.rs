@@ -23,14 +23,7 @@ fn setup() -> (Sandbox, Sts) {
 }
 
 fn write_exchange_config(sandbox: &Sandbox, sts: &Sts, extra: Value) {
-    let mut entry = json!({
-        "token_endpoint": sts.url(),
-        "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
-    });
-    for (k, v) in extra.as_object().unwrap() {
-        entry[k] = v.clone();
-    }
-    sandbox.write_config(&json!({ "registries": { REGISTRY: entry } }));
+    sandbox.write_exchange_config(REGISTRY, &sts.url(), extra);
 }
 
 fn login(sandbox: &Sandbox, token: &str) -> Output {

@@ -15,14 +15,7 @@ const REGISTRY: &str = "registry.example.com";
 fn setup(options: StsOptions, extra: serde_json::Value) -> (Sandbox, Sts) {
     let sts = Sts::start(options);
     let sandbox = Sandbox::new();
-    let mut entry = json!({
-        "token_endpoint": sts.url(),
-        "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
-    });
-    for (k, v) in extra.as_object().unwrap() {
-        entry[k] = v.clone();
-    }
-    sandbox.write_config(&json!({ "registries": { REGISTRY: entry } }));
+    sandbox.write_exchange_config(REGISTRY, &sts.url(), extra);
     (sandbox, sts)
 }
 

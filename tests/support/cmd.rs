@@ -108,6 +108,19 @@ impl Sandbox {
         std::fs::write(self.config_path(), serde_json::to_vec_pretty(config).unwrap()).unwrap();
     }
 
+    /// Writes a config with one exchange registry at `endpoint`, whose
+    /// subject tokens are JWTs, plus `extra` fields for that entry.
+    pub fn write_exchange_config(&self, registry: &str, endpoint: &str, extra: serde_json::Value) {
+        let mut entry = serde_json::json!({
+            "token_endpoint": endpoint,
+            "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+        });
+        for (k, v) in extra.as_object().expect("extra fields are an object") {
+            entry[k] = v.clone();
+        }
+        self.write_config(&serde_json::json!({ "registries": { registry: entry } }));
+    }
+
     /// A command running the helper with `args`.
     pub fn cmd(&self, args: &[&str]) -> TestCommand {
         let mut cmd = Command::new(bin());

@@ -720,7 +720,7 @@ fn split_url(url: &str) -> (String, String) {
 }
 
 /// `application/x-www-form-urlencoded` pairs, in order; `None` if malformed.
-fn parse_urlencoded(text: &str) -> Option<Vec<(String, String)>> {
+pub(crate) fn parse_urlencoded(text: &str) -> Option<Vec<(String, String)>> {
     let pairs = text.split('&').filter(|p| !p.is_empty());
     pairs
         .map(|p| {
@@ -730,7 +730,7 @@ fn parse_urlencoded(text: &str) -> Option<Vec<(String, String)>> {
         .collect()
 }
 
-fn form_decode(s: &str) -> Option<String> {
+pub(crate) fn form_decode(s: &str) -> Option<String> {
     let mut out = Vec::with_capacity(s.len());
     let mut bytes = s.bytes();
     while let Some(b) = bytes.next() {
@@ -748,7 +748,7 @@ fn form_decode(s: &str) -> Option<String> {
 }
 
 /// Standard base64, padding optional; `None` on any other character.
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn base64_decode(s: &str) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     let (mut acc, mut bits) = (0u32, 0u32);
     for c in s.trim_end_matches('=').bytes() {
@@ -770,11 +770,11 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-fn now_secs() -> i64 {
+pub(crate) fn now_secs() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
-fn unique_id() -> String {
+pub(crate) fn unique_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     format!("{nanos:x}-{:x}-{:x}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst))
