@@ -3,6 +3,7 @@
 //! variable for tests, CI images and people with unusual layouts.
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 /// Overrides the config file's path.
 pub const CONFIG_ENV: &str = "DOCKER_CREDENTIAL_EXCHANGE_CONFIG";
@@ -27,8 +28,13 @@ fn from_env(var: &str) -> Option<PathBuf> {
     std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from)
 }
 
-fn project_dirs() -> Option<directories::ProjectDirs> {
-    directories::ProjectDirs::from("", "", APP)
+/// The platform directories, computed once per process: `get` needs both
+/// the config file and the cache directory, and each computation reads
+/// several environment variables and builds several paths (about 10,500
+/// instructions, measured with callgrind; see bench/RESULTS.md).
+fn project_dirs() -> Option<&'static directories::ProjectDirs> {
+    static DIRS: OnceLock<Option<directories::ProjectDirs>> = OnceLock::new();
+    DIRS.get_or_init(|| directories::ProjectDirs::from("", "", APP)).as_ref()
 }
 
 /// The config file: `$DOCKER_CREDENTIAL_EXCHANGE_CONFIG`, else
