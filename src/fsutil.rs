@@ -145,7 +145,16 @@ fn open_options_nofollow() -> OpenOptions {
 /// # Errors
 /// Any of the refusals above, or an I/O failure.
 pub fn read_private(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, FsError> {
-    let file = match open_options_nofollow().read(true).open(path) {
+    let mut opts = open_options_nofollow();
+    // A FIFO planted at `path` would block a plain open until a writer
+    // appears; O_NONBLOCK makes the open return so the type check below
+    // refuses it. It has no effect on reading a regular file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK);
+    }
+    let file = match opts.read(true).open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) if is_symlink_error(&e) => return Err(FsError::Symlink(path.to_owned())),
@@ -271,6 +280,17 @@ mod tests {
         let link = dir.path().join("l");
         std::os::unix::fs::symlink(&target, &link).unwrap();
         assert!(matches!(read_private(&link, 100), Err(FsError::Symlink(_))));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn read_private_refuses_a_fifo_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("f");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(matches!(read_private(&fifo, 100), Err(FsError::NotAFile(_))));
     }
 
     #[test]

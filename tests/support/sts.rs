@@ -221,7 +221,21 @@ pub struct Sts {
 
 impl Sts {
     pub fn start(options: StsOptions) -> Sts {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+        Sts::serve(tiny_http::Server::http("127.0.0.1:0").unwrap(), options, "http")
+    }
+
+    /// The same server over HTTPS with the given PEM certificate chain and
+    /// PKCS#8 key (e.g. from rcgen), for TLS trust tests.
+    pub fn start_https(options: StsOptions, cert_pem: &str, key_pem: &str) -> Sts {
+        let ssl = tiny_http::SslConfig {
+            certificate: cert_pem.as_bytes().to_vec(),
+            private_key: key_pem.as_bytes().to_vec(),
+        };
+        Sts::serve(tiny_http::Server::https("127.0.0.1:0", ssl).unwrap(), options, "https")
+    }
+
+    fn serve(server: tiny_http::Server, options: StsOptions, scheme: &str) -> Sts {
+        let server = Arc::new(server);
         let port = server.server_addr().to_ip().unwrap().port();
         let shared = Arc::new(Shared {
             options: Mutex::new(options),
@@ -247,7 +261,7 @@ impl Sts {
                 }
             }
         });
-        Sts { shared, server, acceptor: Some(acceptor), base_url: format!("http://127.0.0.1:{port}") }
+        Sts { shared, server, acceptor: Some(acceptor), base_url: format!("{scheme}://127.0.0.1:{port}") }
     }
 
     /// The token endpoint: `http://127.0.0.1:PORT/token`.

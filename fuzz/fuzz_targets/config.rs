@@ -1,0 +1,26 @@
+//! The config file: JSON of the documented shape, then validation of every
+//! value. Arbitrary bytes give a config or an error naming the file, never
+//! a panic.
+#![no_main]
+
+use std::path::Path;
+
+use docker_credential_exchange::config::Config;
+use docker_credential_exchange::server_url::ServerUrl;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let path = Path::new("/etc/docker-credential-exchange/config.json");
+    match Config::parse(path, data) {
+        Ok(config) => {
+            // Lookups over whatever was accepted stay panic-free, and each
+            // key finds its own entry.
+            for (key, _) in &config.registries {
+                let (found, _) = config.lookup(key).expect("a key finds its own entry");
+                assert!(key.is_under(found));
+            }
+            let _ = config.lookup(&ServerUrl::parse("registry.example.com/team/app").unwrap());
+        }
+        Err(e) => assert!(e.to_string().contains("config.json")),
+    }
+});
