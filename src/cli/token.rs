@@ -98,7 +98,7 @@ pub(super) fn token(args: TokenArgs) -> anyhow::Result<ExitCode> {
                         out.push_str(&format!(
                             "  {claim}: {} ({})\n",
                             rfc3339_signed(at),
-                            remaining(at, now)
+                            relative(at, now)
                         ));
                     }
                 }
@@ -116,6 +116,16 @@ pub(super) fn token(args: TokenArgs) -> anyhow::Result<ExitCode> {
 fn remaining(at: i64, now: i64) -> String {
     let secs = at.saturating_sub(now).clamp(-i64::MAX, i64::MAX);
     if secs >= 0 { format!("in {}", human_duration(secs)) } else { human_duration(secs) }
+}
+
+/// When a claim's instant is relative to now: "in 41m 12s", "3s ago".
+fn relative(at: i64, now: i64) -> String {
+    let secs = at.saturating_sub(now);
+    if secs > 0 {
+        format!("in {}", human_duration(secs))
+    } else {
+        format!("{} ago", human_duration(secs.saturating_neg()))
+    }
 }
 
 fn indent(text: &str) -> String {
