@@ -95,11 +95,7 @@ pub(super) fn token(args: TokenArgs) -> anyhow::Result<ExitCode> {
                 out.push_str(&indent(&serde_json::to_string_pretty(&decoded.claims)?));
                 for claim in ["exp", "iat", "nbf"] {
                     if let Some(at) = crate::jwt::claim_seconds(&decoded.claims, claim) {
-                        out.push_str(&format!(
-                            "  {claim}: {} ({})\n",
-                            rfc3339_signed(at),
-                            relative(at, now)
-                        ));
+                        out.push_str(&format!("  {claim}: {} ({})\n", rfc3339_signed(at), relative(at, now)));
                     }
                 }
             }
