@@ -169,14 +169,6 @@ pub enum ExchangeError {
     Failed { registry: String, endpoint: String, reason: String },
 }
 
-impl ExchangeError {
-    /// Whether the endpoint answered at all with a definitive refusal
-    /// (4xx): stale-on-error still applies, but nothing is retried.
-    pub fn is_refusal(&self) -> bool {
-        matches!(self, ExchangeError::Refused { .. })
-    }
-}
-
 /// Performs the exchange with `client`.
 ///
 /// # Errors

@@ -9,7 +9,6 @@
 
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use crate::cache::{Cache, CacheKey, CachedToken, KeyFields, Lookup, schedule};
 use crate::config::{
@@ -414,12 +413,4 @@ impl Plan {
         });
         Ok(Plan { audience, resource, scope, cache_key })
     }
-}
-
-/// The data directory, for subcommands that report it.
-///
-/// # Errors
-/// No home directory.
-pub fn data_dir() -> Result<PathBuf, NoHomeError> {
-    paths::data_dir()
 }
