@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 
 use super::cmd::{Output, Sandbox, bin};
 use super::realm::{Grant, Realm, RealmOptions};
-use super::services::{Dockerd, Registry, TokenAuth, docker_import_tiny_image, require_tools};
+use super::services::{Dockerd, Registry, TokenAuth, docker_import_tiny_image, one_file_tar, require_tools};
 use super::sts::{Sts, StsOptions, TOKEN_TYPE_JWT};
 
 /// The `aud` the realm demands on STS tokens; exchange entries ask for it.
@@ -408,27 +408,4 @@ pub fn write_oci_image(dir: &Path) -> String {
     fs::write(dir.join("index.json"), index.to_string()).expect("write index.json");
     fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).expect("write oci-layout");
     format!("oci:{}:1", dir.display())
-}
-
-/// A ustar archive holding one regular file.
-fn one_file_tar(name: &str, content: &[u8]) -> Vec<u8> {
-    let mut header = [0u8; 512];
-    header[..name.len()].copy_from_slice(name.as_bytes());
-    let mut field =
-        |offset: usize, value: &str| header[offset..offset + value.len()].copy_from_slice(value.as_bytes());
-    field(100, "0000644\0");
-    field(108, "0000000\0");
-    field(116, "0000000\0");
-    field(124, &format!("{:011o}\0", content.len()));
-    field(136, "00000000000\0");
-    field(148, "        ");
-    field(156, "0");
-    field(257, "ustar\0");
-    field(263, "00");
-    let sum: u32 = header.iter().map(|&b| u32::from(b)).sum();
-    header[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-    let mut tar = header.to_vec();
-    tar.extend_from_slice(content);
-    tar.resize(tar.len().div_ceil(512) * 512 + 1024, 0);
-    tar
 }

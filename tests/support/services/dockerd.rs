@@ -170,7 +170,7 @@ fn unescape_mountinfo(field: &str) -> String {
 pub fn docker_import_tiny_image(dockerd: &Dockerd, tag: &str) {
     let dir = tempfile::tempdir().expect("create a temporary directory");
     let tar = dir.path().join("tiny.tar");
-    fs::write(&tar, tiny_tar("hello.txt", b"hello from the tiny image\n")).expect("write tar");
+    fs::write(&tar, one_file_tar("hello.txt", b"hello from the tiny image\n")).expect("write tar");
     let config = dir.path().join("docker-config");
     fs::create_dir(&config).expect("create DOCKER_CONFIG");
     let output: Output = dockerd
@@ -190,7 +190,7 @@ pub fn docker_import_tiny_image(dockerd: &Dockerd, tag: &str) {
 }
 
 /// A POSIX ustar archive holding one regular file.
-fn tiny_tar(name: &str, content: &[u8]) -> Vec<u8> {
+pub fn one_file_tar(name: &str, content: &[u8]) -> Vec<u8> {
     assert!(name.len() < 100, "tar name too long");
     let mut header = [0u8; 512];
     header[..name.len()].copy_from_slice(name.as_bytes());

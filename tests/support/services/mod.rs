@@ -33,7 +33,7 @@ mod secret_service;
 
 // Each test binary uses its own subset of these.
 #[allow(unused_imports)]
-pub use dockerd::{Dockerd, docker_import_tiny_image};
+pub use dockerd::{Dockerd, docker_import_tiny_image, one_file_tar};
 #[allow(unused_imports)]
 pub use registry::{Registry, TokenAuth};
 #[allow(unused_imports)]
