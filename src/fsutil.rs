@@ -31,6 +31,9 @@ pub enum FsError {
     /// Not a regular file (a FIFO, a device, a directory).
     #[error("{0} is not a regular file; remove it and retry")]
     NotAFile(PathBuf),
+    /// A file where the helper expects its own directory.
+    #[error("{0} is not a directory; remove it and retry")]
+    NotADirectory(PathBuf),
     /// Larger than the helper will ever write there.
     #[error("{path} is larger than {limit} bytes; remove it and retry")]
     TooLarge { path: PathBuf, limit: u64 },
@@ -49,30 +52,46 @@ fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> F
 /// A symlink, a foreign owner, or an I/O failure.
 pub fn ensure_private_dir(dir: &Path, repaired: impl FnOnce(&str)) -> Result<(), FsError> {
     create_dir_all_private(dir)?;
+    if let Some(mode) = inspect_private_dir(dir)? {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+                .map_err(io_err("cannot restrict permissions of", dir))?;
+        }
+        repaired(&format!("{} had mode {mode:o}; set it to 700", dir.display()));
+    }
+    Ok(())
+}
+
+/// Checks, without changing anything, that `dir` is a directory of the
+/// current user and not a symlink. `Ok(Some(mode))` means it is ours but
+/// its mode is looser than 0700; `Ok(None)` means it is private.
+///
+/// # Errors
+/// A symlink, not a directory, a foreign owner, or an I/O failure
+/// (`NotFound` when it does not exist).
+pub fn inspect_private_dir(dir: &Path) -> Result<Option<u32>, FsError> {
     let meta = fs::symlink_metadata(dir).map_err(io_err("cannot inspect directory", dir))?;
     if meta.file_type().is_symlink() {
         return Err(FsError::Symlink(dir.to_owned()));
     }
     if !meta.is_dir() {
-        return Err(FsError::NotAFile(dir.to_owned()));
+        return Err(FsError::NotADirectory(dir.to_owned()));
     }
     #[cfg(unix)]
     {
-        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        use std::os::unix::fs::MetadataExt;
         let me = current_uid();
         if meta.uid() != me {
             return Err(FsError::ForeignOwner { path: dir.to_owned(), owner: meta.uid(), me });
         }
         let mode = meta.mode() & 0o777;
         if mode != 0o700 {
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-                .map_err(io_err("cannot restrict permissions of", dir))?;
-            repaired(&format!("{} had mode {mode:o}; set it to 700", dir.display()));
+            return Ok(Some(mode));
         }
     }
-    #[cfg(not(unix))]
-    let _ = repaired;
-    Ok(())
+    Ok(None)
 }
 
 fn create_dir_all_private(dir: &Path) -> Result<(), FsError> {

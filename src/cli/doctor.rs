@@ -15,6 +15,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::config::{Config, RegistryConfig, SourceSpec};
+use crate::fsutil::FsError;
 use crate::helper::Helper;
 use crate::server_url::ServerUrl;
 use crate::store::StoreKind;
@@ -188,43 +189,29 @@ fn check_cache(checks: &mut Checks) {
             return;
         }
     };
-    let meta = match std::fs::symlink_metadata(&dir) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            checks.ok(format!("cache: {} does not exist yet (created 0700 on first use)", dir.display()));
-            return;
-        }
-        Err(e) => {
-            checks.fail(format!("cache: cannot inspect {}: {e}", dir.display()), "check its permissions");
-            return;
-        }
-    };
-    let remove = format!("remove {} (it is only a cache) and retry", dir.display());
-    if meta.file_type().is_symlink() {
-        checks
-            .fail(format!("cache: {} is a symbolic link; the helper will not use it", dir.display()), remove);
-        return;
-    }
-    if !meta.is_dir() {
-        checks.fail(format!("cache: {} is not a directory", dir.display()), remove);
-        return;
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        let me = crate::fsutil::current_uid();
-        if meta.uid() != me {
-            checks.fail(
-                format!("cache: {} is owned by uid {}, not by you (uid {me})", dir.display(), meta.uid()),
-                remove,
-            );
-            return;
-        }
-        let mode = meta.mode() & 0o777;
-        if mode != 0o700 {
+    // The same check the helper makes before every cache write, without
+    // the repair, so doctor changes nothing.
+    match crate::fsutil::inspect_private_dir(&dir) {
+        Ok(None) => {}
+        Ok(Some(mode)) => {
             checks.warn(
                 format!("cache: {} has mode {mode:o}, not 700", dir.display()),
                 format!("chmod 700 {} (the helper also repairs it on its next write)", dir.display()),
+            );
+            return;
+        }
+        Err(FsError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            checks.ok(format!("cache: {} does not exist yet (created 0700 on first use)", dir.display()));
+            return;
+        }
+        Err(e @ FsError::Io { .. }) => {
+            checks.fail(format!("cache: {e}"), "check its permissions");
+            return;
+        }
+        Err(e) => {
+            checks.fail(
+                format!("cache: {e}; the helper will not use it"),
+                format!("remove {} (it is only a cache) and retry", dir.display()),
             );
             return;
         }

@@ -125,7 +125,7 @@ impl LoginToken {
             expires_at: exp,
             expires_at_rfc3339: exp.map(rfc3339_signed),
             remaining_seconds: remaining,
-            remaining: remaining.map(human),
+            remaining: remaining.map(human_duration),
             detail: None,
         }
     }
@@ -172,7 +172,7 @@ impl CachedStatus {
             expires_at: entry.expires_at,
             expires_at_rfc3339: rfc3339_signed(entry.expires_at),
             remaining_seconds: remaining,
-            remaining: human(remaining),
+            remaining: human_duration(remaining),
             state: if now < entry.refresh_at {
                 "fresh"
             } else if now < entry.expires_at {
@@ -182,11 +182,6 @@ impl CachedStatus {
             },
         }
     }
-}
-
-/// [`human_duration`] that cannot overflow on absurd timestamps.
-fn human(secs: i64) -> String {
-    human_duration(secs.clamp(-i64::MAX, i64::MAX))
 }
 
 pub(super) fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {

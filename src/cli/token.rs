@@ -110,7 +110,7 @@ pub(super) fn token(args: TokenArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn remaining(at: i64, now: i64) -> String {
-    let secs = at.saturating_sub(now).clamp(-i64::MAX, i64::MAX);
+    let secs = at.saturating_sub(now);
     if secs >= 0 { format!("in {}", human_duration(secs)) } else { human_duration(secs) }
 }
 
