@@ -210,7 +210,7 @@ fn check_cache(checks: &mut Checks) {
         }
         Err(e) => {
             checks.fail(
-                format!("cache: {e}; the helper will not use it"),
+                format!("cache: {e}"),
                 format!("remove {} (it is only a cache) and retry", dir.display()),
             );
             return;
