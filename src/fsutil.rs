@@ -148,6 +148,7 @@ fn sync_dir(dir: &Path) {
 }
 
 fn open_options_nofollow() -> OpenOptions {
+    #[cfg_attr(not(unix), allow(unused_mut))]
     let mut opts = OpenOptions::new();
     #[cfg(unix)]
     {

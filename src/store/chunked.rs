@@ -8,10 +8,6 @@
 
 use super::StoreError;
 
-/// Windows Credential Manager's `CRED_MAX_CREDENTIAL_BLOB_SIZE`.
-#[cfg_attr(not(windows), allow(dead_code))]
-pub const WINDOWS_MAX_BLOB: usize = 2560;
-
 /// Marks a header item. It starts with a NUL byte, which no token or
 /// password typed into Docker contains.
 const HEADER: &[u8] = b"\0docker-credential-exchange-chunked-v1:";
@@ -115,6 +111,7 @@ pub fn delete(kr: &dyn RawKeyring, name: &str) -> Result<bool, StoreError> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::store::backend::WINDOWS_MAX_BLOB;
     use std::cell::RefCell;
     use std::collections::BTreeMap;
 

@@ -12,6 +12,7 @@ use std::sync::{Arc, OnceLock};
 
 use keyring_core::{CredentialStore as KeyringBackend, Entry};
 
+use super::backend::Backend;
 use super::chunked::{self, RawKeyring};
 use super::jsonfile::JsonMapFile;
 use super::{CredentialStore, ListedCredential, SERVICE, StoreError, StoredCredential};
@@ -19,10 +20,10 @@ use crate::secret::Secret;
 use crate::server_url::ServerUrl;
 
 /// The largest secret one item may hold on this platform.
-#[cfg(windows)]
-const MAX_BLOB: usize = chunked::WINDOWS_MAX_BLOB;
-#[cfg(not(windows))]
-const MAX_BLOB: usize = usize::MAX;
+const MAX_BLOB: usize = match Backend::current() {
+    Some(backend) => backend.max_blob(),
+    None => usize::MAX,
+};
 
 /// The keyring plus its index.
 pub struct KeyringStore {
@@ -110,8 +111,9 @@ impl OsKeyring {
     }
 
     fn entry(&self, name: &str) -> Result<Entry, StoreError> {
-        let label = format!("Docker credentials for {name} (docker-credential-exchange)");
-        let modifiers = HashMap::from([("label", label.as_str())]);
+        // Only the modifiers this platform's store accepts (see `backend`).
+        let owned = Backend::current().map(|b| b.modifiers(name)).unwrap_or_default();
+        let modifiers: HashMap<&str, &str> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
         Entry::new_in_store_with_modifiers(self.backend()?, SERVICE, name, &modifiers).map_err(to_store_error)
     }
 }

@@ -6,6 +6,7 @@
 //! normalized server URL, so the protocol and the exchange never know which
 //! one they talk to.
 
+mod backend;
 mod chunked;
 mod file;
 mod jsonfile;
@@ -75,9 +76,10 @@ pub enum StoreError {
     /// No keyring is reachable and the file store was not chosen. The
     /// message names every way out; the caller shows it as it is.
     #[error(
-        "no OS keyring is reachable ({0}). Start a Secret Service (e.g. gnome-keyring under \
-         dbus-run-session), or choose the file store with \"store\": \"file\" in the config or \
-         {STORE_ENV}=file, or give exchange registries a non-keyring subject_token source"
+        "no OS keyring is reachable ({0}). Either {how}, or choose the file store with \
+         \"store\": \"file\" in the config or {STORE_ENV}=file, or give exchange registries a \
+         non-keyring subject_token source",
+        how = backend::Backend::current().map_or("use a platform with a keyring", backend::Backend::how_to_reach)
     )]
     KeyringUnavailable(String),
     /// The keyring answered with an error.
