@@ -6,15 +6,19 @@
 //! [`ErrorResponse`] the two shapes an endpoint may answer with (RFC 8693
 //! section 2.2, RFC 6749 section 5.2).
 
-use reqwest::blocking::Client;
+use std::path::Path;
 
-use crate::config::ClientAuth;
+use crate::config::{ClientAuth, SourceSpec};
+use crate::deadline::Deadline;
+use crate::http::Http;
 use crate::secret::Secret;
+use crate::subject::Context;
 
 /// RFC 8693's grant type.
 pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
-/// One exchange, fully resolved (templates filled, secrets read).
+/// One exchange, resolved against its registry entry (templates filled);
+/// the client secret is read when the exchange runs.
 pub struct ExchangeRequest<'a> {
     /// The registry, for messages.
     pub registry: &'a str,
@@ -34,10 +38,12 @@ pub struct ExchangeRequest<'a> {
     pub requested_token_type: Option<&'a str>,
     /// The client's id, if any.
     pub client_id: Option<&'a str>,
-    /// The client's secret, if any.
-    pub client_secret: Option<&'a Secret>,
+    /// Where the client's secret comes from, if it has one.
+    pub client_secret: Option<&'a SourceSpec>,
     /// How the client authenticates.
     pub client_auth: ClientAuth,
+    /// Extra trust roots for the endpoint.
+    pub ca_file: Option<&'a Path>,
 }
 
 impl std::fmt::Debug for ExchangeRequest<'_> {
@@ -57,7 +63,7 @@ impl std::fmt::Debug for ExchangeRequest<'_> {
 impl ExchangeRequest<'_> {
     /// The form body's fields, in the order they are sent. Lists become
     /// repeated fields, as RFC 8693 section 2.1 says.
-    pub fn form(&self) -> Vec<(&'static str, &str)> {
+    pub fn form<'s>(&'s self, client_secret: Option<&'s Secret>) -> Vec<(&'static str, &'s str)> {
         let mut form = vec![
             ("grant_type", GRANT_TYPE),
             ("subject_token", self.subject_token.expose()),
@@ -71,7 +77,7 @@ impl ExchangeRequest<'_> {
         if let Some(t) = self.requested_token_type {
             form.push(("requested_token_type", t));
         }
-        match (self.client_auth, self.client_id, self.client_secret) {
+        match (self.client_auth, self.client_id, client_secret) {
             (ClientAuth::Post, Some(id), secret) => {
                 form.push(("client_id", id));
                 if let Some(s) = secret {
@@ -87,8 +93,8 @@ impl ExchangeRequest<'_> {
 
     /// `Authorization: Basic` for `client_secret_basic`: id and secret are
     /// form-urlencoded before base64, as RFC 6749 section 2.3.1 requires.
-    fn basic_auth(&self) -> Option<(String, String)> {
-        match (self.client_auth, self.client_id, self.client_secret) {
+    fn basic_auth(&self, client_secret: Option<&Secret>) -> Option<(String, String)> {
+        match (self.client_auth, self.client_id, client_secret) {
             (ClientAuth::Basic, Some(id), Some(secret)) => {
                 Some((form_urlencode(id), form_urlencode(secret.expose())))
             }
@@ -138,6 +144,7 @@ fn lenient_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>
     let v = Option::<serde_json::Value>::deserialize(d)?;
     Ok(match v {
         Some(serde_json::Value::Number(n)) => {
+            // `as` saturates: 1e30 becomes u64::MAX, which the cache caps.
             n.as_u64().or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
         }
         Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
@@ -157,40 +164,84 @@ pub struct ErrorResponse {
     pub error_description: Option<String>,
 }
 
-/// Why an exchange failed. Messages name the registry and the endpoint and
-/// never include a token.
-#[derive(Debug, thiserror::Error)]
+/// Why an exchange failed. Messages name the registry and the endpoint
+/// once, carry the server's words, never a token, and say what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExchangeError {
     /// The endpoint refused, with an RFC 6749 error body.
-    #[error("token exchange for {registry} at {endpoint} failed: {error}{} (HTTP {status})", description.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
-    Refused { registry: String, endpoint: String, status: u16, error: String, description: Option<String> },
-    /// Anything else: transport, status without an error body, bad JSON.
+    #[error("the token endpoint {endpoint} refused the exchange for {registry}: {error}{} (HTTP {status}){}",
+        description.as_deref().map(|d| format!(": {d}")).unwrap_or_default(),
+        advice(error))]
+    Refused {
+        /// The registry's config key.
+        registry: String,
+        /// The token endpoint.
+        endpoint: String,
+        /// The HTTP status.
+        status: u16,
+        /// The RFC 6749 error code, e.g. `invalid_grant`.
+        error: String,
+        /// The server's description.
+        description: Option<String>,
+    },
+    /// Anything else: transport, deadline, status without an error body,
+    /// a malformed answer, a missing client secret.
     #[error("token exchange for {registry} at {endpoint} failed: {reason}")]
-    Failed { registry: String, endpoint: String, reason: String },
+    Failed {
+        /// The registry's config key.
+        registry: String,
+        /// The token endpoint.
+        endpoint: String,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
-/// Performs the exchange with `client`.
+/// What a person does about an RFC 6749 error code.
+fn advice(error: &str) -> &'static str {
+    match error {
+        "invalid_grant" => "; the STS rejected the login token: log in again with a fresh one",
+        "invalid_client" | "unauthorized_client" => "; check client_id and client_secret in the config",
+        "invalid_target" | "invalid_scope" => "; check audience, resource and scope in the config",
+        _ => "",
+    }
+}
+
+/// Performs the exchange: reads the client secret, builds the HTTP client
+/// for the endpoint, sends the form and reads the answer, all by `deadline`.
 ///
 /// # Errors
 /// See [`ExchangeError`].
-pub fn exchange(client: &Client, req: &ExchangeRequest<'_>) -> Result<TokenResponse, ExchangeError> {
+pub fn exchange(req: &ExchangeRequest<'_>, deadline: &Deadline) -> Result<TokenResponse, ExchangeError> {
     let failed = |reason: String| ExchangeError::Failed {
         registry: req.registry.to_owned(),
         endpoint: req.endpoint.to_owned(),
-        reason: redact(&reason, req),
+        reason,
     };
-    let form = req.form();
-    let basic = req.basic_auth();
+    let client_secret = match req.client_secret {
+        Some(spec) => Some(
+            crate::subject::read_secret(spec, Context { deadline, kubelet_token: None })
+                .map_err(|e| failed(format!("the client secret cannot be read: {e}")))?
+                .ok_or_else(|| failed(format!("the client secret ({}) is not available", spec.describe())))?,
+        ),
+        None => None,
+    };
+    let url =
+        url::Url::parse(req.endpoint).map_err(|e| failed(format!("the endpoint is not a URL ({e})")))?;
+    let http = Http::new(&url, req.ca_file).map_err(|e| failed(e.to_string()))?;
+    let form = req.form(client_secret.as_ref());
+    let basic = req.basic_auth(client_secret.as_ref());
     crate::debug!("exchanging for {}: {:?}", req.registry, req);
-    let resp = crate::http::send(|| {
-        let mut rb =
-            client.post(req.endpoint).header(reqwest::header::ACCEPT, "application/json").form(&form);
-        if let Some((id, secret)) = &basic {
-            rb = rb.basic_auth(id, Some(secret));
-        }
-        rb
-    })
-    .map_err(|e| failed(e.to_string()))?;
+    let resp = http
+        .send(deadline, |client| {
+            let mut rb =
+                client.post(url.clone()).header(reqwest::header::ACCEPT, "application/json").form(&form);
+            if let Some((id, secret)) = &basic {
+                rb = rb.basic_auth(id, Some(secret));
+            }
+            rb
+        })
+        .map_err(|e| failed(e.to_string()))?;
     crate::debug!(
         "exchange for {} answered HTTP {} after {} attempt(s)",
         req.registry,
@@ -198,50 +249,30 @@ pub fn exchange(client: &Client, req: &ExchangeRequest<'_>) -> Result<TokenRespo
         resp.attempts
     );
     if resp.status == 200 {
-        let parsed: TokenResponse = serde_json::from_slice(&resp.body).map_err(|e| {
-            failed(format!("the answer is not a token response ({})", crate::store::describe_json_error(&e)))
-        })?;
+        let parsed: TokenResponse = crate::json::from_object_slice(&resp.body)
+            .map_err(|e| failed(format!("the answer is not a token response ({})", e.reason)))?;
         if parsed.access_token.is_empty() {
             return Err(failed("the answer's access_token is empty".into()));
         }
         return Ok(parsed);
     }
-    match serde_json::from_slice::<ErrorResponse>(&resp.body) {
+    match crate::json::from_object_slice::<ErrorResponse>(&resp.body) {
         Ok(err) => Err(ExchangeError::Refused {
             registry: req.registry.to_owned(),
             endpoint: req.endpoint.to_owned(),
             status: resp.status,
-            error: redact(&one_line(&err.error), req),
-            description: err.error_description.map(|d| redact(&one_line(&d), req)),
+            error: crate::redact::bounded(&err.error, 80),
+            description: err.error_description.map(|d| crate::redact::bounded(&d, 300)),
         }),
         Err(_) => Err(failed(format!("HTTP {} without an OAuth error body", resp.status))),
     }
-}
-
-/// Server words on one line, bounded, without control characters.
-fn one_line(s: &str) -> String {
-    let cleaned: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    crate::server_url::truncate_for_message(cleaned.trim()).chars().take(300).collect()
-}
-
-/// Servers sometimes echo what they were sent; never let a secret that
-/// this request carried come back out in an error.
-fn redact(text: &str, req: &ExchangeRequest<'_>) -> String {
-    let mut out = text.to_owned();
-    let secrets = [Some(req.subject_token), req.client_secret];
-    for s in secrets.into_iter().flatten() {
-        if s.expose().len() >= 4 {
-            out = out.replace(s.expose(), "[REDACTED]");
-        }
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn request<'a>(subject: &'a Secret, secret: Option<&'a Secret>, auth: ClientAuth) -> ExchangeRequest<'a> {
+    fn request<'a>(subject: &'a Secret, auth: ClientAuth) -> ExchangeRequest<'a> {
         ExchangeRequest {
             registry: "r.example",
             endpoint: "https://sts.example/token",
@@ -252,16 +283,17 @@ mod tests {
             scope: Some("repository:team/app:pull".into()),
             requested_token_type: Some("urn:ietf:params:oauth:token-type:access_token"),
             client_id: Some("docker"),
-            client_secret: secret,
+            client_secret: None,
             client_auth: auth,
+            ca_file: None,
         }
     }
 
     #[test]
     fn form_carries_every_set_parameter_with_repeated_lists() {
         let subject = Secret::new("subj".into());
-        let req = request(&subject, None, ClientAuth::Basic);
-        let form = req.form();
+        let req = request(&subject, ClientAuth::Basic);
+        let form = req.form(None);
         let names: Vec<&str> = form.iter().map(|(k, _)| *k).collect();
         assert_eq!(
             names,
@@ -284,26 +316,25 @@ mod tests {
     fn basic_auth_keeps_the_secret_out_of_the_body() {
         let subject = Secret::new("subj".into());
         let cs = Secret::new("c:s%".into());
-        let req = request(&subject, Some(&cs), ClientAuth::Basic);
-        assert!(req.form().iter().all(|(k, _)| *k != "client_secret" && *k != "client_id"));
-        assert_eq!(req.basic_auth(), Some(("docker".into(), "c%3As%25".into())));
+        let req = request(&subject, ClientAuth::Basic);
+        assert!(req.form(Some(&cs)).iter().all(|(k, _)| *k != "client_secret" && *k != "client_id"));
+        assert_eq!(req.basic_auth(Some(&cs)), Some(("docker".into(), "c%3As%25".into())));
     }
 
     #[test]
     fn post_auth_puts_id_and_secret_in_the_body() {
         let subject = Secret::new("subj".into());
         let cs = Secret::new("cs".into());
-        let req = request(&subject, Some(&cs), ClientAuth::Post);
-        assert!(req.form().contains(&("client_secret", "cs")));
-        assert!(req.basic_auth().is_none());
+        let req = request(&subject, ClientAuth::Post);
+        assert!(req.form(Some(&cs)).contains(&("client_secret", "cs")));
+        assert!(req.basic_auth(Some(&cs)).is_none());
     }
 
     #[test]
     fn debug_of_a_request_shows_no_secret() {
         let subject = Secret::new("the-subject-token".into());
-        let cs = Secret::new("the-client-secret".into());
-        let shown = format!("{:?}", request(&subject, Some(&cs), ClientAuth::Basic));
-        assert!(!shown.contains("the-subject-token") && !shown.contains("the-client-secret"));
+        let shown = format!("{:?}", request(&subject, ClientAuth::Basic));
+        assert!(!shown.contains("the-subject-token"));
     }
 
     #[test]
@@ -313,9 +344,25 @@ mod tests {
     }
 
     #[test]
-    fn server_words_echoing_the_subject_are_redacted() {
-        let subject = Secret::new("the-subject-token".into());
-        let req = request(&subject, None, ClientAuth::Basic);
-        assert_eq!(redact("bad token the-subject-token", &req), "bad token [REDACTED]");
+    fn an_absurd_expires_in_saturates_instead_of_failing() {
+        let r: TokenResponse = serde_json::from_str(r#"{"access_token":"t","expires_in":1e30}"#).unwrap();
+        assert_eq!(r.expires_in, Some(u64::MAX));
+    }
+
+    #[test]
+    fn an_array_is_not_a_token_response() {
+        assert!(crate::json::from_object_slice::<TokenResponse>(br#"["tok"]"#).is_err());
+    }
+
+    #[test]
+    fn invalid_grant_says_to_log_in_again() {
+        let e = ExchangeError::Refused {
+            registry: "r".into(),
+            endpoint: "https://s/t".into(),
+            status: 400,
+            error: "invalid_grant".into(),
+            description: None,
+        };
+        assert!(e.to_string().contains("the STS rejected the login token: log in again"), "{e}");
     }
 }

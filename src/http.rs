@@ -1,44 +1,68 @@
 //! The one HTTP client the helper uses, for token exchanges and for the
-//! GitHub Actions ID-token endpoint, built only when a request is needed
-//! (a cache hit never pays for TLS set-up).
+//! GitHub Actions ID-token endpoint, built only when a request is needed (a
+//! cache hit never pays for TLS set-up).
 //!
-//! Policy from DESIGN.md section 3: 10 s to connect, 30 s in all, bodies
-//! over 1 MiB refused, redirects never followed (the subject token must not
-//! be re-sent elsewhere), and at most 3 retries with exponential back-off
-//! and jitter for connection errors, 429 and 5xx, honouring `Retry-After`
-//! up to 10 s.
+//! Policy from DESIGN.md section 3: the invocation's one [`Deadline`] bounds
+//! everything (connects, slow bodies, retries, back-off and `Retry-After`),
+//! because the whole exchange runs under a single `timeout_at` on a
+//! current-thread runtime; at most 10 s to connect; bodies over 1 MiB
+//! refused while they arrive; redirects never followed (the subject token
+//! must not be re-sent elsewhere); at most 3 retries with exponential
+//! back-off and jitter for connection errors, 429 and 5xx, honouring
+//! `Retry-After` up to 10 s. A loopback endpoint is always reached directly:
+//! a proxy from the environment would carry a plain-http subject token off
+//! the machine.
 
-use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
-use reqwest::blocking::{Client, RequestBuilder};
 use reqwest::header::HeaderMap;
+use reqwest::{Client, RequestBuilder};
+
+use crate::bounded::{Limited, ONE_MIB};
+use crate::deadline::{Deadline, TIMEOUT_ENV};
 
 /// Response bodies larger than this are refused.
-pub const MAX_BODY: u64 = 1024 * 1024;
+pub const MAX_BODY: u64 = ONE_MIB;
 /// Retries after the first attempt.
 pub const MAX_RETRIES: u32 = 3;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const TOTAL_TIMEOUT_SECS: u64 = 30;
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
-/// Overrides the 30 s total timeout (for tests and slow networks).
-pub const TIMEOUT_ENV: &str = "DOCKER_CREDENTIAL_EXCHANGE_TIMEOUT_SECONDS";
 
-/// Why a request failed, without any secret in the text.
-#[derive(Debug, thiserror::Error)]
+/// Why a request failed, in words that carry no secret and do not repeat
+/// the URL (the caller names the endpoint once).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HttpError {
-    /// The client could not be built (bad `ca_file`).
+    /// The client could not be built (a bad `ca_file`).
     #[error("{0}")]
     Setup(String),
-    /// No response: connection refused, DNS, TLS, timeout.
+    /// No connection: refused, unresolvable, unreachable, TLS refused.
+    #[error(
+        "cannot connect ({0}); is it running and reachable from here? try `docker-credential-exchange doctor`"
+    )]
+    Connect(String),
+    /// The connection failed after it was made.
     #[error("{0}")]
     Transport(String),
+    /// The invocation's deadline passed.
+    #[error(
+        "timed out: no answer within {}s, the time limit for the whole request; if the endpoint is just slow, raise it with {TIMEOUT_ENV}",
+        limit.as_secs_f64()
+    )]
+    TimedOut {
+        /// The limit that passed.
+        limit: Duration,
+    },
     /// The endpoint answered with a redirect, which is never followed.
     #[error(
         "the endpoint answered with a redirect (HTTP {status}) to {location}; redirects are not followed so the token is never re-sent elsewhere; configure the final URL"
     )]
-    Redirect { status: u16, location: String },
+    Redirect {
+        /// The 3xx status.
+        status: u16,
+        /// Where it pointed, shortened and redacted.
+        location: String,
+    },
     /// The body is larger than [`MAX_BODY`].
     #[error("the response is larger than {MAX_BODY} bytes; refusing it")]
     TooLarge,
@@ -57,93 +81,195 @@ pub struct Response {
     pub attempts: u32,
 }
 
-/// Builds the client: timeouts, no redirects, the platform's and webpki's
-/// trust roots plus `ca_file`, proxies from the environment.
-///
-/// # Errors
-/// `ca_file` cannot be read or holds no certificate.
-pub fn client(ca_file: Option<&Path>) -> Result<Client, HttpError> {
-    let total = std::env::var(TIMEOUT_ENV)
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|&s| s > 0)
-        .unwrap_or(TOTAL_TIMEOUT_SECS);
-    let mut builder = Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT.min(Duration::from_secs(total)))
-        .timeout(Duration::from_secs(total))
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("docker-credential-exchange/", env!("CARGO_PKG_VERSION")))
-        .https_only(false);
-    if let Some(path) = ca_file {
-        let pem = std::fs::read(path)
-            .map_err(|e| HttpError::Setup(format!("cannot read ca_file {}: {e}", path.display())))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-            HttpError::Setup(format!("ca_file {} is not PEM certificates: {e}", path.display()))
-        })?;
-        if certs.is_empty() {
-            return Err(HttpError::Setup(format!("ca_file {} holds no certificate", path.display())));
-        }
-        for cert in certs {
-            builder = builder.add_root_certificate(cert);
-        }
-    }
-    builder.build().map_err(|e| HttpError::Setup(format!("cannot set up HTTPS: {}", error_chain(&e))))
+/// A client for one endpoint, with the runtime that drives it.
+pub struct Http {
+    runtime: tokio::runtime::Runtime,
+    client: Client,
 }
 
-/// Sends the request made by `make` with the retry policy; `make` is called
-/// once per attempt. Statuses other than 429 and 5xx come back as they are
-/// for the caller to interpret.
-///
-/// # Errors
-/// Transport failure after the retries, a redirect, or an oversized body.
-pub fn send(make: impl Fn() -> RequestBuilder) -> Result<Response, HttpError> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let outcome = make().send();
-        let retryable_wait = match &outcome {
-            Err(e) if e.is_connect() => Some(backoff(attempt, None)),
-            Ok(r) if r.status().as_u16() == 429 || r.status().is_server_error() => {
-                Some(backoff(attempt, retry_after(r.headers())))
+impl std::fmt::Debug for Http {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Http").finish_non_exhaustive()
+    }
+}
+
+/// Whether `url` names this machine: `localhost`, 127.0.0.0/8 or `::1`.
+pub fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+impl Http {
+    /// A client for requests to `url`: no redirects, TLS trust roots only
+    /// for `https` (the platform's and webpki's, plus `ca_file`), proxies
+    /// from the environment except for loopback.
+    ///
+    /// # Errors
+    /// `ca_file` cannot be read or holds no certificate, or the runtime or
+    /// TLS cannot be set up.
+    pub fn new(url: &url::Url, ca_file: Option<&Path>) -> Result<Http, HttpError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| HttpError::Setup(format!("cannot start the HTTP runtime: {e}")))?;
+        let https = url.scheme() == "https";
+        let mut builder = Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("docker-credential-exchange/", env!("CARGO_PKG_VERSION")))
+            // Loading the platform's roots costs milliseconds; plain-http
+            // (loopback) endpoints need none.
+            .tls_built_in_root_certs(https);
+        if is_loopback(url) {
+            builder = builder.no_proxy();
+        }
+        if let Some(path) = ca_file {
+            for cert in read_ca_file(path)? {
+                builder = builder.add_root_certificate(cert);
             }
-            _ => None,
+        }
+        let client = builder
+            .build()
+            .map_err(|e| HttpError::Setup(format!("cannot set up HTTPS: {}", root_cause(&e))))?;
+        Ok(Http { runtime, client })
+    }
+
+    /// Sends the request `make` builds, with the retry policy, all of it by
+    /// `deadline`; `make` is called once per attempt. Statuses other than
+    /// 429 and 5xx come back as they are for the caller to interpret.
+    ///
+    /// # Errors
+    /// No connection after the retries, the deadline, a redirect, or an
+    /// oversized body.
+    pub fn send(
+        &self,
+        deadline: &Deadline,
+        make: impl Fn(&Client) -> RequestBuilder,
+    ) -> Result<Response, HttpError> {
+        let attempts = async {
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let outcome = make(&self.client).send().await;
+                let wait = match &outcome {
+                    Err(e) if e.is_connect() => Some(backoff(attempt, None)),
+                    Ok(r) if r.status().as_u16() == 429 || r.status().is_server_error() => {
+                        Some(backoff(attempt, retry_after(r.headers())))
+                    }
+                    _ => None,
+                };
+                // A retry that cannot start before the deadline is not made:
+                // the last answer is better than a timeout.
+                if let Some(wait) = wait
+                    && attempt <= MAX_RETRIES
+                    && wait < deadline.remaining()
+                {
+                    crate::debug!("attempt {attempt} failed ({}); retrying in {wait:?}", describe(&outcome));
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                let resp = outcome.map_err(classify)?;
+                return read_response(resp, attempt).await;
+            }
         };
-        if let Some(wait) = retryable_wait
-            && attempt <= MAX_RETRIES
-        {
-            crate::debug!("attempt {attempt} failed ({}); retrying in {wait:?}", describe(&outcome));
-            std::thread::sleep(wait);
-            continue;
-        }
-        let resp = outcome.map_err(|e| HttpError::Transport(error_chain(&e)))?;
-        let status = resp.status().as_u16();
-        if resp.status().is_redirection() {
-            let location = resp
-                .headers()
-                .get(reqwest::header::LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .map_or_else(|| "(no Location)".to_owned(), crate::server_url::truncate_for_message);
-            return Err(HttpError::Redirect { status, location });
-        }
-        let headers = resp.headers().clone();
-        if resp.content_length().is_some_and(|n| n > MAX_BODY) {
-            return Err(HttpError::TooLarge);
-        }
-        let mut body = Vec::new();
-        resp.take(MAX_BODY + 1)
-            .read_to_end(&mut body)
-            .map_err(|e| HttpError::Transport(format!("reading the response failed: {e}")))?;
-        if body.len() as u64 > MAX_BODY {
-            return Err(HttpError::TooLarge);
-        }
-        return Ok(Response { status, headers, body, attempts: attempt });
+        self.within(deadline, attempts)
+    }
+
+    /// Runs `work` on the runtime, ended by `deadline`. The timer is made
+    /// inside the runtime, which it needs.
+    fn within<T>(
+        &self,
+        deadline: &Deadline,
+        work: impl std::future::Future<Output = Result<T, HttpError>>,
+    ) -> Result<T, HttpError> {
+        let at = tokio::time::Instant::from_std(deadline.instant());
+        self.runtime
+            .block_on(async { tokio::time::timeout_at(at, work).await })
+            .unwrap_or(Err(HttpError::TimedOut { limit: deadline.limit() }))
     }
 }
 
-fn describe(outcome: &Result<reqwest::blocking::Response, reqwest::Error>) -> String {
+impl Http {
+    /// One GET without retries and without reading the body, for `doctor`:
+    /// any answer proves DNS, TCP and TLS; its status and headers (the
+    /// `Date`, a redirect's `Location`) are returned.
+    ///
+    /// # Errors
+    /// No answer by `deadline`.
+    pub fn probe(&self, url: &url::Url, deadline: &Deadline) -> Result<(u16, HeaderMap), HttpError> {
+        let request = async {
+            let resp = self.client.get(url.clone()).send().await.map_err(classify)?;
+            Ok((resp.status().as_u16(), resp.headers().clone()))
+        };
+        self.within(deadline, request)
+    }
+}
+
+async fn read_response(mut resp: reqwest::Response, attempts: u32) -> Result<Response, HttpError> {
+    let status = resp.status().as_u16();
+    if resp.status().is_redirection() {
+        let location = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map_or_else(|| "(no Location)".to_owned(), |l| crate::redact::bounded(l, 80));
+        return Err(HttpError::Redirect { status, location });
+    }
+    if resp.content_length().is_some_and(|n| n > MAX_BODY) {
+        return Err(HttpError::TooLarge);
+    }
+    let headers = resp.headers().clone();
+    let mut body = Limited::new(MAX_BODY);
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| HttpError::Transport(format!("reading the response failed: {}", root_cause(&e))))?
+    {
+        body.extend(&chunk).map_err(|_| HttpError::TooLarge)?;
+    }
+    Ok(Response { status, headers, body: body.into_inner(), attempts })
+}
+
+fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, HttpError> {
+    let pem = crate::fsutil::read_regular_file(path, MAX_BODY)
+        .map_err(|e| HttpError::Setup(format!("cannot read ca_file: {e}")))?
+        .ok_or_else(|| HttpError::Setup(format!("ca_file {} does not exist", path.display())))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| HttpError::Setup(format!("ca_file {} is not PEM certificates: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(HttpError::Setup(format!("ca_file {} holds no certificate", path.display())));
+    }
+    Ok(certs)
+}
+
+fn classify(e: reqwest::Error) -> HttpError {
+    if e.is_connect() { HttpError::Connect(root_cause(&e)) } else { HttpError::Transport(root_cause(&e)) }
+}
+
+fn describe(outcome: &Result<reqwest::Response, reqwest::Error>) -> String {
     match outcome {
         Ok(r) => format!("HTTP {}", r.status().as_u16()),
-        Err(e) => error_chain(e),
+        Err(e) => root_cause(e),
+    }
+}
+
+/// The innermost cause of an error, which is what a person can act on
+/// ("connection refused"); reqwest's outer layers repeat the URL.
+pub fn root_cause(e: &dyn std::error::Error) -> String {
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    let text = cause.to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text).trim().to_owned();
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => "unknown error".to_owned(),
     }
 }
 
@@ -159,7 +285,7 @@ fn backoff(attempt: u32, retry_after: Option<Duration>) -> Duration {
     if let Some(wait) = retry_after {
         return wait;
     }
-    let base = Duration::from_millis(250) * 2u32.saturating_pow(attempt.saturating_sub(1));
+    let base = Duration::from_millis(250) * 2u32.saturating_pow(attempt.saturating_sub(1).min(16));
     base + base.mul_f64(jitter_fraction() * 0.5)
 }
 
@@ -170,22 +296,6 @@ fn jitter_fraction() -> f64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u32(std::process::id());
     (h.finish() % 10_000) as f64 / 10_000.0
-}
-
-/// reqwest's error and its sources on one line. URLs in reqwest errors
-/// carry no secrets here: the helper never puts credentials in a URL.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !msg.contains(&text) {
-            msg.push_str(": ");
-            msg.push_str(&text);
-        }
-        source = s.source();
-    }
-    msg
 }
 
 #[cfg(test)]
@@ -215,5 +325,19 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(reqwest::header::RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
         assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn loopback_hosts_are_recognized() {
+        for url in ["http://127.0.0.1:1/t", "http://127.9.9.9/t", "http://localhost/t", "http://[::1]/t"] {
+            assert!(is_loopback(&url::Url::parse(url).unwrap()), "{url}");
+        }
+        assert!(!is_loopback(&url::Url::parse("http://10.0.0.1/t").unwrap()));
+    }
+
+    #[test]
+    fn the_root_cause_drops_the_os_error_number() {
+        let e = std::io::Error::from_raw_os_error(111);
+        assert_eq!(root_cause(&e), "connection refused");
     }
 }

@@ -8,17 +8,24 @@
 //! path of every build), and everything else goes to the clap-based
 //! subcommands in [`cli`].
 
+pub mod bounded;
 pub mod cache;
 pub mod cli;
+pub mod command;
 pub mod config;
+pub mod deadline;
 pub mod exchange;
 pub mod fsutil;
 pub mod helper;
 pub mod http;
+pub mod json;
 pub mod jwt;
 pub mod log;
 pub mod paths;
+pub mod plan;
+pub mod process;
 pub mod protocol;
+pub mod redact;
 pub mod secret;
 pub mod server_url;
 pub mod store;
@@ -29,13 +36,12 @@ use std::process::ExitCode;
 
 /// Runs the helper with the process's arguments.
 pub fn main() -> ExitCode {
-    let mut args = std::env::args_os().skip(1);
-    let first = args.next();
-    if let Some(action) = first.as_deref().and_then(|a| a.to_str()).and_then(protocol::Action::from_arg)
-        && args.next().is_none()
-    {
-        log::init(false);
+    // Before anything can read a secret.
+    process::disable_core_dumps();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if let Some((action, verbose)) = protocol::Action::from_args(&args) {
+        log::init(verbose);
         return protocol::run(action);
     }
-    cli::main()
+    cli::main(args)
 }

@@ -5,8 +5,12 @@
 //!
 //! Hand-written rather than `tracing`: the cache-hit path must start in well
 //! under a millisecond, and all it needs from logging is "is debug on?",
-//! one relaxed atomic load. Callers never pass secrets here, only their
-//! fingerprints.
+//! one relaxed atomic load. Callers pass fingerprints, never secrets, and
+//! every line still goes through [`crate::redact`] on its way out.
+//!
+//! The log file is often in a shared place (`/tmp/dce.log`), so it is
+//! opened without following symlinks, created 0600, and refused if another
+//! user owns it or others may write to it.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -35,23 +39,53 @@ pub fn init(verbose: bool) {
         STDERR_LEVEL.store(DEBUG, Ordering::Relaxed);
     }
     if let Some(path) = std::env::var_os(LOG_FILE_ENV).filter(|p| !p.is_empty()) {
-        let mut opts = std::fs::OpenOptions::new();
-        opts.create(true).append(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        match opts.open(&path) {
+        let path = std::path::Path::new(&path);
+        match open_log_file(path) {
             Ok(f) => {
                 let _ = FILE.set(Mutex::new(f));
             }
-            Err(e) => warn(format_args!(
-                "cannot open log file {}: {e}; logging to stderr only",
-                std::path::Path::new(&path).display()
-            )),
+            Err(why) => {
+                warn(format_args!("not logging to {}: {why}; logging to stderr only", path.display()))
+            }
         }
     }
+}
+
+/// Opens the log file for appending, safely: see the module doc.
+fn open_log_file(path: &std::path::Path) -> Result<std::fs::File, String> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK);
+    }
+    let file = opts.open(path).map_err(|e| {
+        if crate::fsutil::is_symlink_error(&e) {
+            "it is a symbolic link, which is not followed".to_owned()
+        } else {
+            e.to_string()
+        }
+    })?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("it is not a regular file".into());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let me = crate::fsutil::current_uid();
+        if meta.uid() != me {
+            return Err(format!("it belongs to uid {}, not to you (uid {me})", meta.uid()));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(format!(
+                "others may write to it (mode {:o}); run chmod 600 on it",
+                meta.mode() & 0o777
+            ));
+        }
+    }
+    Ok(file)
 }
 
 /// Silences stderr (but not the log file): for tests of the exact protocol.
@@ -75,12 +109,18 @@ pub fn warn(args: std::fmt::Arguments<'_>) {
 }
 
 fn emit(level: u8, label: &str, args: std::fmt::Arguments<'_>) {
-    if STDERR_LEVEL.load(Ordering::Relaxed) >= level {
-        let _ = writeln!(std::io::stderr().lock(), "docker-credential-exchange: {label}: {args}");
+    let to_stderr = STDERR_LEVEL.load(Ordering::Relaxed) >= level;
+    let file = FILE.get();
+    if !to_stderr && file.is_none() {
+        return;
     }
-    if let Some(file) = FILE.get() {
+    let text = crate::redact::line(&args.to_string());
+    if to_stderr {
+        let _ = writeln!(std::io::stderr().lock(), "docker-credential-exchange: {label}: {text}");
+    }
+    if let Some(file) = file {
         let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        let line = format!("{} [{}] {label}: {args}\n", crate::time::rfc3339(secs), std::process::id());
+        let line = format!("{} [{}] {label}: {text}\n", crate::time::rfc3339(secs), std::process::id());
         if let Ok(mut f) = file.lock() {
             // One write per line so concurrent helpers' lines do not interleave.
             let _ = f.write_all(line.as_bytes());

@@ -37,12 +37,23 @@ fn project_dirs() -> Option<&'static directories::ProjectDirs> {
     DIRS.get_or_init(|| directories::ProjectDirs::from("", "", APP)).as_ref()
 }
 
-/// The config file: `$DOCKER_CREDENTIAL_EXCHANGE_CONFIG`, else
-/// `config.json` in the platform config directory.
+static CONFIG_OVERRIDE: OnceLock<PathBuf> = OnceLock::new();
+
+/// Makes [`config_file`] answer `path` for the rest of the process: the
+/// global `--config FILE` of the subcommands.
+pub fn override_config_file(path: PathBuf) {
+    let _ = CONFIG_OVERRIDE.set(path);
+}
+
+/// The config file: `--config`, else `$DOCKER_CREDENTIAL_EXCHANGE_CONFIG`,
+/// else `config.json` in the platform config directory.
 ///
 /// # Errors
 /// Neither the variable nor a home directory is available.
 pub fn config_file() -> Result<PathBuf, NoHomeError> {
+    if let Some(path) = CONFIG_OVERRIDE.get() {
+        return Ok(path.clone());
+    }
     from_env(CONFIG_ENV)
         .or_else(|| project_dirs().map(|d| d.config_dir().join("config.json")))
         .ok_or(NoHomeError { what: "config", env: CONFIG_ENV })

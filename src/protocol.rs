@@ -6,10 +6,11 @@
 //! Docker's client maps three error strings back to typed errors, so they
 //! are constants here, each pinned by a test.
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
+use crate::bounded::ReadError;
+use crate::deadline::Deadline;
 use crate::helper::{GetOptions, Helper, HelperError};
 use crate::secret::Secret;
 use crate::server_url::{ServerUrl, ServerUrlError};
@@ -21,7 +22,7 @@ pub const ERR_NO_SERVER_URL: &str = "no credentials server URL";
 /// An empty username in `store`.
 pub const ERR_NO_USERNAME: &str = "no credentials username";
 /// Requests larger than this are refused unread.
-pub const MAX_STDIN: u64 = 1024 * 1024;
+pub const MAX_STDIN: u64 = crate::bounded::ONE_MIB;
 
 /// The protocol's actions, named as Docker names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,16 +40,33 @@ pub enum Action {
 }
 
 impl Action {
+    /// Every action, with the word that names it: the one list of verbs.
+    pub const ALL: [(&'static str, Action); 5] = [
+        ("get", Action::Get),
+        ("store", Action::Store),
+        ("erase", Action::Erase),
+        ("list", Action::List),
+        ("version", Action::Version),
+    ];
+
     /// The action named by a command-line word, if it is one.
     pub fn from_arg(arg: &str) -> Option<Action> {
-        match arg {
-            "get" => Some(Action::Get),
-            "store" => Some(Action::Store),
-            "erase" => Some(Action::Erase),
-            "list" => Some(Action::List),
-            "version" => Some(Action::Version),
-            _ => None,
-        }
+        Action::ALL.iter().find(|(name, _)| *name == arg).map(|(_, a)| *a)
+    }
+
+    /// The action the arguments ask for, and whether `-v`/`--verbose` was
+    /// given: one protocol word, optionally with the verbose flag (people
+    /// debugging run `docker-credential-exchange -v get`).
+    pub fn from_args(args: &[std::ffi::OsString]) -> Option<(Action, bool)> {
+        let verbose = args.iter().any(|a| a == "-v" || a == "--verbose");
+        let mut words = args.iter().filter(|a| *a != "-v" && *a != "--verbose");
+        let action = Action::from_arg(words.next()?.to_str()?)?;
+        words.next().is_none().then_some((action, verbose))
+    }
+
+    /// The word that names it.
+    pub fn name(self) -> &'static str {
+        Action::ALL.iter().find(|(_, a)| *a == self).map_or("?", |(name, _)| name)
     }
 }
 
@@ -82,9 +100,12 @@ struct StoreRequest {
 /// A protocol failure: the line printed on stdout.
 #[derive(Debug, thiserror::Error)]
 pub enum ProtocolError {
-    /// Bad input on stdin; nothing was changed.
+    /// Bad input on stdin or in the environment; nothing was changed.
     #[error("{0}")]
     BadInput(String),
+    /// The answer could not be written (Docker went away).
+    #[error("cannot write the answer to stdout: {0}")]
+    Output(std::io::Error),
     /// The action failed.
     #[error(transparent)]
     Helper(#[from] HelperError),
@@ -103,9 +124,11 @@ pub fn run(action: Action) -> ExitCode {
     let mut out = stdout.lock();
     match execute(action, &mut stdin.lock(), &mut out) {
         Ok(()) => ExitCode::SUCCESS,
+        // Nobody is reading; there is no one to tell.
+        Err(ProtocolError::Output(_)) => ExitCode::FAILURE,
         Err(e) => {
-            let line = one_line(&e.to_string());
-            crate::log::log_failure(action_name(action), &line);
+            let line = crate::redact::line(&e.to_string());
+            crate::log::log_failure(action.name(), &line);
             let _ = writeln!(out, "{line}");
             let _ = out.flush();
             ExitCode::FAILURE
@@ -113,19 +136,10 @@ pub fn run(action: Action) -> ExitCode {
     }
 }
 
-fn action_name(a: Action) -> &'static str {
-    match a {
-        Action::Get => "get",
-        Action::Store => "store",
-        Action::Erase => "erase",
-        Action::List => "list",
-        Action::Version => "version",
-    }
-}
-
-/// Docker shows the first line of an error; make sure that line has it all.
-fn one_line(s: &str) -> String {
-    s.split(['\n', '\r']).map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+/// The deadline of an action that may wait: a bad setting is an error of
+/// the action, never ignored.
+fn deadline() -> Result<Deadline, ProtocolError> {
+    Deadline::from_env().map_err(|e| ProtocolError::BadInput(e.to_string()))
 }
 
 /// Runs `action` reading `input` and writing the answer to `output`.
@@ -136,26 +150,29 @@ pub fn execute(action: Action, input: &mut dyn Read, output: &mut dyn Write) -> 
     match action {
         Action::Version => {
             writeln!(output, "docker-credential-exchange {}", env!("CARGO_PKG_VERSION"))
-                .map_err(write_failed)?;
+                .map_err(ProtocolError::Output)?;
         }
         Action::List => {
-            let listed: BTreeMap<String, String> = Helper::from_env()?.list()?;
-            serde_json::to_writer(&mut *output, &listed).map_err(|e| write_failed(e.into()))?;
+            // `list` never waits: it reads the index and the config.
+            let helper = Helper::from_env(Deadline::after(crate::deadline::DEFAULT_TIMEOUT))?;
+            write_json(output, &helper.list()?)?;
         }
         Action::Get => {
+            let deadline = deadline()?;
             let request = read_request(input)?;
             let url = ServerUrl::parse(&request)?;
-            let answer = Helper::from_env()?.get(&url, GetOptions::default())?;
+            let answer = Helper::from_env(deadline)?.get(&url, GetOptions::default())?;
             let creds = Credentials {
                 server_url: &request,
                 username: &answer.username,
                 secret: answer.secret.expose(),
             };
-            serde_json::to_writer(&mut *output, &creds).map_err(|e| write_failed(e.into()))?;
+            write_json(output, &creds)?;
         }
         Action::Store => {
+            let deadline = deadline()?;
             let req = parse_store_request(&read_request(input)?)?;
-            Helper::from_env()?.store_credential(
+            Helper::from_env(deadline)?.store_credential(
                 &req.url,
                 req.server_url.trim(),
                 &req.username,
@@ -163,12 +180,21 @@ pub fn execute(action: Action, input: &mut dyn Read, output: &mut dyn Write) -> 
             )?;
         }
         Action::Erase => {
+            let deadline = deadline()?;
             let request = read_request(input)?;
             let url = ServerUrl::parse(&request)?;
-            Helper::from_env()?.erase(&url)?;
+            Helper::from_env(deadline)?.erase(&url)?;
         }
     }
-    output.flush().map_err(write_failed)
+    output.flush().map_err(ProtocolError::Output)
+}
+
+/// JSON and one newline, as Go's `json.Encoder` frames it in
+/// docker-credential-helpers.
+fn write_json(output: &mut dyn Write, value: &impl serde::Serialize) -> Result<(), ProtocolError> {
+    let mut bytes = serde_json::to_vec(value).map_err(|e| ProtocolError::Output(e.into()))?;
+    bytes.push(b'\n');
+    output.write_all(&bytes).map_err(ProtocolError::Output)
 }
 
 /// A `store` request that passed validation.
@@ -187,12 +213,13 @@ pub struct StoreInput {
 /// Parses and validates `store`'s request (already read and trimmed).
 ///
 /// # Errors
-/// Invalid JSON, a bad or empty server URL, or an empty username.
+/// Not a JSON object of the right shape, a bad or empty server URL, or an
+/// empty username.
 pub fn parse_store_request(request: &str) -> Result<StoreInput, ProtocolError> {
-    let req: StoreRequest = serde_json::from_str(request).map_err(|e| {
+    let req: StoreRequest = crate::json::from_object_slice(request.as_bytes()).map_err(|e| {
         ProtocolError::BadInput(format!(
             "invalid credentials JSON on stdin: {} (expected {{\"ServerURL\":…,\"Username\":…,\"Secret\":…}})",
-            crate::store::describe_json_error(&e)
+            e.reason
         ))
     })?;
     let url = ServerUrl::parse(&req.server_url)?;
@@ -202,27 +229,20 @@ pub fn parse_store_request(request: &str) -> Result<StoreInput, ProtocolError> {
     Ok(StoreInput { url, server_url: req.server_url, username: req.username, secret: req.secret })
 }
 
-fn write_failed(e: std::io::Error) -> ProtocolError {
-    ProtocolError::BadInput(format!("cannot write to stdout: {e}"))
-}
-
 /// Reads stdin whole: at most [`MAX_STDIN`] bytes of UTF-8, trimmed.
 ///
 /// # Errors
 /// Too large, not UTF-8, or unreadable.
 pub fn read_request(input: &mut dyn Read) -> Result<String, ProtocolError> {
-    let mut buf = Vec::new();
-    input
-        .take(MAX_STDIN + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| ProtocolError::BadInput(format!("cannot read stdin: {e}")))?;
-    if buf.len() as u64 > MAX_STDIN {
-        return Err(ProtocolError::BadInput(format!(
+    let text = crate::bounded::read_text(input, MAX_STDIN).map_err(|e| match e {
+        ReadError::TooLarge(_) => ProtocolError::BadInput(format!(
             "the request on stdin is larger than {MAX_STDIN} bytes; refusing it"
-        )));
-    }
-    let text = String::from_utf8(buf)
-        .map_err(|_| ProtocolError::BadInput("the request on stdin is not valid UTF-8".to_owned()))?;
+        )),
+        ReadError::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            ProtocolError::BadInput("the request on stdin is not valid UTF-8".to_owned())
+        }
+        ReadError::Io(e) => ProtocolError::BadInput(format!("cannot read stdin: {e}")),
+    })?;
     Ok(text.trim().to_owned())
 }
 
@@ -274,8 +294,25 @@ mod tests {
     }
 
     #[test]
-    fn multi_line_errors_become_one_line() {
-        assert_eq!(one_line("a\n  b\r\nc"), "a b c");
+    fn a_json_array_is_not_a_positional_store_request() {
+        let err = parse_store_request(r#"["registry.example.com","user","pw"]"#).unwrap_err().to_string();
+        assert!(err.contains("expected a JSON object"), "{err}");
+    }
+
+    #[test]
+    fn get_answers_end_with_one_newline() {
+        let mut out = Vec::new();
+        write_json(&mut out, &Credentials { server_url: "r", username: "u", secret: "s" }).unwrap();
+        assert_eq!(out, b"{\"ServerURL\":\"r\",\"Username\":\"u\",\"Secret\":\"s\"}\n");
+    }
+
+    #[test]
+    fn the_verbose_flag_may_come_with_a_protocol_word() {
+        let args = |a: &[&str]| a.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        assert_eq!(Action::from_args(&args(&["get"])), Some((Action::Get, false)));
+        assert_eq!(Action::from_args(&args(&["-v", "get"])), Some((Action::Get, true)));
+        assert_eq!(Action::from_args(&args(&["get", "extra"])), None);
+        assert_eq!(Action::from_args(&args(&["login"])), None);
     }
 
     #[test]

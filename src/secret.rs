@@ -6,6 +6,10 @@
 //! [`Secret::expose`], so every place a secret leaves the process is a call
 //! to `expose` that a reviewer can find with grep. People see a secret only
 //! as its [`fingerprint`](Secret::fingerprint).
+//!
+//! Every secret made in this process is also remembered by
+//! [`crate::redact`], so that no message or log line can carry it out, even
+//! when a server echoes it back in its own words.
 
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -22,8 +26,10 @@ use zeroize::Zeroizing;
 pub struct Secret(Zeroizing<String>);
 
 impl Secret {
-    /// Wraps a value that must never be printed.
+    /// Wraps a value that must never be printed, and has every message of
+    /// this process redact it from now on.
     pub fn new(value: String) -> Self {
+        crate::redact::remember(&value);
         Secret(Zeroizing::new(value))
     }
 

@@ -6,6 +6,8 @@
 //! in turn, and Docker Hub appears as `https://index.docker.io/v1/`,
 //! `index.docker.io`, `docker.io` or `registry-1.docker.io`. All of those
 //! must find the same entry, so every lookup goes through [`ServerUrl::parse`].
+//! Some clients pass the API root (`https://h/v2/`): that is the registry
+//! `h`, not a repository named `v2`.
 
 use std::fmt;
 
@@ -24,9 +26,16 @@ pub enum ServerUrlError {
     #[error("no credentials server URL")]
     Empty,
     /// Holds characters that no registry name has (spaces, control
-    /// characters, `?`, `#`); the caller reports it as bad input.
+    /// characters, `?`, `#`); the caller reports it as bad input. The
+    /// input is shown redacted and cut short.
     #[error("invalid server URL {0:?}: a registry is host[:port][/path] with no spaces, query or fragment")]
     Invalid(String),
+    /// `user:password@host`: a credential in the wrong place. The input is
+    /// not repeated, since it holds a password.
+    #[error(
+        "invalid server URL: it contains credentials (user:password@); give the registry alone, e.g. registry.example.com"
+    )]
+    Credentials,
 }
 
 /// A normalized registry name: `host[:port][/path]`, scheme and trailing
@@ -58,11 +67,16 @@ impl ServerUrl {
             Some((host, path)) => (host, path.trim_matches('/')),
             None => (without_slash, ""),
         };
-        // Userinfo in a registry name would be a credential in the wrong place.
-        if host.is_empty() || host.contains('@') || path.contains("//") {
+        // Userinfo in a registry name is a credential in the wrong place.
+        if host.contains('@') {
+            return Err(ServerUrlError::Credentials);
+        }
+        if host.is_empty() || path.contains("//") {
             return Err(ServerUrlError::Invalid(truncate_for_message(trimmed)));
         }
         let host = host.to_ascii_lowercase();
+        // The registry API root is the registry itself.
+        let path = if path == "v2" { "" } else { path };
         if DOCKER_HUB_ALIASES.contains(&host.as_str()) && (path.is_empty() || path == "v1") {
             return Ok(ServerUrl::from_parts(DOCKER_HUB, ""));
         }
@@ -138,16 +152,48 @@ fn strip_scheme(s: &str) -> &str {
     s
 }
 
-/// Bad input is echoed in errors so people see what was wrong, but never in
-/// full: a pasted token must not land in a log.
+/// Bad input is echoed in errors so people see what was wrong, but
+/// redacted and never in full: a pasted token must not land in a log.
 pub(crate) fn truncate_for_message(s: &str) -> String {
-    const MAX: usize = 80;
-    if s.chars().count() <= MAX {
-        s.to_owned()
-    } else {
-        let mut out: String = s.chars().take(MAX).collect();
-        out.push('…');
-        out
+    crate::redact::bounded(s, 80)
+}
+
+/// Whether `path` is a repository name by the OCI distribution grammar:
+/// slash-separated components of lower-case letters and digits, joined
+/// within a component by `.`, `_`, `__` or runs of `-`. Anything else
+/// (`..`, `:`, `*`, upper case, empty components) never reaches a template
+/// or a token request.
+pub fn is_repository_name(path: &str) -> bool {
+    !path.is_empty() && path.split('/').all(is_path_component)
+}
+
+fn is_path_component(component: &str) -> bool {
+    let bytes = component.as_bytes();
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let mut i = 0;
+    loop {
+        // An alphanumeric run…
+        let start = i;
+        while i < bytes.len() && alnum(bytes[i]) {
+            i += 1;
+        }
+        if i == start {
+            return false;
+        }
+        if i == bytes.len() {
+            return true;
+        }
+        // …then one separator: `.`, `_`, `__` or one or more `-`.
+        match bytes[i] {
+            b'.' => i += 1,
+            b'_' => i += if bytes.get(i + 1) == Some(&b'_') { 2 } else { 1 },
+            b'-' => {
+                while bytes.get(i) == Some(&b'-') {
+                    i += 1;
+                }
+            }
+            _ => return false,
+        }
     }
 }
 
@@ -231,10 +277,37 @@ mod tests {
     }
 
     #[test]
-    fn inner_whitespace_and_userinfo_are_invalid() {
+    fn inner_whitespace_is_invalid() {
         assert!(matches!(ServerUrl::parse("a b"), Err(ServerUrlError::Invalid(_))));
-        assert!(matches!(ServerUrl::parse("user:pw@host"), Err(ServerUrlError::Invalid(_))));
         assert!(matches!(ServerUrl::parse("https:///path"), Err(ServerUrlError::Invalid(_))));
+    }
+
+    #[test]
+    fn userinfo_is_refused_without_repeating_the_password() {
+        let err = ServerUrl::parse("alice:hunter2@registry.example.com").unwrap_err();
+        assert_eq!(err, ServerUrlError::Credentials);
+        assert!(!err.to_string().contains("hunter2"));
+        assert_eq!(ServerUrl::parse("https://u:p@h/x"), Err(ServerUrlError::Credentials));
+    }
+
+    #[test]
+    fn the_api_root_is_the_registry() {
+        assert_eq!(key("https://registry.example.com/v2/"), "registry.example.com");
+        assert_eq!(key("registry.example.com/v2"), "registry.example.com");
+        assert_eq!(ServerUrl::parse("https://h.example/v2/").unwrap().repository(), None);
+        assert_eq!(key("h.example/team/v2"), "h.example/team/v2");
+    }
+
+    #[test]
+    fn repository_names_follow_the_oci_grammar() {
+        for ok in ["app", "team/app", "a.b_c__d---e/f1", "0/9"] {
+            assert!(is_repository_name(ok), "{ok}");
+        }
+        for bad in
+            ["", "team/../../etc", "..", "a:b", "a*", "Team/App", "a//b", "a/", "-a", "a_", "a___b", "a.-b"]
+        {
+            assert!(!is_repository_name(bad), "{bad}");
+        }
     }
 
     #[test]

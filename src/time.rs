@@ -1,6 +1,7 @@
-//! Wall-clock helpers: Unix seconds, RFC 3339 for people and logs, and
-//! "41m 12s" durations for `status`. Hand-written because these three
-//! functions are all the helper needs of a date library.
+//! Wall-clock helpers: Unix seconds, RFC 3339 for people and logs, HTTP
+//! dates (for `doctor`'s clock check), and "41m 12s" durations for
+//! `status`. Hand-written because these few functions are all the helper
+//! needs of a date library; all the calendar arithmetic is here.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -39,6 +40,38 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// Howard Hinnant's days-from-civil (proleptic Gregorian): the inverse of
+/// [`civil_from_days`].
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`, the form of HTTP's
+/// `Date` header) in Unix seconds.
+pub fn parse_http_date(text: &str) -> Option<i64> {
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    let [_, day, month, year, hms, "GMT"] = parts.as_slice() else { return None };
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let month = i64::try_from(MONTHS.iter().position(|m| m == month)?).ok()? + 1;
+    let day: i64 = day.parse().ok()?;
+    let year: i64 = year.parse().ok()?;
+    let mut hms = hms.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
+    let in_range = (1..=31).contains(&day)
+        && (0..=23).contains(&h)
+        && (0..=59).contains(&m)
+        && (0..=60).contains(&s)
+        && (1970..=9999).contains(&year);
+    in_range.then(|| days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + s)
+}
+
 /// A duration for people: `41m 12s`, `2h 5m`, `3d 4h`, `12s`; negative
 /// durations read `expired 3m 2s ago`.
 pub fn human_duration(secs: i64) -> String {
@@ -63,6 +96,20 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_795_597_200), "2026-11-25T09:00:00Z");
+    }
+
+    #[test]
+    fn http_dates_parse_to_unix_seconds() {
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
+        assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), None);
+        assert_eq!(parse_http_date("garbage"), None);
+    }
+
+    #[test]
+    fn http_dates_and_rfc3339_agree() {
+        let t = parse_http_date("Wed, 25 Nov 2026 09:00:00 GMT").unwrap();
+        assert_eq!(rfc3339(u64::try_from(t).unwrap()), "2026-11-25T09:00:00Z");
     }
 
     #[test]

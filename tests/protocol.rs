@@ -14,7 +14,10 @@ fn store_then_get_returns_the_credentials() {
     let sandbox = Sandbox::new();
     sandbox.store("registry.example.com", "alice", "s3cret").quiet_success();
     let out = sandbox.get("registry.example.com").quiet_success();
-    assert_eq!(out.stdout, r#"{"ServerURL":"registry.example.com","Username":"alice","Secret":"s3cret"}"#);
+    assert_eq!(
+        out.stdout,
+        "{\"ServerURL\":\"registry.example.com\",\"Username\":\"alice\",\"Secret\":\"s3cret\"}\n"
+    );
 }
 
 #[test]
@@ -106,7 +109,7 @@ fn list_maps_server_urls_to_usernames_and_never_secrets() {
 
 #[test]
 fn list_of_an_empty_store_is_an_empty_object() {
-    assert_eq!(Sandbox::new().list().quiet_success().stdout, "{}");
+    assert_eq!(Sandbox::new().list().quiet_success().stdout, "{}\n");
 }
 
 #[test]
@@ -214,15 +217,29 @@ fn a_server_url_with_spaces_is_refused() {
 }
 
 #[test]
-fn a_bad_config_file_names_file_line_and_column_and_touches_nothing() {
+fn a_bad_config_entry_fails_its_registry_naming_file_line_and_field_and_touches_nothing() {
     let sandbox = sandbox_with_one_entry();
     std::fs::write(sandbox.config_path(), "{\n  \"registries\": {\n    \"r\": {\"tokn_endpoint\": 1}}}")
         .unwrap();
     let before = sandbox.snapshot();
-    let out = sandbox.store("other.example", "u", "p").failure();
+    let out = sandbox.get("r").failure();
     assert!(out.stdout.contains(&sandbox.config_path().display().to_string()), "{out:?}");
     assert!(out.stdout.contains("line 3") && out.stdout.contains("tokn_endpoint"), "{out:?}");
-    assert_eq!(sandbox.snapshot(), before);
+    let written: Vec<_> = sandbox.snapshot().into_keys().filter(|p| !before.contains_key(p)).collect();
+    assert!(written.iter().all(|p| p.extension().is_some_and(|e| e == "failure")), "{written:?}");
+}
+
+#[test]
+fn plain_credentials_keep_working_when_the_config_is_broken() {
+    let sandbox = sandbox_with_one_entry();
+    std::fs::write(
+        sandbox.config_path(),
+        "{\"registries\": {\"x.example\": {\"token_endpoint\": \"https://s/t\"},}}",
+    )
+    .unwrap();
+    sandbox.store("other.example", "u", "p").quiet_success();
+    assert_eq!(sandbox.get("other.example").secret(), "p");
+    sandbox.get("x.example").failure();
 }
 
 #[test]

@@ -1,14 +1,17 @@
-//! `login` and `logout`: put a registry's login token in the store (and
-//! prove it with one exchange), or take it out with its cached tokens.
+//! `login` and `logout`: put a registry's login token in the store, proved
+//! first by one exchange, or take it out with its cached tokens.
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::helper::{GetOptions, Helper, Origin};
+use super::output::{self, Waiting};
+use super::prompt::{self, Source};
+use crate::helper::{Helper, HelperError};
 use crate::secret::Secret;
+use crate::server_url::ServerUrl;
 
 /// `login`'s arguments. The token is never an argument: arguments are
 /// visible to every user in `ps` and land in shell history.
@@ -19,7 +22,7 @@ pub struct LoginArgs {
     /// The username to return with exchanged tokens (default: the config's, else oauth2accesstoken).
     #[arg(long, short)]
     pub username: Option<String>,
-    /// Read the login token from stdin (the default when stdin is not a terminal).
+    /// Read the login token from stdin, all of it (the default when stdin is not a terminal).
     #[arg(long, conflicts_with = "token_file")]
     pub token_stdin: bool,
     /// Read the login token from a file.
@@ -28,15 +31,16 @@ pub struct LoginArgs {
     /// Store the token without proving it with an exchange.
     #[arg(long)]
     pub no_verify: bool,
+    /// Store a plain credential for a registry that is not configured for exchange (needs --username).
+    #[arg(long)]
+    pub plain: bool,
     /// A token given as an argument: accepted by the parser only to be
     /// refused with a message that says what to do instead.
     #[arg(hide = true, value_parser = |s: &str| Ok::<_, String>(Secret::new(s.to_owned())))]
     pub refused_token: Option<Secret>,
 }
 
-const MAX_TOKEN: u64 = 1024 * 1024;
-
-pub(super) fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
+pub(super) fn login(args: LoginArgs, helper: &Helper) -> anyhow::Result<ExitCode> {
     if args.refused_token.is_some() {
         bail!(
             "a login token given as an argument is refused: arguments are visible to every user in `ps` \
@@ -44,100 +48,98 @@ pub(super) fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let url = super::parse_registry(&args.registry)?;
-    let helper = Helper::from_env()?;
-    let token = read_token(&args)?;
-    let exchange = helper.config().lookup(&url).map(|(k, _)| k.clone());
-    let username = args.username.clone().unwrap_or_else(|| {
-        helper
-            .config()
-            .lookup(&url)
-            .and_then(|(_, r)| r.username.clone())
-            .unwrap_or_else(|| crate::config::DEFAULT_USERNAME.to_owned())
-    });
-    let key = helper.storage_key(&url);
-    // Keep what was there, so a token that fails verification does not
-    // replace one that worked.
-    let previous = helper.store()?.get(&key).context("reading the previously stored token")?;
-    helper
-        .store_credential(&url, key.as_str(), &username, token)
-        .with_context(|| format!("storing the login token for {key}"))?;
-    match (&exchange, args.no_verify) {
-        (None, _) => {
-            eprintln!("stored credentials for {key} (not an exchange registry: nothing to verify)");
+    let entry = match helper.config() {
+        Ok(config) => {
+            config.lookup(&url).map(|id| (config.key(id).clone(), config.registry(id).ok().cloned()))
         }
-        (Some(_), true) => eprintln!("stored the login token for {key} (not verified)"),
-        // Only a new exchange proves the token: a stale cached token (which
-        // a concurrent helper could have written) proves nothing.
-        (Some(_), false) => match helper.get(&url, GetOptions { force_refresh: true }).and_then(|answer| {
-            if answer.origin == Origin::Exchange {
-                Ok(answer)
-            } else {
-                Err(crate::helper::HelperError::NotFound)
-            }
-        }) {
-            Ok(answer) => {
-                let life = answer.expires_at.map(|e| crate::time::human_duration(e - crate::time::now()));
-                eprintln!(
-                    "logged in to {key}: exchanged for a token {} valid for {}",
-                    answer.secret.fingerprint(),
-                    life.unwrap_or_else(|| "an unknown time".into())
-                );
-            }
-            Err(e) => {
-                match previous {
-                    Some(prev) => helper.store()?.put(&key, &prev)?,
-                    None => {
-                        helper.store()?.remove(&key)?;
-                    }
-                }
-                helper.drop_cached(&key);
-                bail!("the login token for {key} was not stored: the verifying exchange failed: {e}");
-            }
-        },
-    }
+        Err(e) if args.plain => {
+            crate::warn!("{e}");
+            None
+        }
+        Err(e) => return Err(e).context("the config must be usable to log in to an exchange registry"),
+    };
+    let source = match (&args.token_file, args.token_stdin) {
+        (Some(path), _) => Source::File(path),
+        (None, true) => Source::Stdin,
+        (None, false) => Source::Auto { prompt: format!("Login token for {}: ", url.registry()) },
+    };
+    let Some((key, reg)) = entry else {
+        if !args.plain {
+            bail!("{}", not_configured(helper, &url));
+        }
+        let username = args.username.as_deref().context("--plain needs --username")?;
+        let token = prompt::read_token(source)?;
+        helper.store_credential(&url, url.display_name(), username, token)?;
+        output::line(&format!("stored a plain credential for {url} (user {username})"))?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    let token = prompt::read_token(source)?;
+    let endpoint = reg.map(|r| r.token_endpoint).unwrap_or_default();
+    let waiting = (!args.no_verify).then(|| {
+        Waiting::start(
+            format!("the token endpoint {endpoint} to prove the token"),
+            Duration::from_millis(700),
+        )
+    });
+    let outcome = match helper.login(&url, args.username.as_deref(), token, !args.no_verify) {
+        Ok(outcome) => outcome,
+        Err(e @ (HelperError::Exchange(_) | HelperError::Plan(_))) => bail!(
+            "the login token for {key} was not stored, and the previous login is unchanged: the proving exchange failed: {e}. \
+             If the token is right and the endpoint is not reachable from here, store it anyway with --no-verify"
+        ),
+        Err(e) => return Err(e).with_context(|| format!("the login token for {key} was not stored")),
+    };
+    drop(waiting);
+    let message = match outcome.verified {
+        Some(answer) => {
+            let left = answer.schedule.map_or_else(
+                || "an unknown time".into(),
+                |s| crate::time::human_duration(s.expires_at - crate::time::now()),
+            );
+            format!(
+                "logged in to {}: the token was proven by an exchange (a registry token {} valid for {left})",
+                outcome.key,
+                answer.secret.fingerprint()
+            )
+        }
+        None => format!("stored the login token for {} (not proven: --no-verify)", outcome.key),
+    };
+    output::line(&message)?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn read_token(args: &LoginArgs) -> anyhow::Result<Secret> {
-    let mut bytes = Vec::new();
-    match &args.token_file {
-        Some(path) => {
-            std::fs::File::open(path)
-                .and_then(|f| f.take(MAX_TOKEN + 1).read_to_end(&mut bytes))
-                .with_context(|| format!("reading the login token from {}", path.display()))?;
+/// "not configured for exchange", naming the closest configured key.
+fn not_configured(helper: &Helper, url: &ServerUrl) -> String {
+    let config = helper.config().ok();
+    let keys: Vec<&ServerUrl> = config.iter().flat_map(|c| c.ids().map(|id| c.key(id))).collect();
+    let file = helper.config_path().display();
+    let closest = keys
+        .iter()
+        .map(|k| (strsim::levenshtein(k.as_str(), url.as_str()), k))
+        .min_by_key(|(d, _)| *d)
+        .filter(|(d, k)| *d <= k.as_str().len() / 3 + 2);
+    let hint = match (closest, keys.is_empty()) {
+        (Some((_, key)), _) => format!("did you mean {key}?"),
+        (None, true) => format!("no exchange registries are configured (in {file})"),
+        (None, false) => {
+            let names: Vec<&str> = keys.iter().take(5).map(|k| k.as_str()).collect();
+            format!("configured: {}", names.join(", "))
         }
-        None => {
-            if !args.token_stdin && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-                eprint!("Paste the login token for {}, then press Enter: ", args.registry);
-            }
-            let mut line = String::new();
-            std::io::stdin()
-                .take(MAX_TOKEN + 1)
-                .read_to_string(&mut line)
-                .context("reading the login token from stdin (it must be UTF-8 text)")?;
-            bytes = line.into_bytes();
-        }
-    }
-    if bytes.len() as u64 > MAX_TOKEN {
-        bail!("the login token is larger than 1 MiB");
-    }
-    let text = String::from_utf8(bytes).context("the login token is not UTF-8 text")?;
-    let token = text.trim();
-    if token.is_empty() {
-        bail!("no login token given: pipe it to --token-stdin or name a file with --token-file");
-    }
-    Ok(Secret::new(token.to_owned()))
+    };
+    format!(
+        "{url} is not configured for exchange in {file}; {hint} To store a plain credential for it instead, \
+         add --plain --username USER (or use `docker login`)"
+    )
 }
 
-pub(super) fn logout(registry: &str) -> anyhow::Result<ExitCode> {
+pub(super) fn logout(registry: &str, helper: &Helper) -> anyhow::Result<ExitCode> {
     let url = super::parse_registry(registry)?;
-    let helper = Helper::from_env()?;
     let key = helper.storage_key(&url);
     let removed = helper.erase(&url).with_context(|| format!("removing the stored token for {key}"))?;
-    if removed {
-        eprintln!("removed the stored token and cached tokens for {key}");
+    output::line(&if removed {
+        format!("removed the stored token and the cached tokens of {key}")
     } else {
-        eprintln!("nothing was stored for {key}; cached tokens dropped");
-    }
+        format!("nothing was stored for {key}; its cached tokens were dropped")
+    })?;
     Ok(ExitCode::SUCCESS)
 }

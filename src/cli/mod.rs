@@ -1,33 +1,55 @@
 //! The subcommands people run by hand (DESIGN.md section 5), parsed with
 //! clap. Docker never comes here: its protocol verbs are dispatched before
-//! any parsing in [`crate::main`]; they are also accepted here (hidden) so
-//! that `docker-credential-exchange -v get` works when debugging.
+//! any parsing in [`crate::main`]. A word that is neither a protocol verb
+//! nor a subcommand gets the protocol's kind of error (one line on stdout,
+//! exit 1), because the caller may be a client that ran the helper with an
+//! action this version does not know.
 
 mod configure_docker;
+mod docker_config;
 mod doctor;
+mod import;
 mod login;
+mod output;
+mod prompt;
 mod status;
 mod token;
 
+use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
+use crate::deadline::Deadline;
 use crate::helper::Helper;
 use crate::server_url::ServerUrl;
+
+/// `--version`: the version, the commit it was built from and the target.
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("DCE_BUILD_COMMIT"),
+    ", ",
+    env!("DCE_BUILD_TARGET"),
+    ")"
+);
 
 /// A Docker credential helper that exchanges login tokens for short-lived
 /// registry tokens (RFC 8693) and keeps secrets in the OS keyring.
 #[derive(Debug, Parser)]
-#[command(name = "docker-credential-exchange", version, about, long_about = None)]
+#[command(name = "docker-credential-exchange", version = LONG_VERSION, about, long_about = None)]
 #[command(
     after_help = "Docker runs this helper as `docker-credential-exchange get|store|erase|list` with the request on stdin.\n\
-Set it up with `docker-credential-exchange configure-docker REGISTRY`."
+Set it up with `docker-credential-exchange configure-docker REGISTRY`; when a pull fails, run `docker-credential-exchange doctor`."
 )]
 pub struct Cli {
     /// Log what happens to stderr (same as DOCKER_CREDENTIAL_EXCHANGE_LOG=debug).
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// The config file to use (default: $DOCKER_CREDENTIAL_EXCHANGE_CONFIG, else ~/.config/docker-credential-exchange/config.json).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -35,9 +57,10 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Store a registry's login token in the keyring and prove it with one exchange.
+    /// Store a registry's login token, after proving it with one exchange.
     #[command(
-        after_help = "Example:\n  gh auth token | docker-credential-exchange login registry.example.com --token-stdin"
+        after_help = "Examples:\n  docker-credential-exchange login registry.example.com          # prompts, echo off\n  \
+gh auth token | docker-credential-exchange login registry.example.com --token-stdin"
     )]
     Login(login::LoginArgs),
     /// Remove a registry's stored token and its cached tokens.
@@ -46,12 +69,13 @@ pub enum Command {
         /// The registry, e.g. registry.example.com.
         registry: String,
     },
-    /// Show every configured or stored registry and the life left in its tokens.
+    /// Show every configured or stored registry, the life left in its tokens and its last failure.
     #[command(after_help = "Example:\n  docker-credential-exchange status --json | jq .")]
     Status(status::StatusArgs),
     /// Run `get` as Docker would and show what came back, for debugging a failing pull.
     #[command(
-        after_help = "Example:\n  docker-credential-exchange token registry.example.com/team/app --decode"
+        after_help = "Examples:\n  docker-credential-exchange token registry.example.com/team/app --decode\n  \
+curl -H \"Authorization: Bearer $(docker-credential-exchange token registry.example.com --raw)\" …"
     )]
     Token(token::TokenArgs),
     /// Manage the token cache.
@@ -60,30 +84,26 @@ pub enum Command {
         after_help = "Example:\n  docker-credential-exchange cache clear registry.example.com"
     )]
     Cache(CacheCommand),
-    /// Point Docker's config.json at this helper (credHelpers, or credsStore with --store).
+    /// Point Docker's config.json at this helper (credHelpers, or credsStore with --store), or take it out (--remove).
     #[command(
-        after_help = "Example:\n  docker-credential-exchange configure-docker registry.example.com ghcr.io"
+        after_help = "Examples:\n  docker-credential-exchange configure-docker registry.example.com ghcr.io\n  \
+docker-credential-exchange configure-docker --remove"
     )]
     ConfigureDocker(configure_docker::ConfigureDockerArgs),
-    /// Check the config, keyring, cache, endpoints, clock and Docker's config.
-    #[command(after_help = "Example:\n  docker-credential-exchange doctor")]
-    Doctor,
-    #[command(hide = true)]
-    Get,
-    #[command(hide = true)]
-    Store,
-    #[command(hide = true)]
-    Erase,
-    #[command(hide = true)]
-    List,
-    #[command(hide = true)]
-    Version,
+    /// Check everything a pull could trip on, each problem with its fix.
+    #[command(
+        after_help = "Examples:\n  docker-credential-exchange doctor\n  docker-credential-exchange doctor --exchange --json"
+    )]
+    Doctor(doctor::DoctorArgs),
+    /// Copy every credential another helper holds (secretservice, pass, osxkeychain, wincred, desktop).
+    #[command(after_help = "Example:\n  docker-credential-exchange import --from secretservice")]
+    Import(import::ImportArgs),
 }
 
 /// `cache` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum CacheCommand {
-    /// Remove cached tokens: all, or one registry's.
+    /// Remove cached tokens (and failure records): all, or one registry's.
     Clear {
         /// Only this registry's tokens.
         registry: Option<String>,
@@ -92,62 +112,73 @@ pub enum CacheCommand {
     Dir,
 }
 
-/// Parses the arguments and runs the subcommand; errors go to stderr as
-/// one line with their whole context chain.
-pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+/// Parses `args` (without the program name) and runs the subcommand;
+/// errors go to stderr as one line with their whole context chain.
+pub fn main(args: Vec<OsString>) -> ExitCode {
+    if let Some(word) = unknown_action(&args) {
+        // The protocol's form of error: a client may be asking.
+        let line = crate::redact::line(&format!(
+            "unknown action {word:?}: docker-credential-exchange takes get, store, erase, list or version \
+             (with the request on stdin), or a command for people; see docker-credential-exchange --help"
+        ));
+        let _ = output::line(&line);
+        return ExitCode::FAILURE;
+    }
+    let cli = Cli::parse_from(std::iter::once(OsString::from("docker-credential-exchange")).chain(args));
     crate::log::init(cli.verbose);
-    use crate::protocol::{self, Action};
-    let action = match &cli.command {
-        Command::Get => Some(Action::Get),
-        Command::Store => Some(Action::Store),
-        Command::Erase => Some(Action::Erase),
-        Command::List => Some(Action::List),
-        Command::Version => Some(Action::Version),
-        _ => None,
-    };
-    if let Some(action) = action {
-        return protocol::run(action);
+    if let Some(path) = cli.config {
+        crate::paths::override_config_file(path);
     }
     match run(cli.command) {
         Ok(code) => code,
+        Err(e) if output::is_closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("docker-credential-exchange: error: {e:#}");
+            eprintln!("docker-credential-exchange: error: {}", crate::redact::line(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
 }
 
+/// The first argument, if it is a word that names neither a subcommand
+/// nor a flag.
+fn unknown_action(args: &[OsString]) -> Option<String> {
+    let word = args.first()?.to_string_lossy();
+    if word.starts_with('-') {
+        return None;
+    }
+    let cli = Cli::command();
+    let known = cli
+        .get_subcommands()
+        .flat_map(|c| std::iter::once(c.get_name()).chain(c.get_all_aliases()))
+        .any(|n| n == word);
+    (!known && word != "help").then(|| word.into_owned())
+}
+
 fn run(command: Command) -> anyhow::Result<ExitCode> {
+    let helper = Helper::from_env(Deadline::from_env()?)?;
     match command {
-        Command::Login(args) => login::login(args),
-        Command::Logout { registry } => login::logout(&registry),
-        Command::Status(args) => status::status(args),
-        Command::Token(args) => token::token(args),
-        Command::Cache(CacheCommand::Clear { registry }) => cache_clear(registry.as_deref()),
+        Command::Login(args) => login::login(args, &helper),
+        Command::Logout { registry } => login::logout(&registry, &helper),
+        Command::Status(args) => status::status(args, &helper),
+        Command::Token(args) => token::token(args, &helper),
+        Command::Cache(CacheCommand::Clear { registry }) => cache_clear(registry.as_deref(), &helper),
         Command::Cache(CacheCommand::Dir) => {
-            println!("{}", crate::paths::cache_dir()?.display());
+            output::line(&helper.cache().dir().display().to_string())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::ConfigureDocker(args) => configure_docker::configure_docker(args),
-        Command::Doctor => doctor::doctor(),
-        Command::Get | Command::Store | Command::Erase | Command::List | Command::Version => {
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::ConfigureDocker(args) => configure_docker::configure_docker(args, &helper),
+        Command::Doctor(args) => doctor::doctor(args, &helper),
+        Command::Import(args) => import::import(args, &helper),
     }
 }
 
 /// Parses a registry argument, with a message that names it.
 pub(crate) fn parse_registry(raw: &str) -> anyhow::Result<ServerUrl> {
-    ServerUrl::parse(raw).map_err(|e| anyhow::anyhow!("{raw:?} is not a registry: {e}"))
+    ServerUrl::parse(raw).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-fn cache_clear(registry: Option<&str>) -> anyhow::Result<ExitCode> {
-    let helper = Helper::from_env()?;
-    let Some(cache) = helper.cache() else {
-        println!("the cache is disabled ({}=1); nothing to clear", crate::paths::NO_CACHE_ENV);
-        return Ok(ExitCode::SUCCESS);
-    };
+fn cache_clear(registry: Option<&str>, helper: &Helper) -> anyhow::Result<ExitCode> {
+    let cache = helper.cache();
     let removed = match registry {
         Some(raw) => {
             let url = parse_registry(raw)?;
@@ -155,6 +186,6 @@ fn cache_clear(registry: Option<&str>) -> anyhow::Result<ExitCode> {
         }
         None => cache.clear(),
     };
-    println!("removed {removed} cached token(s) from {}", cache.dir().display());
+    output::line(&format!("removed {removed} cached token(s) from {}", cache.dir().display()))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,23 +1,26 @@
-//! `status`: every configured or stored registry, where its login token
-//! comes from and when it expires, and the life left in its cached tokens.
+//! `status`: every configured or stored registry, who `get` answers as,
+//! where its login token comes from and when it expires, the life left in
+//! its cached tokens, and the last failure of a `get` for it (Docker shows
+//! only "no basic auth credentials"; the reason is kept beside the cache).
 //!
-//! A table for people; `--json` for scripts. The JSON document is stable
-//! (fields are only ever added) and carries everything the table shows plus
-//! the raw numbers:
+//! A table for people (fitted to 80 columns, details below it); `--json`
+//! for scripts. The JSON document is stable (fields are only ever added):
 //!
 //! ```text
 //! {
 //!   "now": 1760000000,                        Unix seconds the report was made at
 //!   "config_file": "/…/config.json" | null,   the helper's config, if one exists
+//!   "config_error": "…" | null,               why the config cannot be used
 //!   "store": "file store /…",                 where stored credentials live
-//!   "cache_dir": "/…" | null,                 null when the cache is disabled
+//!   "cache_dir": "/…" | null,                 null when tokens are not cached
 //!   "registries": [{
 //!     "registry": "registry.example.com",     normalized key (config or store)
-//!     "kind": "exchange" | "plain",
+//!     "kind": "exchange" | "plain" | "unknown",
 //!     "stored": true,                         something is in the keyring/file store
-//!     "username": "alice" | null,
-//!     "subject_source": "keyring" | "env:VAR" | "file:/p" | "command:prog" | "github-actions" | null,
+//!     "username": "alice" | null,             what `get` answers with
+//!     "subject_source": "keyring" | "env:VAR" | "file:/p" | "command:prog" | "github-actions" | "kubelet" | null,
 //!     "token_endpoint": "https://…" | null,
+//!     "entry_error": "…" | null,              why the config entry cannot be used
 //!     "login_token": null | {                 null for plain registries
 //!       "state": "valid" | "expired" | "no-expiry" | "absent" | "not-checked" | "error",
 //!       "fingerprint": "sha256:…" | null,
@@ -35,7 +38,8 @@
 //!       "remaining_seconds": 2472,            until expiry; negative once expired
 //!       "remaining": "41m 12s",
 //!       "state": "fresh" | "refresh-due" | "expired"
-//!     }]
+//!     }],
+//!     "last_failure": null | {"request": "…", "at": 1760000000, "at_rfc3339": "…Z", "message": "…"}
 //!   }]
 //! }
 //! ```
@@ -45,62 +49,100 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
-use crate::cache::CachedToken;
-use crate::config::{RegistryConfig, SourceSpec};
+use crate::cache::{CachedToken, Failure, Freshness};
+use crate::config::{Config, RegistryConfig, SourceSpec};
 use crate::helper::Helper;
 use crate::secret::Secret;
 use crate::server_url::ServerUrl;
-use crate::subject::{self, Probe};
+use crate::store::{EntryKind, ListedCredential, StoreKind};
 use crate::time::{human_duration, rfc3339_signed};
 
 /// `status`'s arguments.
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
-    /// Print stable JSON instead of a table.
+    /// Print stable JSON instead of a table (documented in `docker-credential-exchange status --help`).
     ///
-    /// Per registry: registry, kind (exchange/plain), stored, username, subject_source,
-    /// token_endpoint, login_token {state, fingerprint, expires_at, expires_at_rfc3339,
-    /// remaining_seconds, remaining, detail} and cached_tokens [{request, username,
-    /// fingerprint, obtained_at, refresh_at, expires_at, expires_at_rfc3339,
-    /// remaining_seconds, remaining, state}]. Times are Unix seconds. Never secrets.
+    /// Per registry: registry, kind (exchange/plain/unknown), stored, username, subject_source,
+    /// token_endpoint, entry_error, login_token {state, fingerprint, expires_at, expires_at_rfc3339,
+    /// remaining_seconds, remaining, detail}, cached_tokens [{request, username, fingerprint,
+    /// obtained_at, refresh_at, expires_at, expires_at_rfc3339, remaining_seconds, remaining,
+    /// state}] and last_failure {request, at, at_rfc3339, message}. Times are Unix seconds.
+    /// Never secrets.
     #[arg(long)]
     pub json: bool,
 }
 
+/// Everything `status` shows; `doctor` judges the same facts.
 #[derive(Debug, Serialize)]
-struct Report {
-    now: i64,
-    config_file: Option<String>,
-    store: String,
-    cache_dir: Option<String>,
-    registries: Vec<RegistryStatus>,
+pub(super) struct Report {
+    pub now: i64,
+    pub config_file: Option<String>,
+    pub config_error: Option<String>,
+    pub store: String,
+    pub cache_dir: Option<String>,
+    pub registries: Vec<RegistryStatus>,
+}
+
+/// What a registry is to the helper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(super) enum Kind {
+    /// Configured for exchange.
+    Exchange,
+    /// A stored credential.
+    Plain,
+    /// Neither, but a `get` for it failed.
+    Unknown,
 }
 
 #[derive(Debug, Serialize)]
-struct RegistryStatus {
-    registry: String,
-    kind: &'static str,
-    stored: bool,
-    username: Option<String>,
-    subject_source: Option<String>,
-    token_endpoint: Option<String>,
-    login_token: Option<LoginToken>,
-    cached_tokens: Vec<CachedStatus>,
+pub(super) struct RegistryStatus {
+    pub registry: String,
+    pub kind: Kind,
+    pub stored: bool,
+    pub username: Option<String>,
+    pub subject_source: Option<String>,
+    pub token_endpoint: Option<String>,
+    pub entry_error: Option<String>,
+    pub login_token: Option<LoginToken>,
+    pub cached_tokens: Vec<CachedStatus>,
+    pub last_failure: Option<FailureStatus>,
+    /// Where the login token is kept, for the table ("file store").
+    #[serde(skip)]
+    pub subject_where: Option<String>,
+}
+
+/// The state of a login (subject) token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(super) enum LoginState {
+    /// A JWT that has not expired.
+    Valid,
+    /// A JWT past its `exp`.
+    Expired,
+    /// Present, but not a JWT with `exp`.
+    NoExpiry,
+    /// Nothing stored, variable unset, file missing.
+    Absent,
+    /// A source that is not read without a request (command, CI).
+    NotChecked,
+    /// Reading it failed.
+    Error,
 }
 
 #[derive(Debug, Serialize)]
-struct LoginToken {
-    state: &'static str,
-    fingerprint: Option<String>,
-    expires_at: Option<i64>,
-    expires_at_rfc3339: Option<String>,
-    remaining_seconds: Option<i64>,
-    remaining: Option<String>,
-    detail: Option<String>,
+pub(super) struct LoginToken {
+    pub state: LoginState,
+    pub fingerprint: Option<String>,
+    pub expires_at: Option<i64>,
+    pub expires_at_rfc3339: Option<String>,
+    pub remaining_seconds: Option<i64>,
+    pub remaining: Option<String>,
+    pub detail: Option<String>,
 }
 
 impl LoginToken {
-    fn without_token(state: &'static str, detail: Option<String>) -> LoginToken {
+    fn without_token(state: LoginState, detail: Option<String>) -> LoginToken {
         LoginToken {
             state,
             fingerprint: None,
@@ -117,9 +159,9 @@ impl LoginToken {
         let remaining = exp.map(|e| e.saturating_sub(now));
         LoginToken {
             state: match remaining {
-                None => "no-expiry",
-                Some(r) if r > 0 => "valid",
-                Some(_) => "expired",
+                None => LoginState::NoExpiry,
+                Some(r) if r > 0 => LoginState::Valid,
+                Some(_) => LoginState::Expired,
             },
             fingerprint: Some(token.fingerprint()),
             expires_at: exp,
@@ -130,34 +172,43 @@ impl LoginToken {
         }
     }
 
-    fn summary(&self) -> String {
-        match (self.state, &self.remaining, &self.expires_at_rfc3339) {
-            ("valid", Some(r), Some(at)) => format!("valid, {r} left ({at})"),
-            ("expired", Some(r), _) => r.clone(),
-            ("no-expiry", ..) => "present (not a JWT with exp)".into(),
-            ("absent", ..) => "absent".into(),
-            ("not-checked", ..) => {
-                format!("not checked ({})", self.detail.as_deref().unwrap_or("not read by status"))
-            }
-            // The error can be long (the keyring's names every way out); it
-            // goes under the table rather than stretching a column.
-            (state, ..) => format!("{state} (see below)"),
+    /// A short cell for the table.
+    fn cell(&self) -> String {
+        match (self.state, &self.remaining) {
+            (LoginState::Valid, Some(r)) => format!("valid, {r}"),
+            (LoginState::Expired, _) => "EXPIRED".into(),
+            (LoginState::NoExpiry, _) => "present".into(),
+            (LoginState::Absent, _) => "ABSENT".into(),
+            (LoginState::NotChecked, _) => "not checked".into(),
+            _ => "ERROR".into(),
         }
     }
 }
 
 #[derive(Debug, Serialize)]
-struct CachedStatus {
-    request: String,
-    username: String,
-    fingerprint: String,
-    obtained_at: i64,
-    refresh_at: i64,
-    expires_at: i64,
-    expires_at_rfc3339: String,
-    remaining_seconds: i64,
-    remaining: String,
-    state: &'static str,
+pub(super) struct CachedStatus {
+    pub request: String,
+    pub username: String,
+    pub fingerprint: String,
+    pub obtained_at: i64,
+    pub refresh_at: i64,
+    pub expires_at: i64,
+    pub expires_at_rfc3339: String,
+    pub remaining_seconds: i64,
+    pub remaining: String,
+    pub state: CacheState,
+}
+
+/// A cached token's state, as [`Freshness`] says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(super) enum CacheState {
+    /// Served as it is.
+    Fresh,
+    /// Refreshed by the next `get`.
+    RefreshDue,
+    /// Never served again.
+    Expired,
 }
 
 impl CachedStatus {
@@ -173,85 +224,178 @@ impl CachedStatus {
             expires_at_rfc3339: rfc3339_signed(entry.expires_at),
             remaining_seconds: remaining,
             remaining: human_duration(remaining),
-            state: if now < entry.refresh_at {
-                "fresh"
-            } else if now < entry.expires_at {
-                "refresh-due"
-            } else {
-                "expired"
+            state: match entry.schedule().freshness(now) {
+                Freshness::Fresh => CacheState::Fresh,
+                Freshness::RefreshDue => CacheState::RefreshDue,
+                Freshness::Expired | Freshness::FromTheFuture => CacheState::Expired,
             },
         }
     }
 }
 
-pub(super) fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let helper = Helper::from_env()?;
-    let report = collect(&helper)?;
+#[derive(Debug, Serialize)]
+pub(super) struct FailureStatus {
+    pub request: String,
+    pub at: i64,
+    pub at_rfc3339: String,
+    pub message: String,
+}
+
+pub(super) fn status(args: StatusArgs, helper: &Helper) -> anyhow::Result<ExitCode> {
+    let report = collect(helper)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        super::output::line(&serde_json::to_string_pretty(&report)?)?;
     } else {
-        print!("{}", table(&report));
+        super::output::print(&table(&report))?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn collect(helper: &Helper) -> anyhow::Result<Report> {
+/// Gathers the report: the config, the store's index, the cache and the
+/// failure records, and the login tokens of the sources that are cheap to
+/// read (the keyring, a variable, a file).
+pub(super) fn collect(helper: &Helper) -> anyhow::Result<Report> {
     let now = crate::time::now();
     let store = helper.store()?;
-    let stored = match store.list() {
-        Ok(list) => list,
-        Err(e) => {
-            crate::warn!("cannot list stored credentials: {e}");
-            Default::default()
-        }
-    };
-    let cached = helper.cache().map(crate::cache::Cache::entries).unwrap_or_default();
+    let stored = store.list().unwrap_or_else(|e| {
+        crate::warn!("cannot list stored credentials: {e}");
+        Default::default()
+    });
+    let file_store = matches!(store_kind(helper), Some(StoreKind::File));
+    let cache = helper.cache();
+    let cached = if cache.tokens_enabled() { cache.entries() } else { Vec::new() };
+    let config = helper.config().ok();
     let mut rows = Vec::new();
-    for (key, reg) in &helper.config().registries {
-        let listed = stored.get(key.as_str());
-        let username =
-            reg.username.clone().or_else(|| listed.map(|l| l.username.clone()).filter(|u| !u.is_empty()));
-        rows.push(RegistryStatus {
-            registry: key.to_string(),
-            kind: "exchange",
-            stored: listed.is_some(),
-            username,
-            subject_source: Some(reg.subject_token.describe()),
-            token_endpoint: Some(reg.token_endpoint.clone()),
-            login_token: Some(login_token(helper, key, reg, now)),
-            cached_tokens: cached
-                .iter()
-                .filter(|c| c.registry == key.as_str())
-                .map(|c| CachedStatus::of(c, now))
-                .collect(),
-        });
+    if let Some(config) = config {
+        for id in config.ids() {
+            let listed = stored.get(config.key(id).as_str());
+            rows.push(exchange_row(helper, config, id, listed, &cached, file_store, now));
+        }
     }
     for (key, listed) in &stored {
-        if rows.iter().any(|r| &r.registry == key) {
+        if rows.iter().any(|r: &RegistryStatus| &r.registry == key) {
             continue;
         }
         rows.push(RegistryStatus {
             registry: key.clone(),
-            kind: "plain",
+            kind: if listed.kind == Some(EntryKind::LoginToken) { Kind::Unknown } else { Kind::Plain },
             stored: true,
             username: Some(listed.username.clone()).filter(|u| !u.is_empty()),
             subject_source: None,
             token_endpoint: None,
+            entry_error: (listed.kind == Some(EntryKind::LoginToken)).then(|| {
+                "a login token is stored, but the registry is not configured for exchange".to_owned()
+            }),
             login_token: None,
             cached_tokens: Vec::new(),
+            last_failure: None,
+            subject_where: None,
         });
     }
+    attach_failures(&mut rows, cache.failures(), config, &cached);
     rows.sort_by(|a, b| a.registry.cmp(&b.registry));
     Ok(Report {
         now,
-        config_file: helper.config().path.as_ref().filter(|p| p.exists()).map(|p| p.display().to_string()),
+        config_file: Some(helper.config_path()).filter(|p| p.exists()).map(|p| p.display().to_string()),
+        config_error: helper.config().err().map(|e| e.to_string()),
         store: store.describe(),
-        cache_dir: helper.cache().map(|c| c.dir().display().to_string()),
+        cache_dir: cache.tokens_enabled().then(|| cache.dir().display().to_string()),
         registries: rows,
     })
 }
 
-/// The login token's expiry, read only from sources that are cheap and
+fn store_kind(helper: &Helper) -> Option<StoreKind> {
+    helper.config().ok()?.store_kind().ok()
+}
+
+fn exchange_row(
+    helper: &Helper,
+    config: &Config,
+    id: crate::config::EntryId,
+    listed: Option<&ListedCredential>,
+    cached: &[CachedToken],
+    file_store: bool,
+    now: i64,
+) -> RegistryStatus {
+    let key = config.key(id);
+    let login_username = listed.map(|l| l.username.as_str());
+    let (reg, entry_error) = match config.registry(id) {
+        Ok(reg) => (Some(reg), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let subject_where = reg.map(|r| match &r.subject_token {
+        SourceSpec::Keyring if file_store => "file store".to_owned(),
+        other => other.describe(),
+    });
+    RegistryStatus {
+        registry: key.to_string(),
+        kind: Kind::Exchange,
+        stored: listed.is_some(),
+        username: reg.map(|r| r.username_for(login_username)),
+        subject_source: reg.map(|r| r.subject_token.describe()),
+        token_endpoint: reg.map(|r| r.token_endpoint.clone()),
+        entry_error,
+        login_token: reg.map(|r| login_token(helper, key, r, now)),
+        cached_tokens: cached
+            .iter()
+            .filter(|c| c.registry == key.as_str())
+            .map(|c| CachedStatus::of(c, now))
+            .collect(),
+        last_failure: None,
+        subject_where,
+    }
+}
+
+/// Puts each failure on the row its request belongs to (the longest
+/// configured prefix, else the stored entry, else a row of its own),
+/// unless a token obtained since shows that a `get` succeeded after it.
+fn attach_failures(
+    rows: &mut Vec<RegistryStatus>,
+    failures: Vec<Failure>,
+    config: Option<&Config>,
+    cached: &[CachedToken],
+) {
+    for failure in failures {
+        let succeeded_since = cached
+            .iter()
+            .any(|c| c.request == failure.request && c.obtained_at.saturating_mul(1000) > failure.at_ms);
+        if succeeded_since {
+            continue;
+        }
+        let request = ServerUrl::parse(&failure.request).ok();
+        let owner = request
+            .as_ref()
+            .and_then(|url| config.and_then(|c| c.lookup(url).map(|id| c.key(id).to_string())))
+            .or_else(|| request.as_ref().map(|u| u.to_string()))
+            .unwrap_or_else(|| failure.request.clone());
+        let status = FailureStatus {
+            request: failure.request.clone(),
+            at: failure.at(),
+            at_rfc3339: rfc3339_signed(failure.at()),
+            message: failure.message.clone(),
+        };
+        match rows.iter_mut().find(|r| r.registry == owner) {
+            // Newest first: the first failure found for a row is its last.
+            Some(row) if row.last_failure.is_none() => row.last_failure = Some(status),
+            Some(_) => {}
+            None => rows.push(RegistryStatus {
+                registry: owner,
+                kind: Kind::Unknown,
+                stored: false,
+                username: None,
+                subject_source: None,
+                token_endpoint: None,
+                entry_error: None,
+                login_token: None,
+                cached_tokens: Vec::new(),
+                last_failure: Some(status),
+                subject_where: None,
+            }),
+        }
+    }
+}
+
+/// The login token's state, read only from sources that are cheap and
 /// side-effect free: the keyring, a variable, a file. Commands and the
 /// GitHub Actions endpoint are not run just to report on them.
 fn login_token(helper: &Helper, key: &ServerUrl, reg: &RegistryConfig, now: i64) -> LoginToken {
@@ -259,96 +403,107 @@ fn login_token(helper: &Helper, key: &ServerUrl, reg: &RegistryConfig, now: i64)
         SourceSpec::Keyring => helper.store().map_err(|e| e.to_string()).and_then(|s| {
             s.get(key).map(|c| c.map(|c| c.secret).filter(|s| !s.is_empty())).map_err(|e| e.to_string())
         }),
-        spec @ (SourceSpec::Env { .. } | SourceSpec::File { .. }) => match subject::probe(spec) {
-            Ok(Probe::Loaded(s)) => Ok(Some(s.token)),
-            Ok(_) => Ok(None),
-            Err(e) => Err(e.to_string()),
-        },
+        spec @ (SourceSpec::Env { .. } | SourceSpec::File { .. }) => {
+            crate::subject::peek(spec, helper.deadline()).map_err(|e| e.to_string())
+        }
         SourceSpec::Command { .. } => {
-            return LoginToken::without_token("not-checked", Some("status does not run commands".into()));
+            return LoginToken::without_token(
+                LoginState::NotChecked,
+                Some("status does not run commands".into()),
+            );
         }
         SourceSpec::GithubActions { .. } => {
             return LoginToken::without_token(
-                "not-checked",
+                LoginState::NotChecked,
                 Some("fetched from the GitHub Actions job when needed".into()),
+            );
+        }
+        SourceSpec::Kubelet => {
+            return LoginToken::without_token(
+                LoginState::NotChecked,
+                Some("passed by the kubelet with each request".into()),
             );
         }
     };
     match token {
         Ok(Some(t)) => LoginToken::of(&t, now),
-        Ok(None) => LoginToken::without_token("absent", None),
-        Err(e) => LoginToken::without_token("error", Some(e)),
+        Ok(None) => LoginToken::without_token(LoginState::Absent, None),
+        Err(e) => LoginToken::without_token(LoginState::Error, Some(e)),
     }
 }
 
 fn table(report: &Report) -> String {
+    let mut out = String::new();
+    if let Some(e) = &report.config_error {
+        out.push_str(&format!(
+            "config: {e}\n  (plain credentials still work; exchange registries do not)\n\n"
+        ));
+    }
     if report.registries.is_empty() {
-        return format!(
+        out.push_str(&format!(
             "no registries: none configured{} and none stored in the {}\n",
             report.config_file.as_deref().map(|p| format!(" in {p}")).unwrap_or_default(),
             report.store
-        );
+        ));
+        return out;
     }
-    let header = ["REGISTRY", "KIND", "SUBJECT", "LOGIN TOKEN", "CACHED TOKEN"];
-    let mut rows: Vec<[String; 5]> = Vec::new();
+    let header = ["REGISTRY", "KIND", "USERNAME", "LOGIN TOKEN", "CACHED TOKEN"];
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
     for r in &report.registries {
-        let login = r.login_token.as_ref().map_or_else(|| "-".to_owned(), LoginToken::summary);
-        let first = [
-            r.registry.clone(),
-            r.kind.to_owned(),
-            r.subject_source.clone().unwrap_or_else(|| "-".into()),
-            login,
-            String::new(),
-        ];
-        let cached: Vec<String> = r
-            .cached_tokens
-            .iter()
-            .map(|c| {
-                let life = if c.remaining_seconds > 0 {
-                    format!("{} left", c.remaining)
-                } else {
-                    c.remaining.clone()
-                };
-                let scope =
-                    if c.request == r.registry { String::new() } else { format!(" for {}", c.request) };
-                let due = if c.state == "refresh-due" { ", refresh due" } else { "" };
-                format!("{life}{due}, {}{scope}", c.fingerprint)
-            })
-            .collect();
-        let mut row = first;
-        row[4] = match (r.kind, cached.first()) {
-            (_, Some(c)) => c.clone(),
-            ("exchange", None) => "none".into(),
+        let cached = match (r.kind, r.cached_tokens.iter().max_by_key(|c| c.expires_at)) {
+            (_, Some(c)) if c.remaining_seconds > 0 => {
+                let more = r.cached_tokens.len() - 1;
+                let due = if c.state == CacheState::RefreshDue { ", due" } else { "" };
+                let more = if more > 0 { format!(" (+{more})") } else { String::new() };
+                format!("{} left{due}{more}", c.remaining)
+            }
+            (_, Some(_)) => "expired".into(),
+            (Kind::Exchange, None) => "none".into(),
             _ => "-".into(),
         };
-        rows.push(row);
-        for c in cached.iter().skip(1) {
-            rows.push([String::new(), String::new(), String::new(), String::new(), c.clone()]);
+        let login = match (&r.login_token, &r.subject_where) {
+            (Some(l), Some(w)) => format!("{w}: {}", l.cell()),
+            (Some(l), None) => l.cell(),
+            (None, _) => "-".into(),
+        };
+        let kind = match r.kind {
+            Kind::Exchange => "exchange",
+            Kind::Plain => "plain",
+            Kind::Unknown => "?",
+        };
+        rows.push(vec![
+            r.registry.clone(),
+            kind.into(),
+            r.username.clone().unwrap_or_else(|| "-".into()),
+            login,
+            cached,
+        ]);
+        if let Some(e) = &r.entry_error {
+            notes.push(format!("{}: {e}", r.registry));
+        }
+        if let Some(LoginToken { state: LoginState::Error, detail: Some(d), .. }) = &r.login_token {
+            notes.push(format!("{}: cannot read the login token: {d}", r.registry));
+        }
+        if let Some(LoginToken { state: LoginState::Expired, expires_at_rfc3339: Some(at), .. }) =
+            &r.login_token
+        {
+            notes.push(format!("{}: the login token expired at {at}; log in again", r.registry));
+        }
+        if let Some(f) = &r.last_failure {
+            let ago = human_duration(report.now.saturating_sub(f.at));
+            notes.push(format!(
+                "{}: the last get failed {ago} ago ({}): {}",
+                r.registry, f.at_rfc3339, f.message
+            ));
         }
     }
-    let mut widths = header.map(|h| h.chars().count());
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &[String]| {
-        let mut out = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            out.push_str(cell);
-            if i + 1 < cells.len() {
-                out.push_str(&" ".repeat(w - cell.chars().count() + 2));
-            }
-        }
-        out.trim_end().to_owned() + "\n"
-    };
-    let mut out = line(&header.map(str::to_owned));
-    for row in &rows {
-        out.push_str(&line(row));
-    }
-    for r in &report.registries {
-        if let Some(LoginToken { state: "error", detail: Some(detail), .. }) = &r.login_token {
-            out.push_str(&format!("\n{}: cannot read the login token: {detail}\n", r.registry));
+    out.push_str(&super::output::table(&header, &rows, &[0, 2, 3], super::output::width()));
+    if !notes.is_empty() {
+        out.push('\n');
+        for note in notes {
+            out.push_str(&note);
+            out.push('\n');
         }
     }
     out

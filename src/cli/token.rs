@@ -1,13 +1,19 @@
 //! `token`: run `get` exactly as Docker would and show a person what came
 //! back: where from, for whom, until when, its fingerprint and, with
 //! `--decode`, its JWT header and claims. The token itself is printed only
-//! with `--show-secret`. The tool for debugging a failing pull.
+//! with `--show-secret`, or alone with `--raw` for scripts. The tool for
+//! debugging a failing pull.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
-use anyhow::anyhow;
+use anyhow::bail;
+use serde::Serialize;
 
-use crate::helper::{GetOptions, Helper, HelperError, Origin};
+use super::output::{self, Waiting};
+use crate::config::SourceSpec;
+use crate::helper::{Answer, GetOptions, Helper, HelperError, Origin};
+use crate::server_url::ServerUrl;
 use crate::time::{human_duration, rfc3339_signed};
 
 /// `token`'s arguments.
@@ -21,51 +27,124 @@ pub struct TokenArgs {
     /// Decode the token's JWT header and claims.
     #[arg(long)]
     pub decode: bool,
-    /// Print the token itself.
+    /// Print the token itself too.
     #[arg(long)]
     pub show_secret: bool,
+    /// Print only the token, for scripts (like `gcloud auth print-access-token`).
+    #[arg(long, conflicts_with_all = ["decode", "json", "show_secret"])]
+    pub raw: bool,
+    /// Print JSON: registry, entry, endpoint, username, origin, expires_at, fingerprint, claims (with --decode), token (with --show-secret).
+    #[arg(long)]
+    pub json: bool,
 }
 
-pub(super) fn token(args: TokenArgs) -> anyhow::Result<ExitCode> {
+#[derive(Serialize)]
+struct TokenReport {
+    request: String,
+    entry: Option<String>,
+    endpoint: Option<String>,
+    username: String,
+    origin: &'static str,
+    expires_at: Option<i64>,
+    expires_at_rfc3339: Option<String>,
+    refresh_at: Option<i64>,
+    fingerprint: String,
+    header: Option<serde_json::Value>,
+    claims: Option<serde_json::Value>,
+    token: Option<String>,
+}
+
+fn origin_name(origin: Origin) -> &'static str {
+    match origin {
+        Origin::Cache => "cache",
+        Origin::Exchange => "exchange",
+        Origin::Stored => "stored",
+        Origin::StaleCache => "stale-cache",
+    }
+}
+
+pub(super) fn token(args: TokenArgs, helper: &Helper) -> anyhow::Result<ExitCode> {
     let url = super::parse_registry(&args.server)?;
-    let helper = Helper::from_env()?;
-    let entry = helper.config().lookup(&url).map(|(k, r)| (k.clone(), r.clone()));
+    let entry = helper.config().ok().and_then(|c| {
+        let id = c.lookup(&url)?;
+        Some((c.key(id).clone(), c.registry(id).ok().cloned()))
+    });
+    let endpoint = entry.as_ref().and_then(|(_, r)| r.as_ref().map(|r| r.token_endpoint.clone()));
+    let waiting = endpoint
+        .as_ref()
+        .map(|e| Waiting::start(format!("the token endpoint {e}"), Duration::from_millis(700)));
     let answer = match helper.get(&url, GetOptions { force_refresh: args.refresh }) {
         Ok(a) => a,
         Err(HelperError::NotFound) => {
-            let hint = match &entry {
-                Some((key, reg)) => format!(
-                    "{url} is an exchange registry (entry {key}) but there is no login token from {}; {}",
-                    reg.subject_token.describe(),
-                    match reg.subject_token {
-                        crate::config::SourceSpec::Keyring => {
-                            format!("run `docker-credential-exchange login {key}`")
-                        }
-                        _ => "check that the source is available here".to_owned(),
-                    }
-                ),
-                None => format!(
-                    "{url} is neither configured for exchange{} nor stored; run `docker login {}` or \
-                     add it to the config",
-                    helper.config().path.as_ref().map(|p| format!(" in {}", p.display())).unwrap_or_default(),
-                    url.registry()
-                ),
-            };
-            return Err(anyhow!("{}: {hint}", HelperError::NotFound));
+            bail!("{}: {}", HelperError::NotFound, not_found_hint(helper, &url, entry.as_ref()))
         }
         Err(e) => return Err(e.into()),
     };
+    drop(waiting);
+    if args.raw {
+        output::line(answer.secret.expose())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let decoded = args.decode.then(|| crate::jwt::decode_unverified(answer.secret.expose())).flatten();
+    let expires_at =
+        answer.schedule.map(|s| s.expires_at).or_else(|| crate::jwt::expiry(answer.secret.expose()));
+    let report = TokenReport {
+        request: url.to_string(),
+        entry: entry.as_ref().map(|(k, _)| k.to_string()),
+        endpoint,
+        username: answer.username.clone(),
+        origin: origin_name(answer.origin),
+        expires_at,
+        expires_at_rfc3339: expires_at.map(rfc3339_signed),
+        refresh_at: answer.schedule.map(|s| s.refresh_at),
+        fingerprint: answer.secret.fingerprint(),
+        header: decoded.as_ref().and_then(|d| serde_json::to_value(&d.header).ok()),
+        claims: decoded.as_ref().map(|d| d.claims.clone()),
+        token: args.show_secret.then(|| answer.secret.expose().to_owned()),
+    };
+    if args.json {
+        output::line(&serde_json::to_string_pretty(&report)?)?;
+    } else {
+        output::print(&human(&report, &answer, args.decode))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn not_found_hint(
+    helper: &Helper,
+    url: &ServerUrl,
+    entry: Option<&(ServerUrl, Option<crate::config::RegistryConfig>)>,
+) -> String {
+    match entry {
+        Some((key, Some(reg))) => format!(
+            "{url} is an exchange registry (entry {key}) but there is no login token from {}; {}",
+            reg.subject_token.describe(),
+            match reg.subject_token {
+                SourceSpec::Keyring => format!("run `docker-credential-exchange login {key}`"),
+                SourceSpec::Kubelet => "only the kubelet provides its token".to_owned(),
+                _ => "check that the source is available here".to_owned(),
+            }
+        ),
+        _ => format!(
+            "{url} is neither configured for exchange (in {}) nor stored; run `docker login {}` or add it to the config",
+            helper.config_path().display(),
+            url.registry()
+        ),
+    }
+}
+
+fn human(r: &TokenReport, answer: &Answer, decode: bool) -> String {
     let now = crate::time::now();
     let mut out = String::new();
     let mut field =
         |name: &str, value: String| out.push_str(&format!("{:<12} {value}\n", format!("{name}:")));
-    match &entry {
-        Some((key, reg)) => {
-            field("registry", format!("{url} (exchange entry {key}, endpoint {})", reg.token_endpoint));
+    match (&r.entry, &r.endpoint) {
+        (Some(key), Some(endpoint)) => {
+            field("registry", format!("{} (exchange entry {key}, endpoint {endpoint})", r.request));
         }
-        None => field("registry", format!("{url} (stored credentials)")),
+        _ => field("registry", format!("{} (stored credentials)", r.request)),
     }
-    field("username", answer.username.clone());
+    field("username", r.username.clone());
     field(
         "origin",
         match answer.origin {
@@ -77,44 +156,37 @@ pub(super) fn token(args: TokenArgs) -> anyhow::Result<ExitCode> {
             }
         },
     );
-    let expires_at = answer.expires_at.or_else(|| crate::jwt::expiry(answer.secret.expose()));
     field(
         "expires",
-        match expires_at {
-            Some(at) => format!("{} ({})", rfc3339_signed(at), remaining(at, now)),
+        match r.expires_at {
+            Some(at) => format!("{} ({})", rfc3339_signed(at), relative(at, now)),
             None => "unknown (not an exchanged token, not a JWT with exp)".to_owned(),
         },
     );
-    field("fingerprint", answer.secret.fingerprint());
-    if args.decode {
-        match crate::jwt::decode_unverified(answer.secret.expose()) {
-            Some(decoded) => {
+    field("fingerprint", r.fingerprint.clone());
+    if decode {
+        match (&r.header, &r.claims) {
+            (Some(header), Some(claims)) => {
                 out.push_str("header:\n");
-                out.push_str(&indent(&serde_json::to_string_pretty(&decoded.header)?));
+                out.push_str(&indent(&serde_json::to_string_pretty(header).unwrap_or_default()));
                 out.push_str("claims (signature not verified):\n");
-                out.push_str(&indent(&serde_json::to_string_pretty(&decoded.claims)?));
+                out.push_str(&indent(&serde_json::to_string_pretty(claims).unwrap_or_default()));
                 for claim in ["exp", "iat", "nbf"] {
-                    if let Some(at) = crate::jwt::claim_seconds(&decoded.claims, claim) {
+                    if let Some(at) = crate::jwt::claim_seconds(claims, claim) {
                         out.push_str(&format!("  {claim}: {} ({})\n", rfc3339_signed(at), relative(at, now)));
                     }
                 }
             }
-            None => out.push_str("decode:      the token is not a JWT (opaque); nothing to decode\n"),
+            _ => out.push_str("decode:      the token is not a JWT (opaque); nothing to decode\n"),
         }
     }
-    if args.show_secret {
-        out.push_str(&format!("{:<12} {}\n", "secret:", answer.secret.expose()));
+    if let Some(token) = &r.token {
+        out.push_str(&format!("{:<12} {token}\n", "secret:"));
     }
-    print!("{out}");
-    Ok(ExitCode::SUCCESS)
+    out
 }
 
-fn remaining(at: i64, now: i64) -> String {
-    let secs = at.saturating_sub(now);
-    if secs >= 0 { format!("in {}", human_duration(secs)) } else { human_duration(secs) }
-}
-
-/// When a claim's instant is relative to now: "in 41m 12s", "3s ago".
+/// When an instant is relative to now: "in 41m 12s", "3s ago".
 fn relative(at: i64, now: i64) -> String {
     let secs = at.saturating_sub(now);
     if secs > 0 {

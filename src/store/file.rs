@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::jsonfile::JsonMapFile;
-use super::{CredentialStore, ListedCredential, StoreError, StoredCredential};
+use super::{CredentialStore, EntryKind, ListedCredential, StoreError, StoredCredential};
 use crate::secret::Secret;
 use crate::server_url::ServerUrl;
 
@@ -19,6 +19,8 @@ struct Entry {
     server_url: String,
     username: String,
     secret: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kind: Option<EntryKind>,
 }
 
 /// Credentials in `credentials.json` under the data directory.
@@ -41,6 +43,7 @@ impl CredentialStore for FileStore {
             server_url: e.server_url,
             username: e.username,
             secret: Secret::new(e.secret),
+            kind: e.kind,
         }))
     }
 
@@ -54,6 +57,7 @@ impl CredentialStore for FileStore {
                 server_url: cred.server_url.clone(),
                 username: cred.username.clone(),
                 secret: cred.secret.expose().to_owned(),
+                kind: cred.kind,
             };
             entries.insert(key.as_str().to_owned(), entry);
             (true, ())
@@ -72,7 +76,9 @@ impl CredentialStore for FileStore {
             .file
             .load::<Entry>()?
             .into_iter()
-            .map(|(k, e)| (k, ListedCredential { server_url: e.server_url, username: e.username }))
+            .map(|(k, e)| {
+                (k, ListedCredential { server_url: e.server_url, username: e.username, kind: e.kind })
+            })
             .collect())
     }
 
@@ -90,6 +96,7 @@ mod tests {
             server_url: "https://r.example/".into(),
             username: "alice".into(),
             secret: Secret::new(secret.into()),
+            kind: Some(EntryKind::Credential),
         }
     }
 

@@ -54,11 +54,11 @@ impl JsonMapFile {
         let Some(bytes) = fsutil::read_private(&self.path, MAX_FILE_BYTES)? else {
             return Ok(BTreeMap::new());
         };
-        let on_disk: OnDisk<T> = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+        let on_disk: OnDisk<T> = crate::json::from_object_slice(&bytes).map_err(|e| StoreError::Corrupt {
             path: self.path.clone(),
-            line: e.line(),
-            column: e.column(),
-            reason: describe_json_error(&e),
+            line: e.line,
+            column: e.column,
+            reason: e.reason,
         })?;
         if on_disk.version != VERSION {
             return Err(StoreError::Corrupt {
@@ -84,8 +84,14 @@ impl JsonMapFile {
         T: DeserializeOwned + Serialize,
     {
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        fsutil::ensure_private_dir(dir, |m| crate::warn!("{m}"))?;
-        let _lock = fsutil::lock_exclusive(&self.lock_path)?;
+        fsutil::ensure_private_dir(dir)?;
+        // Writers hold this lock for milliseconds; a minute means one hangs.
+        let deadline = crate::deadline::Deadline::after(std::time::Duration::from_secs(60));
+        let _lock =
+            fsutil::lock(&self.lock_path, fsutil::Mode::Exclusive, &deadline).map_err(|e| match e {
+                fsutil::LockError::Fs(e) => StoreError::Fs(e),
+                timed_out => StoreError::Keyring(timed_out.to_string()),
+            })?;
         let mut entries = self.load::<T>()?;
         let (changed, result) = change(&mut entries);
         if changed {
@@ -94,23 +100,6 @@ impl JsonMapFile {
             fsutil::write_atomic(&self.path, &bytes)?;
         }
         Ok(result)
-    }
-}
-
-/// serde_json's message without the secret-bearing parts: it quotes
-/// offending *values* ("invalid type: string \"hunter2\""), so keep only
-/// the category and the field names, which are safe.
-pub(crate) fn describe_json_error(e: &serde_json::Error) -> String {
-    let msg = e.to_string();
-    let msg = msg.split(" at line ").next().unwrap_or(&msg);
-    if msg.starts_with("invalid type") || msg.starts_with("invalid value") {
-        // "invalid type: string \"…\", expected u64" → keep the expectation.
-        match msg.rsplit_once(", expected ") {
-            Some((_, expected)) => format!("wrong type of value, expected {expected}"),
-            None => "wrong type of value".to_owned(),
-        }
-    } else {
-        msg.to_owned()
     }
 }
 
@@ -144,11 +133,5 @@ mod tests {
         let map = JsonMapFile::new(dir.path(), "m.json");
         let err = map.load::<String>().unwrap_err().to_string();
         assert!(err.contains("line 3"), "{err}");
-    }
-
-    #[test]
-    fn json_errors_never_quote_values() {
-        let e = serde_json::from_str::<u64>("\"hunter2\"").unwrap_err();
-        assert!(!describe_json_error(&e).contains("hunter2"));
     }
 }

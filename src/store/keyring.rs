@@ -53,13 +53,13 @@ impl CredentialStore for KeyringStore {
             StoreError::Keyring(format!("the keyring item for {key} is not UTF-8 text; store it again"))
         })?;
         let listed = self.index.load::<ListedCredential>()?.remove(key.as_str());
-        let (server_url, username) = match listed {
-            Some(l) => (l.server_url, l.username),
+        let (server_url, username, kind) = match listed {
+            Some(l) => (l.server_url, l.username, l.kind),
             // Stored by an older index or restored by hand: the secret is
             // authoritative, the name falls back to the key.
-            None => (key.display_name().to_owned(), String::new()),
+            None => (key.display_name().to_owned(), String::new(), None),
         };
-        Ok(Some(StoredCredential { server_url, username, secret: Secret::new(secret) }))
+        Ok(Some(StoredCredential { server_url, username, secret: Secret::new(secret), kind }))
     }
 
     fn username(&self, key: &ServerUrl) -> Result<Option<String>, StoreError> {
@@ -70,8 +70,11 @@ impl CredentialStore for KeyringStore {
         // Keyring first: if it refuses, the index must not claim an entry.
         chunked::store(&self.os, key.as_str(), cred.secret.expose().as_bytes(), MAX_BLOB)?;
         self.index.update::<ListedCredential, ()>(|entries| {
-            let listed =
-                ListedCredential { server_url: cred.server_url.clone(), username: cred.username.clone() };
+            let listed = ListedCredential {
+                server_url: cred.server_url.clone(),
+                username: cred.username.clone(),
+                kind: cred.kind,
+            };
             let changed = entries.get(key.as_str()) != Some(&listed);
             entries.insert(key.as_str().to_owned(), listed);
             (changed, ())

@@ -10,7 +10,6 @@ mod backend;
 mod chunked;
 mod file;
 mod jsonfile;
-pub(crate) use jsonfile::describe_json_error;
 mod keyring;
 
 use std::path::PathBuf;
@@ -39,6 +38,18 @@ pub enum StoreKind {
     File,
 }
 
+/// What a stored entry is. A login token is never handed out as a plain
+/// password: with a broken or missing config, exchange registries fail
+/// with the config's error while plain credentials keep working.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EntryKind {
+    /// A password or token from `docker login` for an ordinary registry.
+    Credential,
+    /// The login (subject) token of an exchange registry.
+    LoginToken,
+}
+
 /// One stored credential.
 #[derive(Clone)]
 pub struct StoredCredential {
@@ -48,6 +59,8 @@ pub struct StoredCredential {
     pub username: String,
     /// The password, token or login token.
     pub secret: Secret,
+    /// What it is; `None` for entries stored before kinds were recorded.
+    pub kind: Option<EntryKind>,
 }
 
 impl std::fmt::Debug for StoredCredential {
@@ -56,6 +69,7 @@ impl std::fmt::Debug for StoredCredential {
             .field("server_url", &self.server_url)
             .field("username", &self.username)
             .field("secret", &self.secret)
+            .field("kind", &self.kind)
             .finish()
     }
 }
@@ -68,6 +82,9 @@ pub struct ListedCredential {
     pub server_url: String,
     /// The username given to `store`.
     pub username: String,
+    /// What it is; absent in entries stored before kinds were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<EntryKind>,
 }
 
 /// Why the store failed.
@@ -160,6 +177,7 @@ mod tests {
             server_url: "r".into(),
             username: "u".into(),
             secret: Secret::new("pa55word".into()),
+            kind: None,
         };
         assert!(!format!("{c:?}").contains("pa55word"));
     }

@@ -5,11 +5,20 @@
 //! The cache, the file store and the index all live in directories that
 //! another process on the machine might try to tamper with, and the helper
 //! is killed at arbitrary points by impatient clients, so every write is
-//! "temporary file, fsync, rename" and every open refuses symlinks.
+//! "temporary file, fsync, rename" ([`atomic`]), every open of our own files
+//! refuses symlinks, and every wait for a lock ends by a deadline
+//! ([`lock`]). Directories the helper did not create are never re-moded:
+//! the cache directory may be one the user named.
+
+mod atomic;
+mod lock;
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::{Path, PathBuf};
+
+pub use atomic::write_atomic;
+pub use lock::{LockError, LockGuard, Mode, lock, try_lock_and_remove};
 
 /// What went wrong with a file or directory the helper owns.
 #[derive(Debug, thiserror::Error)]
@@ -39,29 +48,27 @@ pub enum FsError {
     TooLarge { path: PathBuf, limit: u64 },
 }
 
-fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> FsError + 'a {
+pub(crate) fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> FsError + 'a {
     move |source| FsError::Io { what, path: path.to_owned(), source }
 }
 
-/// Creates `dir` (and its parents) if needed and makes sure it is a private
-/// directory: not a symlink, owned by the current user, mode 0700. A
-/// directory of ours with looser permissions is repaired and `repaired` is
-/// called with a description, so the caller can warn.
+/// Creates `dir` (and its parents, mode 0700) if needed and makes sure it
+/// is a directory of the current user and not a symlink. An existing
+/// directory's mode is left as it is, since it may be one the user named
+/// and shares; the files the helper puts in it are 0600 whatever the
+/// directory's mode, and `doctor` points out a loose one.
 ///
 /// # Errors
-/// A symlink, a foreign owner, or an I/O failure.
-pub fn ensure_private_dir(dir: &Path, repaired: impl FnOnce(&str)) -> Result<(), FsError> {
-    create_dir_all_private(dir)?;
-    if let Some(mode) = inspect_private_dir(dir)? {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-                .map_err(io_err("cannot restrict permissions of", dir))?;
+/// A symlink, not a directory, a foreign owner, or an I/O failure.
+pub fn ensure_private_dir(dir: &Path) -> Result<(), FsError> {
+    match inspect_private_dir(dir) {
+        Ok(_) => Ok(()),
+        Err(FsError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            create_dir_all_private(dir)?;
+            inspect_private_dir(dir).map(drop)
         }
-        repaired(&format!("{} had mode {mode:o}; set it to 700", dir.display()));
+        Err(e) => Err(e),
     }
-    Ok(())
 }
 
 /// Checks, without changing anything, that `dir` is a directory of the
@@ -112,42 +119,7 @@ pub fn current_uid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
-/// Writes `contents` to `path` atomically: a temporary file in the same
-/// directory (mode 0600), fsync, rename over the target, fsync of the
-/// directory. A reader sees the old content or the new, never a torn file,
-/// and a symlink planted at `path` is replaced, not followed.
-///
-/// # Errors
-/// An I/O failure; the target is then unchanged.
-pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), FsError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(io_err("cannot create a temporary file in", dir))?;
-    tmp.write_all(contents).map_err(io_err("cannot write", tmp.path()))?;
-    tmp.as_file().sync_all().map_err(io_err("cannot sync", path))?;
-    tmp.persist(path).map_err(|e| FsError::Io {
-        what: "cannot replace",
-        path: path.to_owned(),
-        source: e.error,
-    })?;
-    sync_dir(dir);
-    Ok(())
-}
-
-/// Makes a rename durable. Best effort: some filesystems refuse to fsync a
-/// directory, and the rename itself is already atomic.
-fn sync_dir(dir: &Path) {
-    #[cfg(unix)]
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-}
-
-fn open_options_nofollow() -> OpenOptions {
+pub(crate) fn open_options_nofollow() -> OpenOptions {
     #[cfg_attr(not(unix), allow(unused_mut))]
     let mut opts = OpenOptions::new();
     #[cfg(unix)]
@@ -195,15 +167,51 @@ pub fn read_private(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, FsError>
     if meta.len() > limit {
         return Err(FsError::TooLarge { path: path.to_owned(), limit });
     }
-    let mut buf = Vec::with_capacity(meta.len() as usize);
-    file.take(limit + 1).read_to_end(&mut buf).map_err(io_err("cannot read", path))?;
-    if buf.len() as u64 > limit {
-        return Err(FsError::TooLarge { path: path.to_owned(), limit });
-    }
-    Ok(Some(buf))
+    read_bounded(file, path, limit).map(Some)
 }
 
-fn is_symlink_error(e: &io::Error) -> bool {
+fn read_bounded(file: File, path: &Path, limit: u64) -> Result<Vec<u8>, FsError> {
+    crate::bounded::read_to_end(file, limit).map_err(|e| match e {
+        crate::bounded::ReadError::TooLarge(_) => FsError::TooLarge { path: path.to_owned(), limit },
+        crate::bounded::ReadError::Io(e) => io_err("cannot read", path)(e),
+    })
+}
+
+/// Reads a regular file that need not be the helper's own: the config, a
+/// subject-token file, a CA bundle, a login token file. Symlinks are
+/// followed (Kubernetes projects its tokens through them, dotfile managers
+/// link configs), but anything other than a regular file (a FIFO, a device
+/// such as /dev/zero, a directory) is refused at once, without blocking.
+/// `Ok(None)` means the file does not exist.
+///
+/// # Errors
+/// Not a regular file, over `limit` bytes, or unreadable.
+pub fn read_regular_file(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, FsError> {
+    let mut opts = OpenOptions::new();
+    opts.read(true);
+    // O_NONBLOCK: opening a FIFO with no writer returns at once, so the
+    // type check below can refuse it. It changes nothing for regular files.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK);
+    }
+    let file = match opts.open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err("cannot open", path)(e)),
+    };
+    let meta = file.metadata().map_err(io_err("cannot inspect", path))?;
+    if !meta.is_file() {
+        return Err(FsError::NotAFile(path.to_owned()));
+    }
+    if meta.len() > limit {
+        return Err(FsError::TooLarge { path: path.to_owned(), limit });
+    }
+    read_bounded(file, path, limit).map(Some)
+}
+
+pub(crate) fn is_symlink_error(e: &io::Error) -> bool {
     #[cfg(unix)]
     {
         e.raw_os_error() == Some(libc::ELOOP)
@@ -213,40 +221,6 @@ fn is_symlink_error(e: &io::Error) -> bool {
         let _ = e;
         false
     }
-}
-
-/// An exclusive lock on a lock file, released when dropped.
-#[derive(Debug)]
-pub struct LockGuard {
-    file: File,
-}
-
-impl Drop for LockGuard {
-    fn drop(&mut self) {
-        let _ = self.file.unlock();
-    }
-}
-
-/// Opens (creating, mode 0600, never truncating, never through a symlink)
-/// the lock file at `path` and waits for an exclusive lock on it.
-///
-/// # Errors
-/// A symlink at `path`, or an I/O failure.
-pub fn lock_exclusive(path: &Path) -> Result<LockGuard, FsError> {
-    let mut opts = open_options_nofollow();
-    opts.read(true).write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let file = match opts.open(path) {
-        Ok(f) => f,
-        Err(e) if is_symlink_error(&e) => return Err(FsError::Symlink(path.to_owned())),
-        Err(e) => return Err(io_err("cannot open lock file", path)(e)),
-    };
-    file.lock().map_err(io_err("cannot lock", path))?;
-    Ok(LockGuard { file })
 }
 
 /// Removes a file, treating "already gone" as success.
@@ -264,32 +238,6 @@ pub fn remove_if_exists(path: &Path) -> Result<(), FsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn atomic_write_creates_a_private_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        write_atomic(&path, b"hello").unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"hello");
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-        }
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn atomic_write_replaces_a_symlink_instead_of_following_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let victim = dir.path().join("victim");
-        fs::write(&victim, b"precious").unwrap();
-        let path = dir.path().join("f");
-        std::os::unix::fs::symlink(&victim, &path).unwrap();
-        write_atomic(&path, b"new").unwrap();
-        assert_eq!(fs::read(&victim).unwrap(), b"precious");
-        assert!(!fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
-    }
 
     #[cfg(unix)]
     #[test]
@@ -329,27 +277,51 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
-    fn lock_file_through_a_symlink_is_refused_and_target_untouched() {
+    fn a_directory_the_helper_creates_is_0700() {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        let victim = dir.path().join("victim");
-        fs::write(&victim, b"precious").unwrap();
-        let lock = dir.path().join("k.lock");
-        std::os::unix::fs::symlink(&victim, &lock).unwrap();
-        assert!(matches!(lock_exclusive(&lock), Err(FsError::Symlink(_))));
-        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        let d = dir.path().join("a").join("cache");
+        ensure_private_dir(&d).unwrap();
+        assert_eq!(fs::metadata(&d).unwrap().permissions().mode() & 0o777, 0o700);
     }
 
     #[cfg(unix)]
     #[test]
-    fn loose_private_dir_is_repaired() {
+    fn an_existing_directory_is_never_re_moded() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().join("cache");
+        let d = dir.path().join("project");
         fs::create_dir(&d).unwrap();
-        fs::set_permissions(&d, fs::Permissions::from_mode(0o777)).unwrap();
-        let mut warned = String::new();
-        ensure_private_dir(&d, |m| warned = m.to_owned()).unwrap();
-        assert_eq!(fs::metadata(&d).unwrap().permissions().mode() & 0o777, 0o700);
-        assert!(warned.contains("777"));
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).unwrap();
+        ensure_private_dir(&d).unwrap();
+        assert_eq!(fs::metadata(&d).unwrap().permissions().mode() & 0o777, 0o755);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn read_regular_file_refuses_a_fifo_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("f");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(matches!(read_regular_file(&fifo, 100), Err(FsError::NotAFile(_))));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn read_regular_file_refuses_a_device_instead_of_reading_without_end() {
+        assert!(matches!(read_regular_file(Path::new("/dev/zero"), 100), Err(FsError::NotAFile(_))));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn read_regular_file_follows_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("t");
+        fs::write(&target, b"token").unwrap();
+        let link = dir.path().join("l");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert_eq!(read_regular_file(&link, 100).unwrap().unwrap(), b"token");
     }
 }

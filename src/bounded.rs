@@ -1,0 +1,123 @@
+//! The one bounded reader: every input the helper takes from outside (stdin,
+//! the config file, subject-token files and commands, HTTP bodies, Docker's
+//! config) is read through here, so nothing can make it read without limit.
+//!
+//! Sources that arrive in pieces (an HTTP body) feed a [`Limited`] buffer;
+//! sources that are `Read` use [`read_to_end`]. Both stop one byte past the
+//! limit, so "exactly at the limit" and "over it" are told apart without
+//! reading more.
+
+use std::io::Read;
+
+/// The limit of every input but the data files the helper writes itself.
+pub const ONE_MIB: u64 = 1024 * 1024;
+
+/// Input over its limit; nothing past the limit was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("is larger than {limit} bytes")]
+pub struct TooLarge {
+    /// The limit in bytes.
+    pub limit: u64,
+}
+
+/// Why a bounded read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// Over the limit.
+    #[error(transparent)]
+    TooLarge(#[from] TooLarge),
+    /// The reader failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// A buffer that refuses to grow past its limit.
+#[derive(Debug)]
+pub struct Limited {
+    bytes: Vec<u8>,
+    limit: u64,
+}
+
+impl Limited {
+    /// An empty buffer that holds at most `limit` bytes.
+    pub fn new(limit: u64) -> Limited {
+        Limited { bytes: Vec::new(), limit }
+    }
+
+    /// Appends `chunk`.
+    ///
+    /// # Errors
+    /// The buffer would exceed its limit; it is left as it was.
+    pub fn extend(&mut self, chunk: &[u8]) -> Result<(), TooLarge> {
+        if self.bytes.len() as u64 + chunk.len() as u64 > self.limit {
+            return Err(TooLarge { limit: self.limit });
+        }
+        self.bytes.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    /// The bytes read.
+    pub fn into_inner(self) -> Vec<u8> {
+        self.bytes
+    }
+}
+
+/// Reads `reader` to its end, at most `limit` bytes.
+///
+/// # Errors
+/// More than `limit` bytes, or a read error.
+pub fn read_to_end(reader: impl Read, limit: u64) -> Result<Vec<u8>, ReadError> {
+    let mut bytes = Vec::new();
+    reader.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(TooLarge { limit }.into());
+    }
+    Ok(bytes)
+}
+
+/// Reads `reader` to its end as UTF-8 text, at most `limit` bytes.
+///
+/// # Errors
+/// As [`read_to_end`], or the bytes are not UTF-8 (the error names no
+/// content: the input may be a secret).
+pub fn read_text(reader: impl Read, limit: u64) -> Result<String, ReadError> {
+    let bytes = read_to_end(reader, limit)?;
+    String::from_utf8(bytes).map_err(|_| {
+        ReadError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, "is not valid UTF-8"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_at_the_limit_is_read_whole() {
+        assert_eq!(read_to_end(&b"abcd"[..], 4).unwrap(), b"abcd");
+    }
+
+    #[test]
+    fn input_over_the_limit_is_refused() {
+        assert!(matches!(read_to_end(&b"abcde"[..], 4), Err(ReadError::TooLarge(TooLarge { limit: 4 }))));
+    }
+
+    #[test]
+    fn an_endless_source_stops_one_byte_past_the_limit() {
+        let mut zeros = std::io::repeat(0);
+        assert!(read_to_end(&mut zeros, ONE_MIB).is_err());
+    }
+
+    #[test]
+    fn a_limited_buffer_refuses_the_chunk_that_would_overflow_it() {
+        let mut buf = Limited::new(4);
+        buf.extend(b"abc").unwrap();
+        assert!(buf.extend(b"de").is_err());
+        assert_eq!(buf.into_inner(), b"abc");
+    }
+
+    #[test]
+    fn invalid_utf8_text_is_refused_without_quoting_it() {
+        let err = read_text(&b"\xff\xfe"[..], 10).unwrap_err().to_string();
+        assert_eq!(err, "is not valid UTF-8");
+    }
+}

@@ -1,0 +1,419 @@
+//! The on-disk cache of exchanged tokens (DESIGN.md section 3).
+//!
+//! One file per cache key, `<registry hash>-<key hash>.json`, 0600, written
+//! atomically; a directory the cache creates is 0700, one the user named is
+//! left as it is. The registry hash prefix lets `store`, `erase`, `login`
+//! and `logout` drop every token of a registry without reading the files.
+//! Reading is the hot path of every Docker command: it opens one file,
+//! never follows a symlink, and treats anything unexpected (corrupt,
+//! truncated, foreign, another key's, from the future) as a miss.
+//!
+//! Pruning and clearing touch only files whose names the cache makes
+//! ([`names`]); the directory may hold the user's own files.
+
+mod entry;
+mod names;
+mod records;
+
+use std::path::{Path, PathBuf};
+
+pub use entry::{CacheKey, CachedToken, Freshness, Identity, KeyFields, MAX_LIFETIME, Schedule};
+pub use records::{Commit, Failure, Generation, now_ms};
+
+use crate::deadline::Deadline;
+use crate::fsutil::{self, FsError, LockError, LockGuard, Mode};
+use names::CacheFile;
+
+/// A cache file is a few KiB; anything much larger is not ours.
+const MAX_ENTRY_BYTES: u64 = 256 * 1024;
+
+/// What the cache holds for a key.
+#[derive(Debug)]
+pub enum Lookup {
+    /// Valid and outside the margin: use it.
+    Fresh(CachedToken),
+    /// Inside the margin but not expired: refresh, and fall back to it if
+    /// the refresh fails.
+    Stale(CachedToken),
+    /// Nothing usable.
+    Miss,
+}
+
+/// The cache directory: tokens (unless turned off) and the records kept
+/// beside them.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    dir: PathBuf,
+    /// Whether tokens are cached (`DOCKER_CREDENTIAL_EXCHANGE_NO_CACHE`
+    /// turns them off; failure records are kept either way).
+    tokens: bool,
+}
+
+impl Cache {
+    /// The cache in `dir` (created on first write).
+    pub fn new(dir: PathBuf, tokens: bool) -> Cache {
+        Cache { dir, tokens }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether tokens are cached at all.
+    pub fn tokens_enabled(&self) -> bool {
+        self.tokens
+    }
+
+    fn entry_path(&self, key: &CacheKey) -> PathBuf {
+        self.dir.join(format!("{}.json", key.stem))
+    }
+
+    fn lock_path(&self, key: &CacheKey) -> PathBuf {
+        self.dir.join(format!("{}.lock", key.stem))
+    }
+
+    fn ensure_dir(&self) -> Result<(), FsError> {
+        fsutil::ensure_private_dir(&self.dir)
+    }
+
+    /// Looks `key` up at time `now`; the entry must have been made from a
+    /// subject with fingerprint `subject` (when the source has one).
+    pub fn lookup(&self, key: &CacheKey, subject: Option<&str>, now: i64) -> Lookup {
+        if !self.tokens {
+            return Lookup::Miss;
+        }
+        let entry = match self.read(key) {
+            Ok(Some(e)) => e,
+            Ok(None) => return Lookup::Miss,
+            Err(reason) => {
+                crate::warn!("ignoring cache entry {}: {reason}", self.entry_path(key).display());
+                return Lookup::Miss;
+            }
+        };
+        if entry.subject_fingerprint.as_deref() != subject {
+            crate::debug!("cache entry {} was made from another subject token", key.stem);
+            return Lookup::Miss;
+        }
+        match entry.schedule().freshness(now) {
+            Freshness::Fresh => Lookup::Fresh(entry),
+            Freshness::RefreshDue => Lookup::Stale(entry),
+            Freshness::Expired => Lookup::Miss,
+            Freshness::FromTheFuture => {
+                crate::debug!("cache entry {} was obtained in the future; ignoring it", key.stem);
+                Lookup::Miss
+            }
+        }
+    }
+
+    /// Reads the entry for `key`. `Ok(None)`: absent. `Err`: present but
+    /// unusable, with the reason (the caller treats it as a miss).
+    fn read(&self, key: &CacheKey) -> Result<Option<CachedToken>, String> {
+        read_entry(&self.entry_path(key), &key.stem)
+    }
+
+    /// Waits, until `deadline` at most, for the per-key lock that makes
+    /// concurrent helpers share one exchange.
+    ///
+    /// # Errors
+    /// The deadline passed, or the directory or lock file cannot be made
+    /// safe.
+    pub fn lock(&self, key: &CacheKey, deadline: &Deadline) -> Result<LockGuard, LockError> {
+        self.ensure_dir()?;
+        fsutil::lock(&self.lock_path(key), Mode::Exclusive, deadline)
+    }
+
+    /// Stores `token` under `key` (atomically), then prunes expired entries.
+    /// The caller holds the key's lock.
+    ///
+    /// # Errors
+    /// The directory is unsafe or the write failed.
+    pub fn store(&self, key: &CacheKey, token: &CachedToken) -> Result<(), FsError> {
+        if !self.tokens {
+            return Ok(());
+        }
+        self.ensure_dir()?;
+        let bytes = serde_json::to_vec(token).unwrap_or_default();
+        fsutil::write_atomic(&self.entry_path(key), &bytes)?;
+        self.prune(token.obtained_at, Some(key));
+        Ok(())
+    }
+
+    /// The cache's own files in its directory, with their kinds.
+    fn own_files(&self) -> impl Iterator<Item = (PathBuf, CacheFile)> + '_ {
+        std::fs::read_dir(&self.dir).into_iter().flatten().flatten().filter_map(|item| {
+            let kind = names::parse(item.file_name().to_str()?)?;
+            Some((item.path(), kind))
+        })
+    }
+
+    /// Removes expired and unreadable entries, the lock files of entries
+    /// that are gone, and the temporary files of killed writers, so the
+    /// cache stays bounded. Touches nothing the cache did not make.
+    pub fn prune(&self, now: i64, keep: Option<&CacheKey>) {
+        let keep = keep.map(|k| self.entry_path(k));
+        for (path, kind) in self.own_files() {
+            match kind {
+                CacheFile::Entry if Some(&path) != keep.as_ref() => {
+                    let stem = stem_of(&path);
+                    let expired = match read_entry(&path, &stem) {
+                        Ok(Some(e)) => e.schedule().freshness(now) == Freshness::Expired,
+                        Ok(None) => false,
+                        Err(_) => true,
+                    };
+                    if expired {
+                        crate::debug!("pruning cache entry {}", path.display());
+                        let _ = fsutil::remove_if_exists(&path);
+                    }
+                }
+                CacheFile::Lock if !path.with_extension("json").exists() => {
+                    fsutil::try_lock_and_remove(&path);
+                }
+                CacheFile::Temporary if older_than(&path, 60) => {
+                    let _ = fsutil::remove_if_exists(&path);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Removes every cached token of the registry with config key
+    /// `registry_key`; returns how many.
+    pub fn drop_registry(&self, registry_key: &str) -> usize {
+        let prefix = format!("{}-", entry::registry_prefix(registry_key));
+        self.remove_entries(|stem| stem.starts_with(&prefix))
+    }
+
+    /// Removes every cached token and failure record; returns how many
+    /// tokens.
+    pub fn clear(&self) -> usize {
+        for (path, kind) in self.own_files() {
+            if matches!(kind, CacheFile::Failure | CacheFile::Temporary) {
+                let _ = fsutil::remove_if_exists(&path);
+            }
+        }
+        self.remove_entries(|_| true)
+    }
+
+    fn remove_entries(&self, matches: impl Fn(&str) -> bool) -> usize {
+        let mut removed = 0;
+        for (path, kind) in self.own_files() {
+            let stem = stem_of(&path);
+            if !matches(&stem) {
+                continue;
+            }
+            match kind {
+                CacheFile::Entry if fsutil::remove_if_exists(&path).is_ok() => removed += 1,
+                CacheFile::Lock => {
+                    fsutil::try_lock_and_remove(&path);
+                }
+                _ => {}
+            }
+        }
+        removed
+    }
+
+    /// Every readable entry, for `status`.
+    pub fn entries(&self) -> Vec<CachedToken> {
+        let mut out: Vec<CachedToken> = self
+            .own_files()
+            .filter(|(_, kind)| matches!(kind, CacheFile::Entry))
+            .filter_map(|(path, _)| read_entry(&path, &stem_of(&path)).ok().flatten())
+            .collect();
+        out.sort_by(|a, b| a.request.cmp(&b.request));
+        out
+    }
+}
+
+fn stem_of(path: &Path) -> String {
+    path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned()
+}
+
+fn older_than(path: &Path, secs: u64) -> bool {
+    std::fs::symlink_metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age.as_secs() > secs)
+}
+
+fn read_entry(path: &Path, stem: &str) -> Result<Option<CachedToken>, String> {
+    let Some(bytes) = fsutil::read_private(path, MAX_ENTRY_BYTES).map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    let entry: CachedToken =
+        serde_json::from_slice(&bytes).map_err(|_| "not a valid cache entry".to_owned())?;
+    if entry.version != entry::VERSION || entry.key != stem {
+        return Err("written for another key or version".into());
+    }
+    Ok(Some(entry))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+
+    fn fields(scope: Option<&str>) -> KeyFields<'_> {
+        KeyFields {
+            registry_key: "r.example",
+            repository: None,
+            endpoint: "https://sts/token",
+            subject_source: "keyring",
+            subject_token_type: "t",
+            audience: &[],
+            resource: &[],
+            scope,
+            requested_token_type: None,
+            client_id: None,
+            username: None,
+            subject: None,
+        }
+    }
+
+    fn token(key: &CacheKey, now: i64, lifetime: u64, fp: Option<&str>) -> CachedToken {
+        let id = Identity { key, registry: "r.example", request: "r.example", username: "u" };
+        id.entry(
+            Secret::new("tok".into()),
+            None,
+            Schedule::new(now, Some(lifetime), None, 60, 60),
+            fp.map(str::to_owned),
+        )
+    }
+
+    fn cache(dir: &tempfile::TempDir) -> Cache {
+        Cache::new(dir.path().to_owned(), true)
+    }
+
+    #[test]
+    fn keys_differ_by_every_shaping_field() {
+        assert_ne!(CacheKey::new(&fields(Some("a"))), CacheKey::new(&fields(Some("b"))));
+        assert_eq!(CacheKey::new(&fields(Some("a"))), CacheKey::new(&fields(Some("a"))));
+        let with_username = KeyFields { username: Some("robot"), ..fields(None) };
+        assert_ne!(CacheKey::new(&with_username), CacheKey::new(&fields(None)));
+    }
+
+    #[test]
+    fn store_then_lookup_is_fresh_then_stale_then_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path().join("c"), true);
+        let key = CacheKey::new(&fields(None));
+        cache.store(&key, &token(&key, 1000, 3600, None)).unwrap();
+        assert!(matches!(cache.lookup(&key, None, 1000), Lookup::Fresh(_)));
+        assert!(matches!(cache.lookup(&key, None, 4550), Lookup::Stale(_)));
+        assert!(matches!(cache.lookup(&key, None, 4600), Lookup::Miss));
+    }
+
+    #[test]
+    fn an_entry_written_under_a_clock_a_day_ahead_is_a_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = cache(&dir);
+        let key = CacheKey::new(&fields(None));
+        cache.store(&key, &token(&key, 1000 + 86_400, 3600, None)).unwrap();
+        assert!(matches!(cache.lookup(&key, None, 1000), Lookup::Miss));
+    }
+
+    #[test]
+    fn another_subject_fingerprint_is_a_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = cache(&dir);
+        let key = CacheKey::new(&fields(None));
+        cache.store(&key, &token(&key, 1000, 3600, Some("aaa"))).unwrap();
+        assert!(matches!(cache.lookup(&key, Some("bbb"), 1000), Lookup::Miss));
+        assert!(matches!(cache.lookup(&key, Some("aaa"), 1000), Lookup::Fresh(_)));
+    }
+
+    #[test]
+    fn corrupt_and_truncated_files_are_misses() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = cache(&dir);
+        let key = CacheKey::new(&fields(None));
+        cache.store(&key, &token(&key, 1000, 3600, None)).unwrap();
+        let path = cache.entry_path(&key);
+        let full = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &full[..full.len() / 2]).unwrap();
+        assert!(matches!(cache.lookup(&key, None, 1000), Lookup::Miss));
+        std::fs::write(&path, b"\x00\xff garbage").unwrap();
+        assert!(matches!(cache.lookup(&key, None, 1000), Lookup::Miss));
+    }
+
+    #[test]
+    fn entry_copied_under_another_key_is_a_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = cache(&dir);
+        let a = CacheKey::new(&fields(Some("a")));
+        let b = CacheKey::new(&fields(Some("b")));
+        cache.store(&a, &token(&a, 1000, 3600, None)).unwrap();
+        std::fs::copy(cache.entry_path(&a), cache.entry_path(&b)).unwrap();
+        assert!(matches!(cache.lookup(&b, None, 1000), Lookup::Miss));
+    }
+
+    #[test]
+    fn writing_prunes_expired_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = cache(&dir);
+        let old = CacheKey::new(&fields(Some("old")));
+        cache.store(&old, &token(&old, 1000, 10, None)).unwrap();
+        let new = CacheKey::new(&fields(Some("new")));
+        cache.store(&new, &token(&new, 5000, 3600, None)).unwrap();
+        assert!(!cache.entry_path(&old).exists());
+        assert!(cache.entry_path(&new).exists());
+    }
+
+    #[test]
+    fn pruning_and_clearing_leave_the_users_files_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = cache(&dir);
+        let theirs = ["package.json", "notes.lock", "data.json", ".hidden.json"];
+        for name in theirs {
+            std::fs::write(dir.path().join(name), b"{}").unwrap();
+        }
+        let key = CacheKey::new(&fields(None));
+        cache.store(&key, &token(&key, 1000, 10, None)).unwrap();
+        cache.prune(1_000_000, None);
+        assert_eq!(cache.clear(), 0);
+        for name in theirs {
+            assert!(dir.path().join(name).exists(), "{name} was removed");
+        }
+    }
+
+    #[test]
+    fn drop_registry_removes_only_that_registrys_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = cache(&dir);
+        let key = CacheKey::new(&fields(None));
+        cache.store(&key, &token(&key, 1000, 3600, None)).unwrap();
+        assert_eq!(cache.drop_registry("other.example"), 0);
+        assert_eq!(cache.drop_registry("r.example"), 1);
+        assert!(matches!(cache.lookup(&key, None, 1000), Lookup::Miss));
+    }
+
+    #[test]
+    fn a_disabled_cache_stores_and_finds_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path().join("c"), false);
+        let key = CacheKey::new(&fields(None));
+        cache.store(&key, &token(&key, 1000, 3600, None)).unwrap();
+        assert!(matches!(cache.lookup(&key, None, 1000), Lookup::Miss));
+        assert!(!dir.path().join("c").exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn cache_files_and_the_dir_it_creates_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path().join("c"), true);
+        let key = CacheKey::new(&fields(None));
+        cache.store(&key, &token(&key, 1000, 3600, None)).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(cache.dir()), 0o700);
+        assert_eq!(mode(&cache.entry_path(&key)), 0o600);
+    }
+
+    #[test]
+    fn debug_of_an_entry_shows_no_token() {
+        let key = CacheKey::new(&fields(None));
+        assert!(!format!("{:?}", token(&key, 1, 10, None)).contains("\"tok\""));
+    }
+}

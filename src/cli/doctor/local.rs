@@ -1,0 +1,153 @@
+//! `doctor`'s checks of this machine: the store and its entries, the cache
+//! directory, and the binary Docker will run.
+
+use std::path::Path;
+
+use super::Checks;
+use crate::config::SourceSpec;
+use crate::fsutil::FsError;
+use crate::helper::Helper;
+use crate::server_url::ServerUrl;
+use crate::store::StoreKind;
+
+const BINARY: &str = "docker-credential-exchange";
+
+pub(super) fn store(checks: &mut Checks, helper: &Helper) -> anyhow::Result<()> {
+    let store = match helper.store() {
+        Ok(s) => s,
+        Err(e) => {
+            return checks.problem("store", e.to_string(), "unset the variable or give it a valid value");
+        }
+    };
+    let kind = helper.config().ok().and_then(|c| c.store_kind().ok());
+    if kind == Some(StoreKind::File) {
+        checks.ok("store", format!("{} (the file store was chosen)", store.describe()))?;
+    } else {
+        // A harmless read of an item that cannot exist: it connects to the
+        // keyring (and may unlock it) without touching any real entry.
+        let probe =
+            ServerUrl::parse("docker-credential-exchange-doctor.invalid").map_err(anyhow::Error::from)?;
+        if let Err(e) = store.get(&probe) {
+            let needs_keyring = helper.config().is_ok_and(|c| {
+                c.ids().any(|id| c.registry(id).is_ok_and(|r| matches!(r.subject_token, SourceSpec::Keyring)))
+            }) || store.list().is_ok_and(|l| !l.is_empty());
+            let fix = "on a machine without a desktop session, the file store is the usual choice";
+            return if needs_keyring {
+                checks.problem("store", e.to_string(), fix)
+            } else {
+                checks.warn("store", format!("{e} (nothing here needs it yet)"), fix)
+            };
+        }
+        checks.ok("store", format!("the OS keyring is reachable ({})", store.describe()))?;
+    }
+    entries(checks, helper)
+}
+
+/// Every entry the store lists must still hold its secret: another tool
+/// (seahorse, secret-tool) may have deleted a keyring item behind the
+/// index's back, leaving a registry that is listed but never answers.
+fn entries(checks: &mut Checks, helper: &Helper) -> anyhow::Result<()> {
+    let Ok(store) = helper.store() else { return Ok(()) };
+    let listed = match store.list() {
+        Ok(l) => l,
+        Err(e) => {
+            return checks.problem(
+                "store",
+                format!("cannot list stored credentials: {e}"),
+                "fix or remove the file it names",
+            );
+        }
+    };
+    let mut missing = 0;
+    for key in listed.keys() {
+        let Ok(url) = ServerUrl::parse(key) else { continue };
+        if let Ok(None) = store.get(&url) {
+            missing += 1;
+            checks.problem(
+                "store",
+                format!(
+                    "{key} is listed, but its secret is gone from the keyring (deleted by another tool?)"
+                ),
+                format!(
+                    "log in again, or run `docker-credential-exchange logout {key}` to drop it from the list"
+                ),
+            )?;
+        }
+    }
+    if missing == 0 && !listed.is_empty() {
+        checks.ok("store", format!("all {} stored entries hold their secret", listed.len()))?;
+    }
+    Ok(())
+}
+
+pub(super) fn cache(checks: &mut Checks, helper: &Helper) -> anyhow::Result<()> {
+    let cache = helper.cache();
+    if !cache.tokens_enabled() {
+        return checks.warn(
+            "cache",
+            "disabled by DOCKER_CREDENTIAL_EXCHANGE_NO_CACHE; every get exchanges",
+            "unset DOCKER_CREDENTIAL_EXCHANGE_NO_CACHE unless you are debugging",
+        );
+    }
+    let dir = cache.dir();
+    // The same check the helper makes before every cache write.
+    match crate::fsutil::inspect_private_dir(dir) {
+        Ok(None) => checks.ok("cache", format!("{} is private (0700, yours)", dir.display())),
+        Ok(Some(mode)) => checks.warn(
+            "cache",
+            format!("{} has mode {mode:o}: others can see which registries you use", dir.display()),
+            format!("chmod 700 {} (the token files in it are 0600 either way)", dir.display()),
+        ),
+        Err(FsError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            checks.ok("cache", format!("{} does not exist yet (created 0700 on first use)", dir.display()))
+        }
+        Err(e @ FsError::Io { .. }) => checks.problem("cache", e.to_string(), "check its permissions"),
+        Err(e) => checks.problem(
+            "cache",
+            e.to_string(),
+            "point DOCKER_CREDENTIAL_EXCHANGE_CACHE_DIR at a directory of yours, or remove this one if it is only a cache",
+        ),
+    }
+}
+
+pub(super) fn path(checks: &mut Checks) -> anyhow::Result<()> {
+    let name = format!("{BINARY}{}", std::env::consts::EXE_SUFFIX);
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join(&name)).find(|p| is_executable(p)))
+        .unwrap_or_default();
+    let Some(path) = found else {
+        return checks.problem(
+            "PATH",
+            format!("no {name} on PATH; Docker runs `{name}` and cannot find it"),
+            "install it with install/install.sh (into ~/.local/bin) and put that directory on PATH",
+        );
+    };
+    let this = std::env::current_exe().ok().and_then(|p| p.canonicalize().ok());
+    let that = path.canonicalize().ok();
+    if this.is_some() && that.is_some() && this != that {
+        checks.warn(
+            "PATH",
+            format!(
+                "Docker will run {}, which is not this binary ({})",
+                path.display(),
+                this.as_deref().map(Path::display).map(|d| d.to_string()).unwrap_or_default()
+            ),
+            "make sure they are the same version, or put this one first on PATH",
+        )
+    } else {
+        checks.ok("PATH", format!("Docker will run {}", path.display()))
+    }
+}
+
+fn is_executable(path: &Path) -> bool {
+    let Ok(meta) = std::fs::metadata(path) else { return false };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        meta.is_file() && meta.permissions().mode() & 0o111 != 0
+    }
+    #[cfg(not(unix))]
+    {
+        meta.is_file()
+    }
+}

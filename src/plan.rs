@@ -1,0 +1,197 @@
+//! A request resolved against its registry entry: the repository checked
+//! against the OCI grammar, templates filled, and the cache key computed.
+//! Cheap and pure: no I/O, so a cache hit costs nothing more than this.
+
+use std::collections::BTreeMap;
+
+use crate::cache::{CacheKey, KeyFields};
+use crate::config::{RegistryConfig, TemplateError, TemplateVars, expand};
+use crate::exchange::ExchangeRequest;
+use crate::secret::Secret;
+use crate::server_url::{ServerUrl, is_repository_name};
+
+/// Why a request cannot be resolved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// The path after the host is not a repository name.
+    #[error(
+        "{repository:?} is not a repository name (lower-case letters and digits, with . _ __ or - between them, \
+         and / between components); ask for {registry} or {registry}/REPOSITORY"
+    )]
+    InvalidRepository {
+        /// The registry host.
+        registry: String,
+        /// What was asked for (never a secret: it was a path).
+        repository: String,
+    },
+    /// A template needs a value the request does not carry.
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+}
+
+/// What a kubelet request adds to a Docker one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KubeletRequest<'a> {
+    /// The pod's service account token, the subject of `kubelet` sources.
+    pub service_account_token: Option<&'a Secret>,
+    /// The service account's annotations (templates see only the listed ones).
+    pub annotations: Option<&'a BTreeMap<String, String>>,
+}
+
+/// A request resolved against an entry.
+#[derive(Debug)]
+pub struct Plan {
+    /// Filled `audience` values.
+    pub audience: Vec<String>,
+    /// Filled `resource` values.
+    pub resource: Vec<String>,
+    /// Filled `scope`.
+    pub scope: Option<String>,
+    /// The key of the token this request gets.
+    pub cache_key: CacheKey,
+}
+
+impl Plan {
+    /// Resolves `url` against the entry `key` → `reg`.
+    ///
+    /// # Errors
+    /// The repository is not a repository name, or a template needs a
+    /// value the request does not carry.
+    pub fn new(
+        url: &ServerUrl,
+        key: &ServerUrl,
+        reg: &RegistryConfig,
+        kubelet: KubeletRequest<'_>,
+    ) -> Result<Plan, PlanError> {
+        if let Some(repository) = url.repository()
+            && !is_repository_name(repository)
+        {
+            return Err(PlanError::InvalidRepository {
+                registry: url.registry().to_owned(),
+                repository: crate::redact::bounded(repository, 80),
+            });
+        }
+        // Only the annotations the entry lists reach a template or the key.
+        let allowed: Option<BTreeMap<String, String>> = kubelet.annotations.map(|all| {
+            all.iter()
+                .filter(|(k, _)| reg.kubelet_annotations.contains(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        });
+        let vars = TemplateVars {
+            registry: url.registry(),
+            repository: url.repository(),
+            annotations: allowed.as_ref(),
+        };
+        let entry = key.as_str();
+        let fill = |values: Option<&crate::config::OneOrMany>, field| -> Result<Vec<String>, TemplateError> {
+            values.map_or(Ok(Vec::new()), |v| {
+                v.values().iter().map(|t| expand(t, vars, entry, field)).collect()
+            })
+        };
+        let audience = fill(reg.audience.as_ref(), "audience")?;
+        let resource = fill(reg.resource.as_ref(), "resource")?;
+        let scope = reg.scope.as_deref().map(|s| expand(s, vars, entry, "scope")).transpose()?;
+        let source = reg.subject_token.describe();
+        let subject = kubelet.service_account_token.map(Secret::sha256_hex);
+        let cache_key = CacheKey::new(&KeyFields {
+            registry_key: entry,
+            repository: url.repository(),
+            endpoint: &reg.token_endpoint,
+            subject_source: &source,
+            subject_token_type: reg.subject_token_type(),
+            audience: &audience,
+            resource: &resource,
+            scope: scope.as_deref(),
+            requested_token_type: reg.requested_token_type.as_deref(),
+            client_id: reg.client_id.as_deref(),
+            username: reg.username.as_deref(),
+            subject: subject.as_deref(),
+        });
+        Ok(Plan { audience, resource, scope, cache_key })
+    }
+
+    /// The exchange this plan asks for, from `subject_token`.
+    pub fn request<'a>(
+        &'a self,
+        key: &'a ServerUrl,
+        reg: &'a RegistryConfig,
+        subject_token: &'a Secret,
+    ) -> ExchangeRequest<'a> {
+        ExchangeRequest {
+            registry: key.as_str(),
+            endpoint: &reg.token_endpoint,
+            subject_token,
+            subject_token_type: reg.subject_token_type(),
+            audience: self.audience.clone(),
+            resource: self.resource.clone(),
+            scope: self.scope.clone(),
+            requested_token_type: reg.requested_token_type.as_deref(),
+            client_id: reg.client_id.as_deref(),
+            client_secret: reg.client_secret.as_ref(),
+            client_auth: reg.client_auth,
+            ca_file: reg.ca_file.as_deref(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg(json: &str) -> RegistryConfig {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn plan(url: &str, reg: &RegistryConfig) -> Result<Plan, PlanError> {
+        let key = ServerUrl::parse("ok.test").unwrap();
+        Plan::new(&ServerUrl::parse(url).unwrap(), &key, reg, KubeletRequest::default())
+    }
+
+    #[test]
+    fn a_path_that_is_not_a_repository_never_reaches_a_template() {
+        let r = reg(r#"{"token_endpoint": "https://s/t", "scope": "repository:{repository}:pull"}"#);
+        let err = plan("ok.test/team/../../etc", &r).unwrap_err();
+        assert!(matches!(err, PlanError::InvalidRepository { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_repository_fills_the_scope() {
+        let r = reg(r#"{"token_endpoint": "https://s/t", "scope": "repository:{repository}:pull"}"#);
+        assert_eq!(plan("ok.test/team/app", &r).unwrap().scope.as_deref(), Some("repository:team/app:pull"));
+    }
+
+    #[test]
+    fn the_configured_username_is_part_of_the_key() {
+        let a = reg(r#"{"token_endpoint": "https://s/t", "username": "a"}"#);
+        let b = reg(r#"{"token_endpoint": "https://s/t", "username": "b"}"#);
+        assert_ne!(plan("ok.test", &a).unwrap().cache_key, plan("ok.test", &b).unwrap().cache_key);
+    }
+
+    #[test]
+    fn only_listed_annotations_reach_a_template() {
+        let r = reg(
+            r#"{"token_endpoint": "https://s/t", "kubelet_annotations": ["x/role"], "audience": "{annotation:x/role}"}"#,
+        );
+        let annotations = BTreeMap::from([
+            ("x/role".to_owned(), "puller".to_owned()),
+            ("x/other".to_owned(), "z".to_owned()),
+        ]);
+        let kubelet = KubeletRequest { service_account_token: None, annotations: Some(&annotations) };
+        let key = ServerUrl::parse("ok.test").unwrap();
+        let p = Plan::new(&ServerUrl::parse("ok.test/app").unwrap(), &key, &r, kubelet).unwrap();
+        assert_eq!(p.audience, ["puller"]);
+    }
+
+    #[test]
+    fn each_service_account_token_has_its_own_key() {
+        let r = reg(r#"{"token_endpoint": "https://s/t", "subject_token": {"source": "kubelet"}}"#);
+        let key = ServerUrl::parse("ok.test").unwrap();
+        let url = ServerUrl::parse("ok.test/app").unwrap();
+        let (a, b) = (Secret::new("sa-token-a".into()), Secret::new("sa-token-b".into()));
+        let with = |t| KubeletRequest { service_account_token: Some(t), annotations: None };
+        let ka = Plan::new(&url, &key, &r, with(&a)).unwrap().cache_key;
+        let kb = Plan::new(&url, &key, &r, with(&b)).unwrap().cache_key;
+        assert_ne!(ka, kb);
+    }
+}

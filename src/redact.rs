@@ -1,0 +1,248 @@
+//! The one redaction step that every message and log line passes through
+//! before it leaves the process: on stdout for Docker, on stderr for people,
+//! in the log file, and in the failure records kept beside the cache.
+//!
+//! What is removed:
+//! - every secret this process has held ([`remember`] is called by
+//!   [`crate::secret::Secret::new`]), whole or in part: a server that echoes
+//!   the first 30 characters of a login token in its error must not leak
+//!   them, so any run of [`WINDOW`] bytes taken from a long secret is
+//!   redacted too;
+//! - credentials in URLs (`scheme://user:password@host`, `user:pw@host`);
+//! - anything shaped like a JWT, which is a bearer credential whoever sent it.
+//!
+//! Redaction comes first and shortening after, never the other way round:
+//! cutting a message first could leave the head of a token that no longer
+//! matches the token as a whole.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use zeroize::Zeroizing;
+
+/// Secrets shorter than this are not redacted: they would blank out
+/// ordinary words, and no registry credential is that short.
+const MIN_EXACT: usize = 4;
+/// Secrets at least this long are also redacted in part.
+const MIN_PARTIAL: usize = 16;
+/// A partial echo is any run of this many bytes taken from a long secret.
+/// Eight base64 characters are 48 bits: no ordinary message contains such
+/// a run by chance.
+pub const WINDOW: usize = 8;
+/// What a redacted run is replaced with.
+pub const MARK: &str = "[REDACTED]";
+/// The longest line a message is cut to at the edges.
+pub const MAX_LINE: usize = 1000;
+
+static KNOWN: Mutex<Vec<Zeroizing<String>>> = Mutex::new(Vec::new());
+
+/// Has every later message redact `secret`.
+pub fn remember(secret: &str) {
+    if secret.len() < MIN_EXACT {
+        return;
+    }
+    let mut known = KNOWN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !known.iter().any(|k| k.as_str() == secret) {
+        known.push(Zeroizing::new(secret.to_owned()));
+    }
+}
+
+/// `text` redacted, on one line, cut to [`MAX_LINE`] characters: the form
+/// in which every message leaves the process.
+pub fn line(text: &str) -> String {
+    bounded(text, MAX_LINE)
+}
+
+/// `text` redacted, on one line, cut to `max_chars` characters with `…`.
+pub fn bounded(text: &str, max_chars: usize) -> String {
+    truncate(&one_line(&redact(text)), max_chars)
+}
+
+/// `text` with every secret, URL credential and JWT replaced by [`MARK`];
+/// line breaks are kept.
+pub fn redact(text: &str) -> String {
+    let mut covered = vec![false; text.len()];
+    {
+        let known = KNOWN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        mark_secrets(text, known.iter().map(|s| s.as_str()), &mut covered);
+    }
+    mark_url_credentials(text, &mut covered);
+    mark_jwts(text, &mut covered);
+    replace_marked(text, &covered)
+}
+
+fn mark_secrets<'a>(text: &str, secrets: impl Iterator<Item = &'a str> + Clone, covered: &mut [bool]) {
+    for secret in secrets.clone() {
+        for (at, _) in text.match_indices(secret) {
+            covered[at..at + secret.len()].fill(true);
+        }
+    }
+    let windows: HashSet<&[u8]> =
+        secrets.filter(|s| s.len() >= MIN_PARTIAL).flat_map(|s| s.as_bytes().windows(WINDOW)).collect();
+    if windows.is_empty() {
+        return;
+    }
+    for (at, window) in text.as_bytes().windows(WINDOW).enumerate() {
+        if windows.contains(window) {
+            covered[at..at + WINDOW].fill(true);
+        }
+    }
+}
+
+/// `user:password@` before a host, with or without a scheme.
+fn mark_url_credentials(text: &str, covered: &mut [bool]) {
+    let bytes = text.as_bytes();
+    for (at, _) in text.match_indices('@') {
+        let start = bytes[..at]
+            .iter()
+            .rposition(|&b| b.is_ascii_whitespace() || b"/\"'<>(),;[]{}".contains(&b))
+            .map_or(0, |p| p + 1);
+        let userinfo = &bytes[start..at];
+        if userinfo.contains(&b':') && !userinfo.is_empty() {
+            covered[start..at].fill(true);
+        }
+    }
+}
+
+fn is_b64url(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+}
+
+/// `eyJ…` header, a dot, a payload, a dot and an optional signature.
+fn mark_jwts(text: &str, covered: &mut [bool]) {
+    let bytes = text.as_bytes();
+    for (start, _) in text.match_indices("eyJ") {
+        if start > 0 && is_b64url(bytes[start - 1]) {
+            continue;
+        }
+        let run = |from: usize| from + bytes[from..].iter().take_while(|&&b| is_b64url(b)).count();
+        let header_end = run(start);
+        if bytes.get(header_end) != Some(&b'.') {
+            continue;
+        }
+        let payload_end = run(header_end + 1);
+        if payload_end == header_end + 1 || bytes.get(payload_end) != Some(&b'.') {
+            continue;
+        }
+        let end = run(payload_end + 1);
+        if end - start >= MIN_PARTIAL {
+            covered[start..end].fill(true);
+        }
+    }
+}
+
+/// Replaces each maximal marked run, widened to whole characters, by one
+/// [`MARK`].
+fn replace_marked(text: &str, covered: &[bool]) -> String {
+    if !covered.contains(&true) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut in_mark = false;
+    for (at, c) in text.char_indices() {
+        if covered[at..at + c.len_utf8()].contains(&true) {
+            if !in_mark {
+                out.push_str(MARK);
+                in_mark = true;
+            }
+        } else {
+            in_mark = false;
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Control characters and line breaks become spaces, runs of whitespace
+/// one space: Docker shows the first line of an error, so the line must
+/// hold it all.
+pub fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for word in text.split(|c: char| c.is_whitespace() || c.is_control()).filter(|w| !w.is_empty()) {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
+}
+
+/// At most `max_chars` characters, the last one `…` when something was cut.
+pub fn truncate(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars.saturating_sub(1)) {
+        Some((at, _)) if text[at..].chars().nth(1).is_some() => {
+            let mut out = text[..at].to_owned();
+            out.push('…');
+            out
+        }
+        _ => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "tok-0123456789abcdefghijklmnopqrstuvwxyz";
+
+    #[test]
+    fn a_remembered_secret_is_redacted_whole() {
+        remember("hunter2-secret");
+        assert_eq!(redact("password hunter2-secret rejected"), "password [REDACTED] rejected");
+    }
+
+    #[test]
+    fn a_partial_echo_of_a_long_secret_is_redacted() {
+        remember(TOKEN);
+        let echoed = &TOKEN[5..29];
+        let out = redact(&format!("bad token '{echoed}…'"));
+        assert!(!out.contains(&echoed[..WINDOW]), "{out}");
+        assert_eq!(out, "bad token '[REDACTED]…'");
+    }
+
+    #[test]
+    fn redaction_comes_before_shortening() {
+        remember(TOKEN);
+        let message = format!("the server says: {TOKEN}{TOKEN}");
+        let out = bounded(&message, 30);
+        assert!(!out.contains("0123456"), "{out}");
+        assert!(out.chars().count() <= 30);
+    }
+
+    #[test]
+    fn short_secrets_are_not_redacted_inside_words() {
+        remember("abc");
+        assert_eq!(redact("abcdef"), "abcdef");
+    }
+
+    #[test]
+    fn url_credentials_are_redacted() {
+        assert_eq!(redact("get alice:pw4@registry.example.com"), "get [REDACTED]@registry.example.com");
+        assert_eq!(redact("https://u:p@h/x"), "https://[REDACTED]@h/x");
+        assert_eq!(redact("mail alice@example.com"), "mail alice@example.com");
+    }
+
+    #[test]
+    fn jwt_shaped_strings_are_redacted() {
+        let jwt = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
+        assert_eq!(redact(&format!("token {jwt} expired")), "token [REDACTED] expired");
+    }
+
+    #[test]
+    fn multi_byte_text_around_a_secret_stays_valid() {
+        remember("ünïcødé-secret");
+        assert_eq!(redact("«ünïcødé-secret»"), "«[REDACTED]»");
+    }
+
+    #[test]
+    fn one_line_joins_lines_and_drops_control_characters() {
+        assert_eq!(one_line("a\n  b\r\nc\u{1b}[31m"), "a b c [31m");
+    }
+
+    #[test]
+    fn truncate_marks_the_cut() {
+        assert_eq!(truncate("abcdef", 4), "abc…");
+        assert_eq!(truncate("abcd", 4), "abcd");
+        assert_eq!(truncate("äöüß", 3), "äö…");
+    }
+}
