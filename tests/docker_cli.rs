@@ -100,3 +100,25 @@ fn docker_login_with_a_wrong_password_stores_nothing() {
     assert!(!out.status.success());
     sandbox.get(&registry.addr()).protocol_error("credentials not found in native keychain");
 }
+
+#[test]
+fn a_typo_in_the_config_does_not_stop_docker_login_for_a_plain_registry() {
+    let Some((sandbox, registry, docker_config)) = setup() else { return };
+    // A trailing comma: the exchange registries cannot be used, plain ones can.
+    std::fs::write(
+        sandbox.config_path(),
+        "{\"registries\": {\"sts.example\": {\"token_endpoint\": \"https://sts.example/token\"},}}",
+    )
+    .unwrap();
+    let out = run(
+        docker(&sandbox, &docker_config).args(["login", "-u", "alice", "--password-stdin", &registry.addr()]),
+        "wonderland",
+    );
+    assert!(out.status.success(), "docker login failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(sandbox.get(&registry.addr()).quiet_success().secret(), "wonderland");
+    let exchange = sandbox.get("sts.example").failure();
+    assert!(
+        exchange.stdout.contains("line 1"),
+        "the exchange registry gets the config's error: {exchange:?}"
+    );
+}

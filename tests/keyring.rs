@@ -102,3 +102,60 @@ fn keyring_items_have_a_readable_label() {
     let found = service.secret_tool_search(&[("username", "a.example")]);
     assert!(found.contains("label = Docker credentials for a.example"), "{found}");
 }
+
+#[test]
+fn doctor_names_an_entry_whose_keyring_item_another_tool_deleted() {
+    let Some((sandbox, service)) = keyring_sandbox() else { return };
+    sandbox.store("registry.example.com", "alice", "pw-then-deleted").quiet_success();
+    service.secret_tool_clear(&[
+        ("service", "docker-credential-exchange"),
+        ("username", "registry.example.com"),
+    ]);
+
+    let out = sandbox.cmd(&["doctor"]).run().failure();
+
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("registry.example.com is listed"))
+        .unwrap_or_else(|| panic!("no finding for the orphaned entry: {out:?}"));
+    assert!(line.starts_with('✗') && line.contains("gone from the keyring"), "{out:?}");
+    assert!(out.stdout.contains("docker-credential-exchange logout registry.example.com"), "{out:?}");
+}
+
+#[test]
+fn import_copies_every_credential_from_docker_credential_secretservice() {
+    let Some((sandbox, _service)) = keyring_sandbox() else { return };
+    if !require_tools(&["docker-credential-secretservice"]) {
+        return;
+    }
+    let other = |action: &str, input: &str| {
+        let mut child = std::process::Command::new("docker-credential-secretservice")
+            .arg(action)
+            .env_clear()
+            .envs(sandbox.env())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "secretservice {action}: {}", String::from_utf8_lossy(&out.stdout));
+    };
+    other("store", r#"{"ServerURL":"https://ghcr.io","Username":"bob","Secret":"ghp_from_secretservice"}"#);
+    other("store", r#"{"ServerURL":"quay.io","Username":"carol","Secret":"quay-password"}"#);
+
+    let out = sandbox.cmd(&["import", "--from", "secretservice"]).run().success();
+
+    assert!(out.stdout.contains("copied 2 credential(s) from docker-credential-secretservice"), "{out:?}");
+    assert!(
+        !out.stdout.contains("ghp_from_secretservice") && !out.stderr.contains("quay-password"),
+        "{out:?}"
+    );
+    let ghcr = sandbox.get("ghcr.io").quiet_success().json();
+    assert_eq!(
+        (ghcr["Username"].as_str(), ghcr["Secret"].as_str()),
+        (Some("bob"), Some("ghp_from_secretservice"))
+    );
+    assert_eq!(sandbox.get("quay.io").quiet_success().secret(), "quay-password");
+}

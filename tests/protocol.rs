@@ -278,3 +278,32 @@ fn get_with_a_repository_path_falls_back_to_the_hosts_entry() {
     assert_eq!(out.json()["ServerURL"], "ghcr.io/team/app");
     assert_eq!(out.secret(), "p");
 }
+
+#[test]
+fn an_unknown_action_is_one_line_on_stdout_and_exit_1() {
+    let out = Sandbox::new().cmd(&["frobnicate"]).stdin("registry.example.com").run().failure();
+    assert_eq!(out.stdout.lines().count(), 1, "{out:?}");
+    assert!(out.stdout.contains("unknown action \"frobnicate\""), "{out:?}");
+    assert_eq!(out.stderr, "");
+}
+
+#[test]
+fn every_command_ends_quietly_when_its_reader_goes_away() {
+    let sandbox = Sandbox::new();
+    sandbox.store("r.example", "u", "p").quiet_success();
+    for args in [&["doctor"][..], &["status"], &["status", "--json"], &["list"], &["version"]] {
+        let (mut command, _) = sandbox.cmd(args).into_command();
+        let mut child = command
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Like `| head -0`: the reader is gone before the first line.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(matches!(out.status.code(), Some(0 | 1)), "{args:?}: {:?} {stderr}", out.status);
+        assert!(!stderr.contains("Broken pipe") && !stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}

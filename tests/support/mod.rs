@@ -7,6 +7,9 @@
 
 pub mod cmd;
 pub mod e2e;
+pub mod hostile;
+#[cfg(unix)]
+pub mod pty;
 pub mod realm;
 pub mod services;
 pub mod sts;

@@ -150,6 +150,18 @@ impl SecretService {
         output.status.success().then(|| String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
+    /// `secret-tool clear`: deletes the items with all of `attrs`, as
+    /// another tool (seahorse, a script) would behind the helper's back.
+    pub fn secret_tool_clear(&self, attrs: &[(&str, &str)]) {
+        let mut command = self.secret_tool();
+        command.arg("clear");
+        for (key, value) in attrs {
+            command.arg(key).arg(value);
+        }
+        let (ok, output) = run_merged(command, self.dir.path());
+        assert!(ok, "secret-tool clear failed: {output}");
+    }
+
     /// `secret-tool store` into the default collection; panics on failure.
     pub fn secret_tool_store(&self, label: &str, attrs: &[(&str, &str)], secret: &str) {
         let mut command = self.secret_tool();

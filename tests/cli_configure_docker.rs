@@ -1,0 +1,265 @@
+//! `configure-docker` (DESIGN.md section 5): Docker's config gets
+//! `credHelpers` (or `credsStore`) for this helper and keeps every other
+//! key byte for byte; each change keeps its own timestamped backup; a
+//! stored `auth` that would shadow the helper is removed (in Docker's
+//! config and in containers' `auth.json`) without touching the helper's
+//! login; `--remove` takes the helper out again; switching `credsStore`
+//! away from a helper that holds credentials warns.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use support::cmd::Sandbox;
+use support::sts::{Sts, StsOptions};
+
+const REGISTRY: &str = "registry.example.com";
+
+/// Points DOCKER_CONFIG into the sandbox; returns config.json's path.
+fn docker_config(sandbox: &mut Sandbox) -> PathBuf {
+    let dir = sandbox.root().join("docker");
+    sandbox.set_env("DOCKER_CONFIG", dir.to_str().unwrap());
+    dir.join("config.json")
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+/// The backups of `path`, oldest first.
+fn backups_of(path: &Path) -> Vec<PathBuf> {
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    let mut found: Vec<PathBuf> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(&format!("{name}.bak.")))
+        .collect();
+    found.sort_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap());
+    found
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// A file as Docker writes it, with everything a real one holds.
+const FULL_DOCKER_CONFIG: &str = "{\n\t\"auths\": {\n\t\t\"https://index.docker.io/v1/\": {},\n\t\t\"ghcr.io\": {\n\t\t\t\"auth\": \"Ym9iOnBhc3M=\"\n\t\t}\n\t},\n\t\"psFormat\": \"table {{.ID}}\\t{{.Names}}\",\n\t\"credsStore\": \"desktop\",\n\t\"x-unknown\": {\"nested\": [1, 2.50, \"\\u00e9\"],   \"kept\": true},\n\t\"credHelpers\": {\n\t\t\"gcr.io\": \"gcloud\"\n\t},\n\t\"proxies\": {\n\t\t\"default\": {\n\t\t\t\"httpProxy\": \"http://proxy:3128\"\n\t\t}\n\t}\n}\n";
+
+#[test]
+fn a_missing_file_and_directory_are_created_private() {
+    let mut sandbox = Sandbox::new();
+    let path = docker_config(&mut sandbox);
+    sandbox.cmd(&["configure-docker", REGISTRY]).run().success();
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "{\n\t\"credHelpers\": {\n\t\t\"registry.example.com\": \"exchange\"\n\t}\n}\n"
+    );
+    assert!(backups_of(&path).is_empty(), "nothing to back up");
+    assert_eq!(mode(&path), 0o600);
+}
+
+#[test]
+fn every_other_key_is_kept_byte_for_byte_and_in_order_with_a_backup_and_the_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut sandbox = Sandbox::new();
+    let path = docker_config(&mut sandbox);
+    write(&path, FULL_DOCKER_CONFIG);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    sandbox.cmd(&["configure-docker", REGISTRY]).run().success();
+    let expected = FULL_DOCKER_CONFIG.replace(
+        "\t\t\"gcr.io\": \"gcloud\"\n",
+        "\t\t\"gcr.io\": \"gcloud\",\n\t\t\"registry.example.com\": \"exchange\"\n",
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), expected);
+    assert_eq!(std::fs::read_to_string(&backups_of(&path)[0]).unwrap(), FULL_DOCKER_CONFIG);
+    assert_eq!(mode(&path), 0o640, "the file's mode is kept");
+}
+
+#[test]
+fn each_change_keeps_its_own_backup_so_the_original_survives() {
+    let mut sandbox = Sandbox::new();
+    let path = docker_config(&mut sandbox);
+    write(&path, r#"{"credsStore": "secretservice"}"#);
+    sandbox.cmd(&["configure-docker", REGISTRY]).run().success();
+    sandbox.cmd(&["configure-docker", "--store"]).run().success();
+    let backups = backups_of(&path);
+    assert_eq!(backups.len(), 2, "{backups:?}");
+    assert_eq!(std::fs::read_to_string(&backups[0]).unwrap(), r#"{"credsStore": "secretservice"}"#);
+}
+
+#[test]
+fn store_sets_creds_store_in_place() {
+    let mut sandbox = Sandbox::new();
+    let path = docker_config(&mut sandbox);
+    write(&path, FULL_DOCKER_CONFIG);
+    let out = sandbox.cmd(&["configure-docker", "--store"]).run().success();
+    assert!(out.stdout.contains("was \"desktop\""), "{out:?}");
+    let expected = FULL_DOCKER_CONFIG.replace("\"credsStore\": \"desktop\"", "\"credsStore\": \"exchange\"");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), expected);
+}
+
+#[test]
+fn switching_creds_store_away_from_a_helper_that_holds_credentials_warns() {
+    let mut sandbox = Sandbox::new();
+    let path = docker_config(&mut sandbox);
+    write(&path, r#"{"credsStore": "fake"}"#);
+    let bin = sandbox.root().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-fake");
+    std::fs::write(
+        &helper,
+        "#!/bin/sh\n[ \"$1\" = list ] && echo '{\"a.example\":\"u\",\"b.example\":\"v\"}'\n",
+    )
+    .unwrap();
+    std::process::Command::new("chmod").arg("+x").arg(&helper).status().unwrap();
+    let path_var = format!("{}:{}", bin.display(), sandbox.env()["PATH"]);
+    sandbox.set_env("PATH", &path_var);
+
+    let out = sandbox.cmd(&["configure-docker", "--store"]).run().success();
+
+    assert!(out.stderr.contains("docker-credential-fake holds 2 credential(s)"), "{out:?}");
+    assert!(out.stderr.contains("import --from fake"), "{out:?}");
+}
+
+#[test]
+fn remove_takes_the_helper_out_and_leaves_the_rest() {
+    let mut sandbox = Sandbox::new();
+    let path = docker_config(&mut sandbox);
+    write(
+        &path,
+        r#"{"credHelpers": {"a.example": "exchange", "gcr.io": "gcloud"}, "credsStore": "exchange", "x": 1}"#,
+    );
+    let out = sandbox.cmd(&["configure-docker", "--remove"]).run().success();
+    assert!(out.stdout.contains("removed credHelpers \"a.example\""), "{out:?}");
+    let doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(doc, json!({"credHelpers": {"gcr.io": "gcloud"}, "x": 1}));
+    assert_eq!(backups_of(&path).len(), 1);
+}
+
+#[test]
+fn a_shadowing_stored_auth_is_removed_and_the_helpers_login_kept() {
+    let sts = Sts::start(StsOptions::default());
+    let mut sandbox = Sandbox::new();
+    sandbox.write_exchange_config(REGISTRY, &sts.url(), json!({}));
+    let login = sts.mint_subject_token("alice", 3600);
+    sandbox.store(REGISTRY, "alice", &login).quiet_success();
+    let path = docker_config(&mut sandbox);
+    write(
+        &path,
+        r#"{"auths": {"https://registry.example.com": {"auth": "YWxpY2U6b2xk"}, "quay.io": {"auth": "eDp5"}}}"#,
+    );
+    let auth_file = sandbox.root().join("auth.json");
+    std::fs::write(&auth_file, r#"{"auths": {"registry.example.com": {"auth": "YWxpY2U6b2xk"}}}"#).unwrap();
+    sandbox.set_env("REGISTRY_AUTH_FILE", auth_file.to_str().unwrap());
+
+    let out = sandbox.cmd(&["configure-docker", REGISTRY]).run().success();
+
+    assert!(
+        out.stdout.contains("removed the stored credential of auths \"https://registry.example.com\""),
+        "{out:?}"
+    );
+    let doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(doc["auths"], json!({"quay.io": {"auth": "eDp5"}}));
+    assert_eq!(doc["credHelpers"][REGISTRY], "exchange");
+    let containers: Value = serde_json::from_slice(&std::fs::read(&auth_file).unwrap()).unwrap();
+    assert_eq!(containers["auths"], Value::Null, "{containers}");
+    assert_eq!(backups_of(&auth_file).len(), 1);
+    assert!(std::fs::read_to_string(sandbox.data_dir().join("credentials.json")).unwrap().contains(&login));
+}
+
+#[test]
+fn invalid_json_is_refused_and_the_file_left_alone() {
+    let mut sandbox = Sandbox::new();
+    let path = docker_config(&mut sandbox);
+    let broken = "{\n\t\"auths\": {\n\t\t\"ghcr.io\": {\"auth\": \"x\"}\n\t,\n}";
+    write(&path, broken);
+    let out = sandbox.cmd(&["configure-docker", REGISTRY]).run().failure();
+    assert!(out.stderr.contains("not a valid JSON object") && out.stderr.contains("line "), "{out:?}");
+    assert!(out.stderr.contains("was not changed"), "{out:?}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), broken);
+    assert!(backups_of(&path).is_empty());
+}
+
+#[test]
+fn cred_helpers_that_is_not_an_object_is_refused() {
+    let mut sandbox = Sandbox::new();
+    let path = docker_config(&mut sandbox);
+    write(&path, r#"{"credHelpers": ["gcr.io"]}"#);
+    let out = sandbox.cmd(&["configure-docker", REGISTRY]).run().failure();
+    assert!(out.stderr.contains("\"credHelpers\" is not a JSON object"), "{out:?}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), r#"{"credHelpers": ["gcr.io"]}"#);
+}
+
+#[test]
+fn a_second_identical_run_changes_nothing() {
+    let mut sandbox = Sandbox::new();
+    let path = docker_config(&mut sandbox);
+    write(&path, FULL_DOCKER_CONFIG);
+    sandbox.cmd(&["configure-docker", REGISTRY]).run().success();
+    let after_first = std::fs::read(&path).unwrap();
+    let out = sandbox.cmd(&["configure-docker", REGISTRY]).run().success();
+    assert!(out.stdout.contains("nothing changed"), "{out:?}");
+    assert_eq!(std::fs::read(&path).unwrap(), after_first);
+    assert_eq!(backups_of(&path).len(), 1, "no new backup when nothing changed");
+}
+
+#[test]
+fn without_arguments_every_exchange_registry_host_is_added() {
+    let sts = Sts::start(StsOptions::default());
+    let mut sandbox = Sandbox::new();
+    sandbox.write_config(&json!({"registries": {
+        "registry.example.com/team/app": {"token_endpoint": sts.url()},
+        "other.example:5000": {"token_endpoint": sts.url()},
+        "registry.example.com": {"token_endpoint": sts.url()},
+    }}));
+    let path = docker_config(&mut sandbox);
+    sandbox.cmd(&["configure-docker"]).run().success();
+    let doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(
+        doc,
+        json!({"credHelpers": {"other.example:5000": "exchange", "registry.example.com": "exchange"}})
+    );
+}
+
+#[test]
+fn without_arguments_or_exchange_registries_it_fails() {
+    let mut sandbox = Sandbox::new();
+    let path = docker_config(&mut sandbox);
+    let out = sandbox.cmd(&["configure-docker"]).run().failure();
+    assert!(out.stderr.contains("--store"), "{out:?}");
+    assert!(!path.exists());
+}
+
+#[test]
+fn registries_are_named_as_docker_looks_them_up() {
+    let mut sandbox = Sandbox::new();
+    let path = docker_config(&mut sandbox);
+    sandbox
+        .cmd(&["configure-docker", "https://Registry.Example.com:5000/team/app", "docker.io"])
+        .run()
+        .success();
+    let doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(
+        doc["credHelpers"],
+        json!({
+            "registry.example.com:5000": "exchange",
+            "https://index.docker.io/v1/": "exchange",
+            "docker.io": "exchange",
+        })
+    );
+}
+
+#[test]
+fn another_helper_for_the_registry_is_replaced() {
+    let mut sandbox = Sandbox::new();
+    let path = docker_config(&mut sandbox);
+    write(&path, r#"{"credHelpers": {"registry.example.com": "ecr-login"}}"#);
+    let out = sandbox.cmd(&["configure-docker", REGISTRY]).run().success();
+    assert!(out.stdout.contains("replaced \"ecr-login\""), "{out:?}");
+    let doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(doc["credHelpers"][REGISTRY], "exchange");
+}

@@ -1,0 +1,267 @@
+//! `doctor` (DESIGN.md section 5): everything a pull would trip on is a
+//! problem with its fix and makes `doctor` exit 1; what is only worth a look
+//! is a warning; a healthy setup passes.
+
+mod support;
+
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+use support::cmd::{Output, Sandbox};
+use support::sts::{Sts, StsOptions};
+
+const REGISTRY: &str = "registry.example.com";
+
+fn docker_config(sandbox: &mut Sandbox) -> PathBuf {
+    let dir = sandbox.root().join("docker");
+    sandbox.set_env("DOCKER_CONFIG", dir.to_str().unwrap());
+    dir.join("config.json")
+}
+
+/// A sandbox in which everything is right: logged in, the STS answers,
+/// the binary is on PATH, Docker's config sends the registry to the helper.
+fn healthy() -> (Sandbox, Sts) {
+    let sts = Sts::start(StsOptions::default());
+    let mut sandbox = Sandbox::new();
+    sandbox.write_exchange_config(REGISTRY, &sts.url(), json!({}));
+    sandbox.store(REGISTRY, "alice", &sts.mint_subject_token("alice", 3600)).quiet_success();
+    let bin_dir = support::cmd::bin().parent().unwrap().to_owned();
+    let path = format!("{}:{}", bin_dir.display(), sandbox.env()["PATH"]);
+    sandbox.set_env("PATH", &path);
+    docker_config(&mut sandbox);
+    sandbox.cmd(&["configure-docker", REGISTRY]).run().success();
+    (sandbox, sts)
+}
+
+fn line_with<'a>(out: &'a Output, needle: &str) -> &'a str {
+    out.stdout
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?}: {out:?}"))
+}
+
+/// The `fix:` line after the line containing `needle`.
+fn fix_after<'a>(out: &'a Output, needle: &str) -> &'a str {
+    let mut lines = out.stdout.lines().skip_while(|l| !l.contains(needle));
+    lines.next();
+    lines
+        .next()
+        .filter(|l| l.trim_start().starts_with("fix:"))
+        .unwrap_or_else(|| panic!("no fix after {needle:?}: {out:?}"))
+}
+
+fn doctor_fails_with(sandbox: &Sandbox, needle: &str) -> Output {
+    let out = sandbox.cmd(&["doctor"]).run().failure();
+    assert!(line_with(&out, needle).starts_with('✗'), "{needle}: {out:?}");
+    out
+}
+
+#[test]
+fn a_healthy_setup_passes() {
+    let (sandbox, sts) = healthy();
+    let out = sandbox.cmd(&["doctor"]).run().success();
+    for check in
+        ["config:", "store:", "login:", "endpoint:", "clock:", "cache:", "PATH:", "docker:", "shadowing:"]
+    {
+        assert!(line_with(&out, check).starts_with('✓'), "{check}: {out:?}");
+    }
+    assert!(out.stdout.contains("no problems found"), "{out:?}");
+    assert_eq!(sts.requests_to("/token"), 1, "one probe of the endpoint, no exchange");
+}
+
+#[test]
+fn no_login_token_is_a_problem_with_the_login_command_as_its_fix() {
+    let (sandbox, _sts) = healthy();
+    sandbox.cmd(&["logout", REGISTRY]).run().success();
+    let out = doctor_fails_with(&sandbox, "no login token");
+    assert!(
+        fix_after(&out, "no login token").contains(&format!("docker-credential-exchange login {REGISTRY}")),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn an_expired_login_token_is_a_problem() {
+    let (sandbox, sts) = healthy();
+    sandbox.store(REGISTRY, "alice", &sts.mint_subject_token("alice", -60)).quiet_success();
+    let out = doctor_fails_with(&sandbox, "expired at");
+    assert!(fix_after(&out, "expired at").contains("fresh token"), "{out:?}");
+}
+
+#[test]
+fn a_client_secret_from_an_unset_variable_is_a_problem() {
+    let (sandbox, sts) = healthy();
+    sandbox.write_exchange_config(
+        REGISTRY,
+        &sts.url(),
+        json!({"client_id": "docker", "client_secret": {"source": "env", "var": "STS_CLIENT_SECRET"}}),
+    );
+    let out = doctor_fails_with(&sandbox, "client secret (env:STS_CLIENT_SECRET) is not available");
+    assert!(fix_after(&out, "client secret").contains("set STS_CLIENT_SECRET"), "{out:?}");
+}
+
+#[test]
+fn a_missing_subject_file_is_a_problem() {
+    let (sandbox, sts) = healthy();
+    let missing = sandbox.root().join("no-such-token");
+    sandbox.write_exchange_config(
+        REGISTRY,
+        &sts.url(),
+        json!({"subject_token": {"source": "file", "path": missing}}),
+    );
+    doctor_fails_with(&sandbox, "no login token from file:");
+}
+
+#[test]
+fn an_unset_subject_variable_is_a_problem() {
+    let (sandbox, sts) = healthy();
+    sandbox.write_exchange_config(
+        REGISTRY,
+        &sts.url(),
+        json!({"subject_token": {"source": "env", "var": "CI_JOB_JWT"}}),
+    );
+    let out = doctor_fails_with(&sandbox, "no login token from env:CI_JOB_JWT");
+    assert!(fix_after(&out, "env:CI_JOB_JWT").contains("set CI_JOB_JWT"), "{out:?}");
+}
+
+#[test]
+fn a_clock_a_day_off_is_a_problem() {
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let port = server.server_addr().to_ip().unwrap().port();
+    std::thread::spawn(move || {
+        for request in server.incoming_requests() {
+            let yesterday = std::time::SystemTime::now() - std::time::Duration::from_secs(86_400);
+            let date = httpdate(yesterday);
+            let header = tiny_http::Header::from_bytes("Date", date.as_bytes()).unwrap();
+            let _ = request
+                .respond(tiny_http::Response::from_string("no").with_status_code(405).with_header(header));
+        }
+    });
+    let (sandbox, _sts) = healthy();
+    sandbox.write_exchange_config(REGISTRY, &format!("http://127.0.0.1:{port}/token"), json!({}));
+    let out = doctor_fails_with(&sandbox, "clock:");
+    assert!(line_with(&out, "clock:").contains("1d 0h ahead of"), "{out:?}");
+}
+
+/// An IMF-fixdate, as a `Date` header carries it.
+fn httpdate(t: std::time::SystemTime) -> String {
+    let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let rfc = docker_credential_exchange::time::rfc3339(secs);
+    // 2026-11-24T09:00:00Z -> Tue, 24 Nov 2026 09:00:00 GMT (the weekday is not checked)
+    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let month = months[rfc[5..7].parse::<usize>().unwrap() - 1];
+    format!("Mon, {} {month} {} {} GMT", &rfc[8..10], &rfc[..4], &rfc[11..19])
+}
+
+#[test]
+fn an_unreachable_endpoint_is_a_problem() {
+    let (sandbox, _sts) = healthy();
+    sandbox.write_exchange_config(REGISTRY, "http://127.0.0.1:9/token", json!({}));
+    let out = doctor_fails_with(&sandbox, "http://127.0.0.1:9/token");
+    assert!(line_with(&out, "http://127.0.0.1:9/token").contains("not reachable"), "{out:?}");
+}
+
+#[test]
+fn a_bad_config_is_a_problem() {
+    let (sandbox, _sts) = healthy();
+    std::fs::write(sandbox.config_path(), "{ not json").unwrap();
+    doctor_fails_with(&sandbox, "config:");
+}
+
+#[test]
+fn the_exchange_option_proves_each_registry_with_one_exchange() {
+    let (sandbox, sts) = healthy();
+    let out = sandbox.cmd(&["doctor", "--exchange"]).run().success();
+    assert!(line_with(&out, "exchange:").starts_with('✓'), "{out:?}");
+    assert_eq!(sts.requests(), 2, "one probe and one exchange");
+}
+
+#[test]
+fn the_last_failure_of_a_get_is_shown() {
+    let (sandbox, sts) = healthy();
+    sts.set_fault(support::sts::Fault::InvalidGrant);
+    sandbox.get(REGISTRY).failure();
+    let out = sandbox.cmd(&["doctor"]).run();
+    let line = line_with(&out, "last get:");
+    assert!(line.starts_with('!') && line.contains("invalid_grant"), "{out:?}");
+}
+
+#[test]
+fn a_shadowing_auth_in_dockers_config_is_a_problem_whose_fix_keeps_the_login() {
+    let (mut sandbox, _sts) = healthy();
+    let path = docker_config(&mut sandbox);
+    std::fs::write(
+        &path,
+        r#"{"auths": {"https://registry.example.com": {"auth": "YWxpY2U6b2xk"}, "quay.io": {"auth": "eDp5"}},
+            "credHelpers": {"registry.example.com": "exchange"}}"#,
+    )
+    .unwrap();
+    let out = doctor_fails_with(&sandbox, "auths.\"https://registry.example.com\"");
+    assert!(line_with(&out, "shadowing:").contains(&path.display().to_string()), "{out:?}");
+    let fix = fix_after(&out, "auths.\"https://registry.example.com\"");
+    assert!(
+        fix.contains("configure-docker registry.example.com") && fix.contains("not `docker logout`"),
+        "{out:?}"
+    );
+    assert!(!out.stdout.contains("quay.io"), "only registries this helper serves: {out:?}");
+    assert!(!out.stdout.contains("YWxpY2U6b2xk"), "{out:?}");
+
+    // The fix works, and keeps the login.
+    sandbox.cmd(&["configure-docker", REGISTRY]).run().success();
+    sandbox.cmd(&["doctor"]).run().success();
+}
+
+#[test]
+fn a_shadowing_entry_in_containers_auth_json_is_a_problem() {
+    let (mut sandbox, _sts) = healthy();
+    let auth_file = sandbox.root().join("auth.json");
+    std::fs::write(&auth_file, r#"{"auths": {"registry.example.com/team": {"auth": "YWxpY2U6b2xk"}}}"#)
+        .unwrap();
+    sandbox.set_env("REGISTRY_AUTH_FILE", auth_file.to_str().unwrap());
+    let out = doctor_fails_with(&sandbox, "auths.\"registry.example.com/team\"");
+    assert!(
+        line_with(&out, "auths.\"registry.example.com/team\"").contains(&auth_file.display().to_string())
+    );
+}
+
+#[test]
+fn docker_sending_the_registry_to_another_helper_is_a_problem() {
+    let (mut sandbox, _sts) = healthy();
+    let path = docker_config(&mut sandbox);
+    std::fs::write(&path, r#"{"credHelpers": {"registry.example.com": "ecr-login"}}"#).unwrap();
+    let out = doctor_fails_with(&sandbox, "docker-credential-ecr-login");
+    assert!(out.stdout.contains("configure-docker registry.example.com"), "{out:?}");
+}
+
+#[test]
+fn the_binary_missing_from_path_is_a_problem() {
+    let (mut sandbox, _sts) = healthy();
+    let empty = sandbox.root().join("empty-bin");
+    std::fs::create_dir_all(&empty).unwrap();
+    sandbox.set_env("PATH", empty.to_str().unwrap());
+    doctor_fails_with(&sandbox, "PATH:");
+}
+
+#[test]
+fn a_cache_directory_others_can_read_is_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let (sandbox, _sts) = healthy();
+    std::fs::create_dir_all(sandbox.cache_dir()).unwrap();
+    std::fs::set_permissions(sandbox.cache_dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = sandbox.cmd(&["doctor"]).run().success();
+    let line = line_with(&out, "cache:");
+    assert!(line.starts_with('!') && line.contains("755"), "{out:?}");
+}
+
+#[test]
+fn json_gives_the_same_findings_to_scripts() {
+    let (sandbox, _sts) = healthy();
+    sandbox.cmd(&["logout", REGISTRY]).run().success();
+    let out = sandbox.cmd(&["doctor", "--json"]).run().failure();
+    let report: Value = out.json();
+    assert!(report["problems"].as_u64().unwrap() >= 1, "{report:#}");
+    let findings = report["findings"].as_array().unwrap();
+    let login = findings.iter().find(|f| f["area"] == "login").unwrap();
+    assert_eq!(login["level"], "problem");
+    assert!(login["fix"].as_str().unwrap().contains("login"), "{login}");
+}

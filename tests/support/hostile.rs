@@ -1,0 +1,198 @@
+//! Endpoints that misbehave on purpose, on raw TCP so that they can do what
+//! no well-behaved HTTP server would: send headers and then one body byte a
+//! second, accept and never answer, answer 503 late with `Retry-After`,
+//! leave connections waiting in a full backlog; and an HTTP proxy that only
+//! records who came through it. Each binds 127.0.0.1:0, counts what it
+//! saw, and stops its threads when dropped.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// What a hostile endpoint does with each connection.
+#[derive(Clone, Debug)]
+pub enum Behaviour {
+    /// Headers announcing a 1000-byte JSON body, then one byte a second.
+    SlowBody,
+    /// Read the request, then say nothing, for ever.
+    Hang,
+    /// Wait this long, then answer 503 with `Retry-After: 10`.
+    LateUnavailable { after: Duration },
+    /// An HTTP proxy that answers 502 to everything: any connection to it
+    /// means a request went through a proxy.
+    Proxy,
+    /// Answer at once with this status and JSON body (an `expires_in` no
+    /// server should send, an error that echoes the request).
+    Answer { status: u16, body: String },
+}
+
+/// A misbehaving endpoint.
+pub struct Hostile {
+    port: u16,
+    connections: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl Hostile {
+    /// Starts one.
+    pub fn start(behaviour: Behaviour) -> Hostile {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (count, stopped) = (Arc::clone(&connections), Arc::clone(&stop));
+        let acceptor = std::thread::spawn(move || {
+            while !stopped.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        count.fetch_add(1, Ordering::SeqCst);
+                        let (stopped, behaviour) = (Arc::clone(&stopped), behaviour.clone());
+                        std::thread::spawn(move || serve(stream, behaviour, &stopped));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        Hostile { port, connections, stop, acceptor: Some(acceptor) }
+    }
+
+    /// `http://127.0.0.1:PORT/token`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/token", self.port)
+    }
+
+    /// `http://127.0.0.1:PORT`, as a proxy variable takes it.
+    pub fn proxy_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Hostile {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(a) = self.acceptor.take() {
+            let _ = a.join();
+        }
+    }
+}
+
+fn read_request_head(stream: &mut TcpStream) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !seen.ends_with(b"\r\n\r\n") && seen.len() < 64 * 1024 {
+        match stream.read(&mut byte) {
+            Ok(1) => seen.push(byte[0]),
+            _ => return,
+        }
+    }
+}
+
+/// Sleeps in slices so that a dropped endpoint ends its threads soon.
+fn pause(total: Duration, stop: &AtomicBool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < total {
+        if stop.load(Ordering::SeqCst) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+fn serve(mut stream: TcpStream, behaviour: Behaviour, stop: &AtomicBool) {
+    read_request_head(&mut stream);
+    match behaviour {
+        Behaviour::SlowBody => {
+            let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n";
+            if stream.write_all(head.as_bytes()).is_err() {
+                return;
+            }
+            for _ in 0..1000 {
+                if !pause(Duration::from_secs(1), stop) || stream.write_all(b" ").is_err() {
+                    return;
+                }
+            }
+        }
+        Behaviour::Hang => {
+            pause(Duration::from_secs(600), stop);
+        }
+        Behaviour::LateUnavailable { after } => {
+            if pause(after, stop) {
+                let body = r#"{"error":"temporarily_unavailable"}"#;
+                let reply = format!(
+                    "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 10\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(reply.as_bytes());
+            }
+        }
+        Behaviour::Proxy => {
+            let reply = "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+            let _ = stream.write_all(reply.as_bytes());
+        }
+        Behaviour::Answer { status, body } => {
+            let reply = format!(
+                "HTTP/1.1 {status} Whatever\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    }
+}
+
+/// A listener whose accept queue is full and is never drained: new
+/// connections to it wait in SYN_SENT until the client gives up.
+pub struct FullBacklog {
+    port: u16,
+    _listener: std::os::fd::OwnedFd,
+    _queued: Vec<TcpStream>,
+}
+
+impl FullBacklog {
+    /// Listens with a backlog of one and fills it.
+    pub fn start() -> FullBacklog {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        // SAFETY: plain socket calls on a socket this function owns.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        assert!(fd >= 0, "socket");
+        // SAFETY: fd was just created and is owned here from now on.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        // SAFETY: addr is a valid sockaddr_in of `len` bytes.
+        let bound = unsafe { libc::bind(owned.as_raw_fd(), (&raw const addr).cast(), len) };
+        assert_eq!(bound, 0, "bind");
+        // SAFETY: listening on our bound socket.
+        assert_eq!(unsafe { libc::listen(owned.as_raw_fd(), 0) }, 0, "listen");
+        let mut actual: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        let mut actual_len = len;
+        // SAFETY: getsockname writes at most actual_len bytes into actual.
+        unsafe { libc::getsockname(owned.as_raw_fd(), (&raw mut actual).cast(), &mut actual_len) };
+        let port = u16::from_be(actual.sin_port);
+        // Fill the queue: these complete the handshake and sit unaccepted.
+        let queued = (0..4)
+            .filter_map(|_| {
+                TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(300)).ok()
+            })
+            .collect();
+        FullBacklog { port, _listener: owned, _queued: queued }
+    }
+
+    /// `http://127.0.0.1:PORT/token`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/token", self.port)
+    }
+}
