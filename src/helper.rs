@@ -22,7 +22,8 @@ use std::cell::{Cell, OnceCell};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::cache::{Cache, CachedToken, Commit, Identity, Lookup, Schedule, now_ms};
+use crate::cache::{Cache, CachedToken, Commit, Identity, Lookup, Schedule};
+use crate::time::now_ms;
 use crate::config::{self, Config, ConfigError, DEFAULT_USERNAME, RegistryConfig, SourceSpec};
 use crate::deadline::{Deadline, TIMEOUT_ENV};
 use crate::exchange::ExchangeError;

@@ -7,10 +7,36 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Seconds since the Unix epoch; 0 if the clock is before it.
 pub fn now() -> i64 {
+    now_ms().div_euclid(1000)
+}
+
+/// Milliseconds since the Unix epoch; 0 if the clock is before it.
+pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+        .saturating_add(test_offset_ms())
+}
+
+/// The test suite's clock seam: in debug builds (the ones the tests run)
+/// `DOCKER_CREDENTIAL_EXCHANGE_TEST_CLOCK_OFFSET` moves the helper's clock
+/// by that many seconds, so a test can cross a refresh margin without
+/// sleeping across it. Release builds have no such knob.
+#[cfg(debug_assertions)]
+fn test_offset_ms() -> i64 {
+    static OFFSET: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *OFFSET.get_or_init(|| {
+        std::env::var("DOCKER_CREDENTIAL_EXCHANGE_TEST_CLOCK_OFFSET")
+            .ok()
+            .and_then(|v| v.parse::<i64>().ok())
+            .map_or(0, |secs| secs.saturating_mul(1000))
+    })
+}
+
+#[cfg(not(debug_assertions))]
+fn test_offset_ms() -> i64 {
+    0
 }
 
 /// `2026-11-25T09:00:00Z` for a Unix time in seconds (UTC).

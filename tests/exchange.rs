@@ -306,8 +306,9 @@ fn crossing_the_margin_makes_one_new_exchange() {
     // reused for 2 s and refreshed after.
     assert_eq!(sandbox.get(REGISTRY).quiet_success().secret(), first);
     assert_eq!(sts.requests(), 1);
-    std::thread::sleep(std::time::Duration::from_millis(2600));
-    let refreshed = sandbox.get(REGISTRY).quiet_success().secret();
+    // Three seconds later, by the helper's clock (no sleeping).
+    let later = sandbox.cmd(&["get"]).stdin(REGISTRY).env("DOCKER_CREDENTIAL_EXCHANGE_TEST_CLOCK_OFFSET", "3");
+    let refreshed = later.run().quiet_success().secret();
     assert_ne!(refreshed, first);
     assert_eq!(sts.requests(), 2);
 }

@@ -18,7 +18,7 @@ mod records;
 use std::path::{Path, PathBuf};
 
 pub use entry::{CacheKey, CachedToken, Freshness, Identity, KeyFields, MAX_LIFETIME, Schedule};
-pub use records::{Commit, Failure, Generation, now_ms};
+pub use records::{Commit, Failure, Generation};
 
 use crate::deadline::Deadline;
 use crate::fsutil::{self, FsError, LockError, LockGuard, Mode};
@@ -108,7 +108,7 @@ impl Cache {
 
     /// Reads the entry for `key`. `Ok(None)`: absent. `Err`: present but
     /// unusable, with the reason (the caller treats it as a miss).
-    fn read(&self, key: &CacheKey) -> Result<Option<CachedToken>, String> {
+    fn read(&self, key: &CacheKey) -> Result<Option<CachedToken>, EntryError> {
         read_entry(&self.entry_path(key), &key.stem)
     }
 
@@ -237,14 +237,27 @@ fn older_than(path: &Path, secs: u64) -> bool {
         .is_some_and(|age| age.as_secs() > secs)
 }
 
-fn read_entry(path: &Path, stem: &str) -> Result<Option<CachedToken>, String> {
-    let Some(bytes) = fsutil::read_private(path, MAX_ENTRY_BYTES).map_err(|e| e.to_string())? else {
+/// Why a cache file is not used; every one is a miss, never a failure.
+#[derive(Debug, thiserror::Error)]
+enum EntryError {
+    /// A symlink, a FIFO, another user's file, too large, unreadable.
+    #[error(transparent)]
+    Unreadable(#[from] FsError),
+    /// Corrupt, truncated, or not an entry at all.
+    #[error("not a valid cache entry")]
+    Invalid,
+    /// An entry of another key (copied or renamed) or format version.
+    #[error("written for another key or version")]
+    Foreign,
+}
+
+fn read_entry(path: &Path, stem: &str) -> Result<Option<CachedToken>, EntryError> {
+    let Some(bytes) = fsutil::read_private(path, MAX_ENTRY_BYTES)? else {
         return Ok(None);
     };
-    let entry: CachedToken =
-        serde_json::from_slice(&bytes).map_err(|_| "not a valid cache entry".to_owned())?;
+    let entry: CachedToken = serde_json::from_slice(&bytes).map_err(|_| EntryError::Invalid)?;
     if entry.version != entry::VERSION || entry.key != stem {
-        return Err("written for another key or version".into());
+        return Err(EntryError::Foreign);
     }
     Ok(Some(entry))
 }

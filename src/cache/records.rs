@@ -69,12 +69,7 @@ impl Failure {
     }
 }
 
-/// The current time in Unix milliseconds.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+use crate::time::now_ms;
 
 impl Cache {
     fn generation_path(&self, registry_key: &str) -> PathBuf {
