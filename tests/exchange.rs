@@ -307,7 +307,8 @@ fn crossing_the_margin_makes_one_new_exchange() {
     assert_eq!(sandbox.get(REGISTRY).quiet_success().secret(), first);
     assert_eq!(sts.requests(), 1);
     // Three seconds later, by the helper's clock (no sleeping).
-    let later = sandbox.cmd(&["get"]).stdin(REGISTRY).env("DOCKER_CREDENTIAL_EXCHANGE_TEST_CLOCK_OFFSET", "3");
+    let later =
+        sandbox.cmd(&["get"]).stdin(REGISTRY).env("DOCKER_CREDENTIAL_EXCHANGE_TEST_CLOCK_OFFSET", "3");
     let refreshed = later.run().quiet_success().secret();
     assert_ne!(refreshed, first);
     assert_eq!(sts.requests(), 2);

@@ -1,0 +1,143 @@
+//! Changes of login: `login` (proved before it replaces anything), the
+//! protocol's `store` and `erase`, each starting a new login generation so
+//! that no exchange in flight can cache or return a token of the old one.
+
+use super::{Helper, HelperError, LoginOutcome, Origin, exchanged::answer};
+use crate::config::SourceSpec;
+use crate::plan::{KubeletRequest, Plan};
+use crate::secret::Secret;
+use crate::server_url::ServerUrl;
+use crate::store::{EntryKind, StoredCredential};
+use crate::subject::{Subject, SubjectError};
+
+impl Helper {
+    /// `login`: proves `token` with one exchange (unless `verify` is
+    /// false), and only then replaces the stored login token, starts a new
+    /// login generation and caches the proven token. An interrupt or a
+    /// failed check leaves the previous login in place.
+    ///
+    /// # Errors
+    /// The registry is not an exchange registry with a keyring subject, the
+    /// token has expired, or the check or the store failed.
+    pub fn login(
+        &self,
+        url: &ServerUrl,
+        username: Option<&str>,
+        token: Secret,
+        verify: bool,
+    ) -> Result<LoginOutcome, HelperError> {
+        let config = self.config()?;
+        let id = config.lookup(url).ok_or(HelperError::NotFound)?;
+        let (key, reg) = (config.key(id).clone(), config.registry(id)?);
+        if !matches!(reg.subject_token, SourceSpec::Keyring) {
+            return Err(HelperError::NotAKeyringSource {
+                registry: key.to_string(),
+                from: reg.subject_token.describe(),
+            });
+        }
+        if let Some(exp) = crate::jwt::expiry(token.expose())
+            && exp <= crate::time::now()
+        {
+            return Err(SubjectError::Expired {
+                registry: key.to_string(),
+                at: crate::time::rfc3339_signed(exp),
+                hint: "this token has already expired; get a fresh one from your identity provider".into(),
+            }
+            .into());
+        }
+        let username = username.map(str::to_owned);
+        let proven = if verify {
+            let plan = Plan::new(&key, &key, reg, KubeletRequest::default())?;
+            let subject = Subject { token: token.clone(), username: username.clone() };
+            let entry = self.exchange(&key, &key, reg, &plan, subject, None)?;
+            Some((plan, entry))
+        } else {
+            None
+        };
+        let cred = StoredCredential {
+            server_url: key.display_name().to_owned(),
+            username: username.unwrap_or_default(),
+            secret: token,
+            kind: Some(EntryKind::LoginToken),
+        };
+        self.store()?.put(&key, &cred)?;
+        self.new_generation(&key);
+        let verified = proven.map(|(plan, entry)| {
+            // The proven token serves the next `get`, unless another change
+            // of login (a logout racing this login) came after ours.
+            let ours = self.cache.generation(key.as_str(), &self.deadline);
+            if let Ok(_lock) = self.cache.lock(&plan.cache_key, &self.deadline) {
+                self.cache.commit(key.as_str(), &plan.cache_key, &entry, ours.as_ref(), &self.deadline);
+            }
+            answer(entry, Origin::Exchange, false)
+        });
+        Ok(LoginOutcome { key, verified })
+    }
+
+    /// The protocol's `store`: a plain credential, or an exchange
+    /// registry's login token. Starts a new login generation, which drops
+    /// the registry's cached tokens.
+    ///
+    /// # Errors
+    /// The store failed; nothing was changed.
+    pub fn store_credential(
+        &self,
+        url: &ServerUrl,
+        server_url: &str,
+        username: &str,
+        secret: Secret,
+    ) -> Result<(), HelperError> {
+        let (key, kind) = match self.exchange_entry(url) {
+            Some((config, id)) => (config.key(id).clone(), EntryKind::LoginToken),
+            None => (url.clone(), EntryKind::Credential),
+        };
+        let cred = StoredCredential {
+            server_url: server_url.to_owned(),
+            username: username.to_owned(),
+            secret,
+            kind: Some(kind),
+        };
+        self.store()?.put(&key, &cred)?;
+        self.login_changed(&key);
+        Ok(())
+    }
+
+    /// The protocol's `erase`. Erasing what is not there succeeds, as
+    /// Docker's `logout` erases several spellings of one registry.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn erase(&self, url: &ServerUrl) -> Result<bool, HelperError> {
+        let key = self.storage_key(url);
+        let removed = self.store()?.remove(&key)?;
+        self.login_changed(&key);
+        Ok(removed)
+    }
+
+    /// After `store` or `erase`: an exchange registry (or any registry,
+    /// while the config cannot tell) starts a new login generation; a
+    /// plain one has no exchanged tokens to protect, only stray ones to drop.
+    fn login_changed(&self, key: &ServerUrl) {
+        if self.config.is_err() || self.exchange_entry(key).is_some() {
+            self.new_generation(key);
+        } else {
+            self.drop_cached(key);
+        }
+    }
+
+    /// Starts a new login generation for `key`, dropping its cached tokens.
+    fn new_generation(&self, key: &ServerUrl) -> usize {
+        match self.cache.new_generation(key.as_str(), &self.deadline) {
+            Ok(dropped) => dropped,
+            Err(e) => {
+                crate::warn!("cannot record the new login for {key} in the cache ({e}); dropping its tokens");
+                self.cache.drop_registry(key.as_str())
+            }
+        }
+    }
+
+    /// Drops the cached tokens of the registry that `key` names.
+    pub fn drop_cached(&self, key: &ServerUrl) -> usize {
+        self.cache.drop_registry(key.as_str())
+    }
+}

@@ -1,0 +1,357 @@
+//! What the credential actions do, whoever asks: the protocol verbs Docker
+//! runs, the subcommands people run and the kubelet provider share this one
+//! implementation.
+//!
+//! `get` for an exchange registry is a small state machine:
+//! 1. resolve the request against its entry ([`Plan`]) and probe the
+//!    subject cheaply; no subject means "not found", without a request;
+//! 2. a fresh cache entry is the answer: no lock, keyring or network;
+//! 3. otherwise wait, by the deadline, for the per-key lock, so that one
+//!    exchange serves every helper asking at once;
+//! 4. look again: the helper that held the lock may have refreshed the
+//!    token, or failed, in which case its failure (or the stale token) is
+//!    the answer rather than a second attempt;
+//! 5. note the registry's login generation, read the subject, exchange;
+//! 6. cache the token only if the login did not change meanwhile (else
+//!    start over with the new login);
+//! 7. on failure, keep the reason for `status` and `doctor` and for the
+//!    helpers waiting behind, and fall back to a cached token that is inside
+//!    its margin but not yet expired.
+//!
+//! The machine is in [`exchanged`]; changes of login (`login`, `store`,
+//! `erase`) in [`login`]; plain credentials and `list` here.
+
+mod exchanged;
+mod login;
+
+use std::cell::{Cell, OnceCell};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::cache::{Cache, Schedule};
+use crate::config::{self, Config, ConfigError, DEFAULT_USERNAME};
+use crate::deadline::Deadline;
+use crate::exchange::ExchangeError;
+use crate::paths::{self, NoHomeError};
+use crate::plan::{KubeletRequest, PlanError};
+use crate::secret::Secret;
+use crate::server_url::ServerUrl;
+use crate::store::{self, CredentialStore, EntryKind, StoreError};
+use crate::subject::SubjectError;
+
+/// How many times a `get` starts over because the login changed under it.
+const LOGIN_CHANGE_RETRIES: usize = 3;
+
+/// Why an action failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HelperError {
+    /// Nothing is stored (or no subject token is available): Docker's
+    /// "not logged in", the protocol's exact string.
+    #[error("credentials not found in native keychain")]
+    NotFound,
+    /// The config file is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A directory cannot be determined.
+    #[error(transparent)]
+    Paths(#[from] NoHomeError),
+    /// The keyring or file store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The subject token cannot be had.
+    #[error(transparent)]
+    Subject(#[from] SubjectError),
+    /// The request cannot be resolved against its entry.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// The exchange failed (and no still-valid token was cached).
+    #[error(transparent)]
+    Exchange(#[from] ExchangeError),
+    /// Another helper's exchange for the same token failed while this one
+    /// waited for it; its message, as it recorded it.
+    #[error("{0}")]
+    SharedFailure(String),
+    /// A login token is stored for a registry the config no longer makes
+    /// an exchange registry; it is never handed out as a password.
+    #[error(
+        "the credentials stored for {registry} are a login token for a token exchange, but {registry} is not \
+         configured for exchange; add it back to the config, or run `docker-credential-exchange logout {registry}`"
+    )]
+    LoginTokenWithoutExchange {
+        /// The registry.
+        registry: String,
+    },
+    /// `login` for a registry whose subject token comes from elsewhere.
+    #[error(
+        "{registry} takes its login token from {from} (subject_token in the config), not from the keyring; \
+         provide the token there"
+    )]
+    NotAKeyringSource {
+        /// The registry.
+        registry: String,
+        /// Where its subject comes from.
+        from: String,
+    },
+    /// The login changed during every attempt.
+    #[error("the login for {0} changed during the exchange {LOGIN_CHANGE_RETRIES} times in a row; try again")]
+    LoginKeptChanging(String),
+}
+
+/// Where the credentials `get` returned came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The keyring or file store (an ordinary registry).
+    Stored,
+    /// A fresh cache entry.
+    Cache,
+    /// A new exchange.
+    Exchange,
+    /// A cached token inside its margin, because the refresh failed.
+    StaleCache,
+}
+
+/// What `get` answers.
+#[derive(Debug)]
+pub struct Answer {
+    /// The username for Docker.
+    pub username: String,
+    /// The password or token for Docker.
+    pub secret: Secret,
+    /// Where it came from.
+    pub origin: Origin,
+    /// When it expires and should be refreshed (exchanged tokens only).
+    pub schedule: Option<Schedule>,
+    /// Whether the token is scoped to the request's repository.
+    pub repository_scoped: bool,
+}
+
+/// Options of `get` that only people use (`token --refresh`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GetOptions {
+    /// Skip the cache and exchange anew.
+    pub force_refresh: bool,
+}
+
+/// What `login` did.
+#[derive(Debug)]
+pub struct LoginOutcome {
+    /// The registry entry the login token was stored under.
+    pub key: ServerUrl,
+    /// The token the proving exchange issued, unless `--no-verify`.
+    pub verified: Option<Answer>,
+}
+
+/// The helper's state for one invocation: config (or why it is unusable),
+/// cache, deadline, and a store opened on first use.
+pub struct Helper {
+    config: Result<Config, ConfigError>,
+    config_path: PathBuf,
+    cache: Cache,
+    deadline: Deadline,
+    store: OnceCell<Box<dyn CredentialStore>>,
+    /// Set once this invocation's failure has been recorded.
+    failure_recorded: Cell<bool>,
+}
+
+impl std::fmt::Debug for Helper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Helper")
+            .field("config", &self.config_path)
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Helper {
+    /// Locates the config and the cache. A config that cannot be used is
+    /// kept as an error: plain credentials keep working without it.
+    ///
+    /// # Errors
+    /// No home directory can be found.
+    pub fn from_env(deadline: Deadline) -> Result<Helper, HelperError> {
+        let config_path = paths::config_file()?;
+        Ok(Helper {
+            config: Config::load(&config_path),
+            config_path,
+            cache: Cache::new(paths::cache_dir()?, !paths::cache_disabled()),
+            deadline,
+            store: OnceCell::new(),
+            failure_recorded: Cell::new(false),
+        })
+    }
+
+    /// The config, or why it cannot be used.
+    ///
+    /// # Errors
+    /// The config file is unusable.
+    pub fn config(&self) -> Result<&Config, ConfigError> {
+        self.config.as_ref().map_err(Clone::clone)
+    }
+
+    /// The config file's path (which may not exist).
+    pub fn config_path(&self) -> &std::path::Path {
+        &self.config_path
+    }
+
+    /// The cache directory.
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// The invocation's deadline.
+    pub fn deadline(&self) -> &Deadline {
+        &self.deadline
+    }
+
+    /// The credential store the environment and config choose. A broken
+    /// config still names its store if it does so unambiguously.
+    ///
+    /// # Errors
+    /// The store choice is invalid or no data directory can be found.
+    pub fn store(&self) -> Result<&dyn CredentialStore, HelperError> {
+        if let Some(store) = self.store.get() {
+            return Ok(store.as_ref());
+        }
+        let kind = match &self.config {
+            Ok(config) => config.store_kind()?,
+            Err(_) => config::store_kind(config::salvage_store_choice(&self.config_path))?,
+        };
+        let dir = paths::data_dir()?;
+        Ok(self.store.get_or_init(|| store::open(kind, dir)).as_ref())
+    }
+
+    /// The exchange entry for `url`, if the config is usable and has one.
+    fn exchange_entry(&self, url: &ServerUrl) -> Option<(&Config, config::EntryId)> {
+        let config = self.config.as_ref().ok()?;
+        config.lookup(url).map(|id| (config, id))
+    }
+
+    /// The key credentials for `url` are filed under: the exchange entry's
+    /// key when one matches (its login token), else the URL itself.
+    pub fn storage_key(&self, url: &ServerUrl) -> ServerUrl {
+        self.exchange_entry(url).map_or_else(|| url.clone(), |(c, id)| c.key(id).clone())
+    }
+
+    /// The protocol's `get`.
+    ///
+    /// # Errors
+    /// [`HelperError::NotFound`] when nothing is stored or no subject
+    /// token exists; otherwise what failed, which is also kept as the
+    /// request's last failure.
+    pub fn get(&self, url: &ServerUrl, opts: GetOptions) -> Result<Answer, HelperError> {
+        self.get_with(url, opts, KubeletRequest::default())
+    }
+
+    /// `get` for a kubelet request, which may carry the subject itself.
+    ///
+    /// # Errors
+    /// As [`Helper::get`].
+    pub fn get_with(
+        &self,
+        url: &ServerUrl,
+        opts: GetOptions,
+        kubelet: KubeletRequest<'_>,
+    ) -> Result<Answer, HelperError> {
+        let result = match &self.config {
+            Ok(config) => match config.lookup(url) {
+                Some(id) => config
+                    .registry(id)
+                    .map_err(HelperError::from)
+                    .and_then(|reg| self.get_exchanged(url, config.key(id), reg, opts, kubelet)),
+                None => self.get_plain(url),
+            },
+            // Plain credentials keep working; a login token, or nothing
+            // stored for a registry the broken file names, gets its error.
+            Err(config_error) => match self.get_plain(url) {
+                Err(HelperError::NotFound | HelperError::LoginTokenWithoutExchange { .. })
+                    if self.broken_config_mentions(url) =>
+                {
+                    Err(config_error.clone().into())
+                }
+                other => other,
+            },
+        };
+        match &result {
+            Err(HelperError::NotFound) => {}
+            Err(e) if !self.failure_recorded.get() => self.cache.record_failure(url, None, &e.to_string()),
+            Err(_) => {}
+            // A hit or a stored credential is a success that did not clear
+            // the failure on file; an exchange cleared it, and a stale token
+            // comes with a failure that stays.
+            Ok(a) if matches!(a.origin, Origin::Cache | Origin::Stored) => self.cache.clear_failure(url),
+            Ok(_) => {}
+        }
+        result
+    }
+
+    /// Whether the unreadable config file names `url`'s registry, so that
+    /// its error, not "not found", is what a `get` for it answers.
+    fn broken_config_mentions(&self, url: &ServerUrl) -> bool {
+        let Ok(Some(bytes)) = crate::fsutil::read_regular_file(&self.config_path, crate::bounded::ONE_MIB)
+        else {
+            return false;
+        };
+        let text = String::from_utf8_lossy(&bytes).to_ascii_lowercase();
+        text.contains(url.registry())
+    }
+
+    fn get_plain(&self, url: &ServerUrl) -> Result<Answer, HelperError> {
+        let store = self.store()?;
+        // Docker asks by host; a request with a repository path (the
+        // `token` subcommand, scripts) falls back to the host's entry.
+        let cred = match store.get(url)? {
+            Some(c) => Some(c),
+            None if url.repository().is_some() => store.get(&url.host_only())?,
+            None => None,
+        }
+        .ok_or(HelperError::NotFound)?;
+        if cred.kind == Some(EntryKind::LoginToken) {
+            return Err(HelperError::LoginTokenWithoutExchange { registry: url.registry().to_owned() });
+        }
+        Ok(Answer {
+            username: cred.username,
+            secret: cred.secret,
+            origin: Origin::Stored,
+            schedule: None,
+            repository_scoped: false,
+        })
+    }
+
+    /// The protocol's `list`: stored registries and exchange registries,
+    /// by server URL, with the username `get` would return. Reads the
+    /// index and the config only: no keyring, no network. An entry that
+    /// does not parse is listed with the default username; its `get`
+    /// reports the error.
+    ///
+    /// # Errors
+    /// The index cannot be read.
+    pub fn list(&self) -> Result<BTreeMap<String, String>, HelperError> {
+        let stored = self.store()?.list()?;
+        let config = self.config.as_ref().ok();
+        let mut out = BTreeMap::new();
+        for (key, listed) in &stored {
+            let entry = config.and_then(|c| Some((c, c.lookup(&ServerUrl::parse(key).ok()?)?)));
+            let username = match entry {
+                Some((c, id)) => c.registry(id).map_or_else(
+                    |_| DEFAULT_USERNAME.to_owned(),
+                    |reg| reg.username_for(Some(&listed.username)),
+                ),
+                None => listed.username.clone(),
+            };
+            out.insert(listed.server_url.clone(), username);
+        }
+        if let Some(config) = config {
+            for id in config.ids() {
+                let key = config.key(id);
+                if stored.contains_key(key.as_str()) {
+                    continue;
+                }
+                let username = config
+                    .registry(id)
+                    .map_or_else(|_| DEFAULT_USERNAME.to_owned(), |r| r.username_for(None));
+                out.insert(key.display_name().to_owned(), username);
+            }
+        }
+        Ok(out)
+    }
+}
