@@ -73,8 +73,6 @@ pub enum HttpError {
 pub struct Response {
     /// The HTTP status.
     pub status: u16,
-    /// The response headers.
-    pub headers: HeaderMap,
     /// The body.
     pub body: Vec<u8>,
     /// How many attempts it took.
@@ -222,7 +220,6 @@ async fn read_response(mut resp: reqwest::Response, attempts: u32) -> Result<Res
     if resp.content_length().is_some_and(|n| n > MAX_BODY) {
         return Err(HttpError::TooLarge);
     }
-    let headers = resp.headers().clone();
     let mut body = Limited::new(MAX_BODY);
     while let Some(chunk) = resp
         .chunk()
@@ -231,7 +228,7 @@ async fn read_response(mut resp: reqwest::Response, attempts: u32) -> Result<Res
     {
         body.extend(&chunk).map_err(|_| HttpError::TooLarge)?;
     }
-    Ok(Response { status, headers, body: body.into_inner(), attempts })
+    Ok(Response { status, body: body.into_inner(), attempts })
 }
 
 fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, HttpError> {

@@ -8,28 +8,28 @@
 //! path of every build), and everything else goes to the clap-based
 //! subcommands in [`cli`].
 
-pub mod bounded;
+pub(crate) mod bounded;
 pub mod cache;
-pub mod cli;
-pub mod command;
+pub(crate) mod cli;
+pub(crate) mod command;
 pub mod config;
-pub mod deadline;
+pub(crate) mod deadline;
 pub mod exchange;
-pub mod fsutil;
-pub mod helper;
-pub mod http;
-pub mod json;
+pub(crate) mod fsutil;
+pub(crate) mod helper;
+pub(crate) mod http;
+pub(crate) mod json;
 pub mod jwt;
-pub mod log;
-pub mod paths;
-pub mod plan;
-pub mod process;
+pub(crate) mod log;
+pub(crate) mod paths;
+pub(crate) mod plan;
+pub(crate) mod process;
 pub mod protocol;
 pub mod redact;
 pub mod secret;
 pub mod server_url;
-pub mod store;
-pub mod subject;
+pub(crate) mod store;
+pub(crate) mod subject;
 pub mod time;
 
 use std::process::ExitCode;

@@ -22,7 +22,6 @@ pub const LOG_ENV: &str = "DOCKER_CREDENTIAL_EXCHANGE_LOG";
 /// Environment variable naming a file that log lines are appended to.
 pub const LOG_FILE_ENV: &str = "DOCKER_CREDENTIAL_EXCHANGE_LOG_FILE";
 
-const OFF: u8 = 0;
 const WARN: u8 = 1;
 const DEBUG: u8 = 2;
 
@@ -86,11 +85,6 @@ fn open_log_file(path: &std::path::Path) -> Result<std::fs::File, String> {
         }
     }
     Ok(file)
-}
-
-/// Silences stderr (but not the log file): for tests of the exact protocol.
-pub fn quiet() {
-    STDERR_LEVEL.store(OFF, Ordering::Relaxed);
 }
 
 /// Whether a debug line would go anywhere; lets callers skip formatting.

@@ -49,6 +49,10 @@ pub struct Plan {
     pub scope: Option<String>,
     /// The key of the token this request gets.
     pub cache_key: CacheKey,
+    /// Whether the token depends on the request's repository (a template
+    /// uses `{repository}`, or the entry is a repository prefix): such a
+    /// token must not be reused for other repositories of the registry.
+    pub repository_scoped: bool,
 }
 
 impl Plan {
@@ -108,7 +112,10 @@ impl Plan {
             username: reg.username.as_deref(),
             subject: subject.as_deref(),
         });
-        Ok(Plan { audience, resource, scope, cache_key })
+        let templates = reg.audience.iter().chain(&reg.resource).flat_map(|v| v.values()).chain(&reg.scope);
+        let uses_repository = templates.into_iter().any(|t| t.contains("{repository}"));
+        let repository_scoped = url.repository().is_some() && (uses_repository || key.repository().is_some());
+        Ok(Plan { audience, resource, scope, cache_key, repository_scoped })
     }
 
     /// The exchange this plan asks for, from `subject_token`.
@@ -159,6 +166,14 @@ mod tests {
     fn a_repository_fills_the_scope() {
         let r = reg(r#"{"token_endpoint": "https://s/t", "scope": "repository:{repository}:pull"}"#);
         assert_eq!(plan("ok.test/team/app", &r).unwrap().scope.as_deref(), Some("repository:team/app:pull"));
+    }
+
+    #[test]
+    fn a_token_is_repository_scoped_only_when_the_repository_shapes_it() {
+        let templated = reg(r#"{"token_endpoint": "https://s/t", "scope": "repository:{repository}:pull"}"#);
+        let fixed = reg(r#"{"token_endpoint": "https://s/t", "scope": "repository:team/app:pull"}"#);
+        assert!(plan("ok.test/team/app", &templated).unwrap().repository_scoped);
+        assert!(!plan("ok.test/team/app", &fixed).unwrap().repository_scoped);
     }
 
     #[test]

@@ -32,8 +32,10 @@ fn fixture() -> &'static Fixture {
             scope: None,
             requested_token_type: None,
             client_id: None,
+            username: None,
+            subject: None,
         });
-        Fixture { _dir: dir, cache: Cache::new(cache_dir), key }
+        Fixture { _dir: dir, cache: Cache::new(cache_dir, true), key }
     })
 }
 
@@ -49,7 +51,7 @@ fuzz_target!(|data: &[u8]| {
     for now in [0, 1_700_000_000, i64::MAX, i64::MIN] {
         for subject in [None, Some("abc")] {
             match f.cache.lookup(&f.key, subject, now) {
-                Lookup::Fresh(e) => assert!(now < e.refresh_at),
+                Lookup::Fresh(e) => assert!(e.obtained_at <= now && now < e.refresh_at),
                 Lookup::Stale(e) => assert!(e.refresh_at <= now && now < e.expires_at),
                 Lookup::Miss => {}
             }

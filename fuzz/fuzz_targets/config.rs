@@ -11,13 +11,17 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let path = Path::new("/etc/docker-credential-exchange/config.json");
-    match Config::parse(path, data) {
+    match Config::parse(path, data.to_vec()) {
         Ok(config) => {
-            // Lookups over whatever was accepted stay panic-free, and each
-            // key finds its own entry.
-            for (key, _) in &config.registries {
-                let (found, _) = config.lookup(key).expect("a key finds its own entry");
-                assert!(key.is_under(found));
+            // Lookups over whatever was accepted stay panic-free, each key
+            // finds its own entry, and each entry parses or says why.
+            for id in config.ids() {
+                let key = config.key(id);
+                let found = config.lookup(key).expect("a key finds its own entry");
+                assert!(key.is_under(config.key(found)));
+                if let Err(e) = config.registry(id) {
+                    assert!(e.to_string().contains("config.json"));
+                }
             }
             let _ = config.lookup(&ServerUrl::parse("registry.example.com/team/app").unwrap());
         }

@@ -33,7 +33,7 @@ pub struct TokenArgs {
     /// Print only the token, for scripts (like `gcloud auth print-access-token`).
     #[arg(long, conflicts_with_all = ["decode", "json", "show_secret"])]
     pub raw: bool,
-    /// Print JSON: registry, entry, endpoint, username, origin, expires_at, fingerprint, claims (with --decode), token (with --show-secret).
+    /// Print JSON: request, entry, endpoint, username, origin, expires_at, refresh_at, repository_scoped, fingerprint, header and claims (with --decode), token (with --show-secret).
     #[arg(long)]
     pub json: bool,
 }
@@ -48,6 +48,7 @@ struct TokenReport {
     expires_at: Option<i64>,
     expires_at_rfc3339: Option<String>,
     refresh_at: Option<i64>,
+    repository_scoped: bool,
     fingerprint: String,
     header: Option<serde_json::Value>,
     claims: Option<serde_json::Value>,
@@ -97,6 +98,7 @@ pub(super) fn token(args: TokenArgs, helper: &Helper) -> anyhow::Result<ExitCode
         expires_at,
         expires_at_rfc3339: expires_at.map(rfc3339_signed),
         refresh_at: answer.schedule.map(|s| s.refresh_at),
+        repository_scoped: answer.repository_scoped,
         fingerprint: answer.secret.fingerprint(),
         header: decoded.as_ref().and_then(|d| serde_json::to_value(&d.header).ok()),
         claims: decoded.as_ref().map(|d| d.claims.clone()),

@@ -55,7 +55,7 @@ impl Helper {
     ) -> Result<Option<Answer>, HelperError> {
         let fingerprint = probe.fingerprint();
         let cache = &self.cache;
-        let scoped = url.repository().is_some();
+        let scoped = plan.repository_scoped;
         if !opts.force_refresh
             && let Lookup::Fresh(hit) =
                 cache.lookup(&plan.cache_key, fingerprint.as_deref(), crate::time::now())
@@ -151,7 +151,7 @@ impl Helper {
                     "{message}; using the cached token for {url}, which expires at {}",
                     crate::time::rfc3339_signed(hit.expires_at)
                 );
-                Ok(Some(answer(hit, Origin::StaleCache, url.repository().is_some())))
+                Ok(Some(answer(hit, Origin::StaleCache, plan.repository_scoped)))
             }
             _ => Err(error),
         }
