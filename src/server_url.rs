@@ -83,6 +83,23 @@ impl ServerUrl {
         Ok(ServerUrl::from_parts(&host, path))
     }
 
+    /// A `ServerUrl` for a string that [`is_normalized`] accepts, without
+    /// parsing it again.
+    pub(crate) fn from_normalized(key: &str) -> ServerUrl {
+        ServerUrl { key: key.to_owned(), host_len: key.find('/').unwrap_or(key.len()) }
+    }
+
+    /// Whether this URL is `key` or under it on whole path segments, for a
+    /// `key` that [`is_normalized`] accepts (the config's keys, compared
+    /// without building a `ServerUrl` for each).
+    pub(crate) fn is_under_str(&self, key: &str) -> bool {
+        match self.key.strip_prefix(key) {
+            Some("") => true,
+            Some(rest) => rest.starts_with('/'),
+            None => false,
+        }
+    }
+
     fn from_parts(host: &str, path: &str) -> ServerUrl {
         let mut key = String::with_capacity(host.len() + 1 + path.len());
         key.push_str(host);
@@ -156,6 +173,25 @@ fn strip_scheme(s: &str) -> &str {
 /// redacted and never in full: a pasted token must not land in a log.
 pub(crate) fn truncate_for_message(s: &str) -> String {
     crate::redact::bounded(s, 80)
+}
+
+/// Whether `raw` is already in the form [`ServerUrl::parse`] gives, so that
+/// parsing it would return it unchanged: lower-case registry characters,
+/// no scheme, no empty segment, no trailing slash, no Docker Hub alias and
+/// no `/v2` API root. Config keys are almost always written so; they are
+/// then compared as they are, with no allocation per key.
+pub(crate) fn is_normalized(raw: &str) -> bool {
+    let bytes = raw.as_bytes();
+    let allowed = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-:/[]".contains(b);
+    if bytes.is_empty() || !bytes.iter().all(allowed) || bytes[0] == b'/' || bytes[bytes.len() - 1] == b'/' {
+        return false;
+    }
+    if raw.contains("//") {
+        return false;
+    }
+    let (host, path) = raw.split_once('/').unwrap_or((raw, ""));
+    let hub_alias = DOCKER_HUB_ALIASES.contains(&host) && (host != DOCKER_HUB || path == "v1");
+    !hub_alias && path != "v2"
 }
 
 /// Whether `path` is a repository name by the OCI distribution grammar:
@@ -296,6 +332,34 @@ mod tests {
         assert_eq!(key("registry.example.com/v2"), "registry.example.com");
         assert_eq!(ServerUrl::parse("https://h.example/v2/").unwrap().repository(), None);
         assert_eq!(key("h.example/team/v2"), "h.example/team/v2");
+    }
+
+    #[test]
+    fn a_normalized_key_parses_to_itself() {
+        for raw in
+            ["r.example", "r.example:5000/team/app", "127.0.0.1:5000", "[::1]:5000/a", "docker.io", "h/v2/x"]
+        {
+            assert!(is_normalized(raw), "{raw}");
+            assert_eq!(key(raw), raw);
+        }
+    }
+
+    #[test]
+    fn keys_that_parsing_would_change_are_not_normalized() {
+        for raw in [
+            "R.example",
+            "https://r.example",
+            "r.example/",
+            "index.docker.io",
+            "docker.io/v1",
+            "r/v2",
+            "a b",
+            "",
+            "/x",
+            "r//x",
+        ] {
+            assert!(!is_normalized(raw), "{raw}");
+        }
     }
 
     #[test]

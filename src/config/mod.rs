@@ -16,7 +16,7 @@ pub mod template;
 mod validate;
 
 use std::cell::OnceCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -26,7 +26,7 @@ pub use schema::{ClientAuth, OneOrMany, RegistryConfig, Seconds, SourceSpec, TOK
 pub use template::{TemplateError, TemplateVars, expand};
 pub use validate::check_endpoint;
 
-use crate::server_url::{ServerUrl, ServerUrlError};
+use crate::server_url::{self, ServerUrl, ServerUrlError};
 use crate::store::{STORE_ENV, StoreKind};
 
 /// The username Docker-style registries expect beside an OAuth token.
@@ -79,12 +79,24 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EntryId(usize);
 
+/// A registry key as written: a span of the file's text, or, if it had
+/// JSON escapes, the unescaped string.
+#[derive(Debug)]
+enum KeyText {
+    Span(usize, usize),
+    Unescaped(Box<str>),
+}
+
 #[derive(Debug)]
 struct Entry {
-    /// The key as written, for messages.
-    name: String,
-    /// The normalized key.
-    key: ServerUrl,
+    /// The key as written.
+    name: KeyText,
+    /// Whether the key as written is already normalized (the usual case):
+    /// it is then compared as it is, and normalized only when needed.
+    normalized: bool,
+    /// The normalized key: made on first use for a normalized key, at load
+    /// time for any other.
+    key: OnceCell<ServerUrl>,
     /// Where the entry's JSON value is in the file's text.
     span: (usize, usize),
     parsed: OnceCell<Result<RegistryConfig, ConfigError>>,
@@ -97,8 +109,9 @@ pub struct Config {
     store: Option<StoreKind>,
     text: String,
     entries: Vec<Entry>,
-    /// Normalized key to entry: a lookup is one probe per path segment.
-    index: HashMap<String, usize>,
+    /// Entries by normalized key, for the commands that go through them all
+    /// (made on first use: a `get` never needs it).
+    by_key: OnceCell<HashMap<String, Vec<usize>>>,
 }
 
 #[derive(Deserialize)]
@@ -110,10 +123,36 @@ struct RawConfig<'a> {
     registries: RawRegistries<'a>,
 }
 
-/// The `registries` object with each value left unparsed, refusing a key
-/// that appears twice (serde would silently keep the last).
+/// A key of `registries`: borrowed from the text when it has no escapes.
+enum RawKey<'a> {
+    Borrowed(&'a str),
+    Owned(String),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawKey<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+            type Value = RawKey<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a registry key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<RawKey<'a>, E> {
+                Ok(RawKey::Borrowed(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<RawKey<'a>, E> {
+                Ok(RawKey::Owned(v.to_owned()))
+            }
+        }
+        d.deserialize_str(Visitor(std::marker::PhantomData))
+    }
+}
+
+/// The `registries` object with each value left unparsed. Nothing is
+/// allocated per entry: a `get` on a warm cache must cost about the same
+/// with 10,000 configured registries as with one.
 #[derive(Default)]
-struct RawRegistries<'a>(Vec<(String, &'a RawValue)>);
+struct RawRegistries<'a>(Vec<(RawKey<'a>, &'a RawValue)>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for RawRegistries<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -126,12 +165,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawRegistries<'a> {
                 )
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut seen = HashSet::new();
-                let mut out = Vec::new();
-                while let Some(key) = map.next_key::<String>()? {
-                    if !seen.insert(key.clone()) {
-                        return Err(serde::de::Error::custom(format!("registry key {key:?} appears twice")));
-                    }
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some(key) = map.next_key::<RawKey<'a>>()? {
                     out.push((key, map.next_value::<&'a RawValue>()?));
                 }
                 Ok(RawRegistries(out))
@@ -139,6 +174,12 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawRegistries<'a> {
         }
         d.deserialize_map(Visitor(std::marker::PhantomData))
     }
+}
+
+/// Where `inner` lies in `outer`, which it was borrowed from.
+fn span_in(outer: &str, inner: &str) -> (usize, usize) {
+    let start = inner.as_ptr() as usize - outer.as_ptr() as usize;
+    (start, start + inner.len())
 }
 
 impl Config {
@@ -158,7 +199,9 @@ impl Config {
     }
 
     /// Parses config bytes; `path` is for messages and for resolving
-    /// relative paths. Entries are validated on first use.
+    /// relative paths. The JSON is checked as a whole; each entry is
+    /// deserialized, validated and checked against the other keys on
+    /// first use.
     ///
     /// # Errors
     /// As [`Config::load`].
@@ -184,30 +227,37 @@ impl Config {
             parse_error(e.reason, (e.line, e.column))
         })?;
         let mut entries = Vec::with_capacity(raw.registries.0.len());
-        let mut index = HashMap::with_capacity(raw.registries.0.len());
         for (name, value) in raw.registries.0 {
-            let start = value.get().as_ptr() as usize - text.as_ptr() as usize;
-            let span = (start, start + value.get().len());
-            let invalid = |reason: String| ConfigError::Invalid {
-                path: path.to_owned(),
-                line: crate::json::line_column(text.as_bytes(), start).0,
-                registry: name.clone(),
-                field: "(key)",
-                reason,
+            let span = span_in(&text, value.get());
+            let (name, written) = match name {
+                RawKey::Borrowed(s) => (KeyText::Span(span_in(&text, s).0, span_in(&text, s).1), s),
+                RawKey::Owned(s) => (KeyText::Unescaped(s.into_boxed_str()), ""),
             };
-            let key = ServerUrl::parse(&name).map_err(|e| match e {
-                ServerUrlError::Empty => invalid("a registry key is empty".into()),
-                _ => invalid("a key is host[:port][/repository/prefix]".into()),
-            })?;
-            if let Some(&other) = index.get(key.as_str()) {
-                let other: &Entry = &entries[other];
-                return Err(invalid(format!("names the same registry ({key}) as the key {:?}", other.name)));
+            let written = match &name {
+                KeyText::Span(..) => written,
+                KeyText::Unescaped(s) => s,
+            };
+            let normalized = server_url::is_normalized(written);
+            let key = OnceCell::new();
+            if !normalized {
+                // Rare, so normalized at once: an invalid key is an error of
+                // the file as a whole, like a syntax error.
+                let url = ServerUrl::parse(written).map_err(|e| ConfigError::Invalid {
+                    path: path.to_owned(),
+                    line: crate::json::line_column(text.as_bytes(), span.0).0,
+                    registry: written.to_owned(),
+                    field: "(key)",
+                    reason: match e {
+                        ServerUrlError::Empty => "a registry key is empty".into(),
+                        _ => "a key is host[:port][/repository/prefix]".into(),
+                    },
+                })?;
+                let _ = key.set(url);
             }
-            index.insert(key.as_str().to_owned(), entries.len());
-            entries.push(Entry { name, key, span, parsed: OnceCell::new() });
+            entries.push(Entry { name, normalized, key, span, parsed: OnceCell::new() });
         }
         let store = raw.store;
-        Ok(Config { path: Some(path.to_owned()), store, text, entries, index })
+        Ok(Config { path: Some(path.to_owned()), store, text, entries, by_key: OnceCell::new() })
     }
 
     /// The file it came from, if one was named.
@@ -225,35 +275,83 @@ impl Config {
         self.entries.is_empty()
     }
 
-    /// The normalized key of an entry.
-    pub fn key(&self, id: EntryId) -> &ServerUrl {
-        &self.entries[id.0].key
-    }
-
-    /// The exchange entry for a request: the longest key that is a
-    /// whole-segment prefix of the normalized server URL.
-    pub fn lookup(&self, url: &ServerUrl) -> Option<EntryId> {
-        let mut candidate = url.as_str();
-        loop {
-            if let Some(&i) = self.index.get(candidate) {
-                return Some(EntryId(i));
-            }
-            let shorter = candidate.rsplit_once('/')?.0;
-            if shorter.len() < url.registry().len() {
-                return None;
-            }
-            candidate = shorter;
+    /// The key of an entry as written in the file.
+    pub fn name(&self, id: EntryId) -> &str {
+        match &self.entries[id.0].name {
+            KeyText::Span(start, end) => &self.text[*start..*end],
+            KeyText::Unescaped(s) => s,
         }
     }
 
-    /// An entry's settings, parsed and validated on first use.
+    /// The normalized key of an entry.
+    pub fn key(&self, id: EntryId) -> &ServerUrl {
+        self.entries[id.0].key.get_or_init(|| ServerUrl::from_normalized(self.name(id)))
+    }
+
+    /// The normalized key of an entry as a string, without building a
+    /// `ServerUrl` when the key was written normalized.
+    fn key_str(&self, i: usize) -> &str {
+        if self.entries[i].normalized { self.name(EntryId(i)) } else { self.key(EntryId(i)).as_str() }
+    }
+
+    /// The exchange entry for a request: the longest key that is a
+    /// whole-segment prefix of the normalized server URL. One pass over the
+    /// keys, comparing strings; nothing is allocated or parsed.
+    pub fn lookup(&self, url: &ServerUrl) -> Option<EntryId> {
+        let mut best: Option<(usize, usize)> = None;
+        for i in 0..self.entries.len() {
+            let key = self.key_str(i);
+            if url.is_under_str(key) && best.is_none_or(|(len, _)| key.len() > len) {
+                best = Some((key.len(), i));
+            }
+        }
+        best.map(|(_, i)| EntryId(i))
+    }
+
+    /// Entries whose normalized key is `key`, other than `id`.
+    fn others_with_key(&self, id: EntryId, key: &str) -> Vec<EntryId> {
+        match self.by_key.get() {
+            Some(map) => {
+                map.get(key).into_iter().flatten().map(|&i| EntryId(i)).filter(|&o| o != id).collect()
+            }
+            None => (0..self.entries.len())
+                .filter(|&i| i != id.0 && self.key_str(i) == key)
+                .map(EntryId)
+                .collect(),
+        }
+    }
+
+    /// An entry's settings, parsed and validated on first use. A key that
+    /// another key of the file also names (the same key twice, or two
+    /// spellings of one registry) is an error of both.
     ///
     /// # Errors
-    /// The entry is not of the documented shape or has an unacceptable
-    /// value; the error names the field.
+    /// The entry is not of the documented shape, has an unacceptable value
+    /// (the error names the field), or shares its registry with another.
     pub fn registry(&self, id: EntryId) -> Result<&RegistryConfig, ConfigError> {
         let entry = &self.entries[id.0];
-        entry.parsed.get_or_init(|| self.parse_entry(entry)).as_ref().map_err(Clone::clone)
+        entry
+            .parsed
+            .get_or_init(|| self.check_unique(id).and_then(|()| self.parse_entry(id)))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    fn check_unique(&self, id: EntryId) -> Result<(), ConfigError> {
+        let key = self.key_str(id.0);
+        let Some(&other) = self.others_with_key(id, key).first() else { return Ok(()) };
+        let same = if self.name(other) == self.name(id) {
+            format!("the key {:?} appears twice", self.name(id))
+        } else {
+            format!("names the same registry ({key}) as the key {:?}", self.name(other))
+        };
+        Err(ConfigError::Invalid {
+            path: self.path.clone().unwrap_or_default(),
+            line: crate::json::line_column(self.text.as_bytes(), self.entries[id.0].span.0).0,
+            registry: self.name(id).to_owned(),
+            field: "(key)",
+            reason: same,
+        })
     }
 
     /// Every entry's settings, or the first error: for commands that show
@@ -262,12 +360,38 @@ impl Config {
     /// # Errors
     /// As [`Config::registry`].
     pub fn validate_all(&self) -> Result<(), ConfigError> {
+        self.index_keys();
         self.ids().try_for_each(|id| self.registry(id).map(drop))
     }
 
-    fn parse_entry(&self, entry: &Entry) -> Result<RegistryConfig, ConfigError> {
+    /// Builds the key index once, so that checking every entry for
+    /// duplicates is O(entries) rather than O(entries²).
+    fn index_keys(&self) {
+        self.by_key.get_or_init(|| {
+            let mut map: HashMap<String, Vec<usize>> = HashMap::with_capacity(self.entries.len());
+            for i in 0..self.entries.len() {
+                map.entry(self.key_str(i).to_owned()).or_default().push(i);
+            }
+            map
+        });
+    }
+
+    /// The username an entry sets, read without validating the rest of
+    /// it: `list` shows every registry and must stay cheap.
+    pub fn username_of(&self, id: EntryId) -> Option<String> {
+        #[derive(Deserialize)]
+        struct Only {
+            #[serde(default)]
+            username: Option<String>,
+        }
+        let (start, end) = self.entries[id.0].span;
+        serde_json::from_str::<Only>(&self.text[start..end]).ok()?.username.filter(|u| !u.is_empty())
+    }
+
+    fn parse_entry(&self, id: EntryId) -> Result<RegistryConfig, ConfigError> {
         let path = self.path.clone().unwrap_or_default();
-        let (start, end) = entry.span;
+        let (start, end) = self.entries[id.0].span;
+        let name = self.name(id);
         let mut de = serde_json::Deserializer::from_str(&self.text[start..end]);
         let mut reg: RegistryConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let field = e.path().to_string();
@@ -283,13 +407,13 @@ impl Config {
                 path: path.clone(),
                 line,
                 column,
-                reason: format!("registries.{:?}{at}: {}", entry.name, crate::json::describe_error(&inner)),
+                reason: format!("registries.{name:?}{at}: {}", crate::json::describe_error(&inner)),
             }
         })?;
-        validate::entry(&entry.key, &reg).map_err(|(field, reason)| ConfigError::Invalid {
+        validate::entry(self.key(id), &reg).map_err(|(field, reason)| ConfigError::Invalid {
             path: path.clone(),
             line: crate::json::line_column(self.text.as_bytes(), start).0,
-            registry: entry.name.clone(),
+            registry: name.to_owned(),
             field,
             reason,
         })?;
@@ -486,14 +610,28 @@ mod tests {
     #[test]
     fn two_keys_for_one_registry_are_an_error() {
         let json = r#"{"registries": {"r": {"token_endpoint": "https://s/t"}, "https://r/": {"token_endpoint": "https://s/t"}}}"#;
-        assert!(parse(json).unwrap_err().to_string().contains("names the same registry"));
+        let config = parse(json).unwrap();
+        let id = config.lookup(&ServerUrl::parse("r").unwrap()).unwrap();
+        assert!(config.registry(id).unwrap_err().to_string().contains("names the same registry"));
+        assert!(config.validate_all().is_err());
     }
 
     #[test]
     fn the_same_key_twice_is_an_error_not_the_last_one_winning() {
         let json = r#"{"registries": {"r": {"token_endpoint": "https://s/a"}, "r": {"token_endpoint": "https://s/b"}}}"#;
-        let err = parse(json).unwrap_err().to_string();
+        let config = parse(json).unwrap();
+        let id = config.lookup(&ServerUrl::parse("r").unwrap()).unwrap();
+        let err = config.registry(id).unwrap_err().to_string();
         assert!(err.contains("\"r\" appears twice"), "{err}");
+    }
+
+    #[test]
+    fn a_key_with_escapes_is_read_unescaped() {
+        let config =
+            parse(r#"{"registries": {"r\u002eexample": {"token_endpoint": "https://s/t"}}}"#).unwrap();
+        let id = config.lookup(&ServerUrl::parse("r.example").unwrap()).unwrap();
+        assert_eq!(config.name(id), "r.example");
+        assert!(config.registry(id).is_ok());
     }
 
     #[test]

@@ -319,9 +319,9 @@ impl Helper {
 
     /// The protocol's `list`: stored registries and exchange registries,
     /// by server URL, with the username `get` would return. Reads the
-    /// index and the config only: no keyring, no network. An entry that
-    /// does not parse is listed with the default username; its `get`
-    /// reports the error.
+    /// index and the config only: no keyring, no network, and of each
+    /// entry only its `username` (an invalid entry is listed all the same;
+    /// its `get` reports the error).
     ///
     /// # Errors
     /// The index cannot be read.
@@ -332,10 +332,10 @@ impl Helper {
         for (key, listed) in &stored {
             let entry = config.and_then(|c| Some((c, c.lookup(&ServerUrl::parse(key).ok()?)?)));
             let username = match entry {
-                Some((c, id)) => c.registry(id).map_or_else(
-                    |_| DEFAULT_USERNAME.to_owned(),
-                    |reg| reg.username_for(Some(&listed.username)),
-                ),
+                Some((c, id)) => c
+                    .username_of(id)
+                    .or_else(|| Some(listed.username.clone()).filter(|u| !u.is_empty()))
+                    .unwrap_or_else(|| DEFAULT_USERNAME.to_owned()),
                 None => listed.username.clone(),
             };
             out.insert(listed.server_url.clone(), username);
@@ -346,9 +346,7 @@ impl Helper {
                 if stored.contains_key(key.as_str()) {
                     continue;
                 }
-                let username = config
-                    .registry(id)
-                    .map_or_else(|_| DEFAULT_USERNAME.to_owned(), |r| r.username_for(None));
+                let username = config.username_of(id).unwrap_or_else(|| DEFAULT_USERNAME.to_owned());
                 out.insert(key.display_name().to_owned(), username);
             }
         }
