@@ -45,7 +45,10 @@ impl Deadline {
     /// The variable is set to something that is not a positive number.
     pub fn from_env() -> Result<Deadline, BadTimeout> {
         match std::env::var_os(TIMEOUT_ENV) {
+            // Empty is unset, as for every other variable of the helper (CI
+            // templates often expand to nothing).
             None => Ok(Deadline::after(DEFAULT_TIMEOUT)),
+            Some(raw) if raw.is_empty() => Ok(Deadline::after(DEFAULT_TIMEOUT)),
             Some(raw) => {
                 let value = raw.to_string_lossy();
                 parse_seconds(TIMEOUT_ENV, &value).map(Deadline::after)

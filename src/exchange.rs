@@ -10,7 +10,7 @@ use std::path::Path;
 
 use crate::config::{ClientAuth, SourceSpec};
 use crate::deadline::Deadline;
-use crate::http::Http;
+use crate::http::{Http, HttpError};
 use crate::secret::Secret;
 use crate::subject::Context;
 
@@ -184,8 +184,21 @@ pub enum ExchangeError {
         /// The server's description.
         description: Option<String>,
     },
-    /// Anything else: transport, deadline, status without an error body,
-    /// a malformed answer, a missing client secret.
+    /// No connection could be made.
+    #[error(
+        "cannot reach the token endpoint {endpoint} for {registry} ({cause}); is it running and reachable from \
+         here? try `docker-credential-exchange doctor`"
+    )]
+    Unreachable {
+        /// The registry's config key.
+        registry: String,
+        /// The token endpoint.
+        endpoint: String,
+        /// Why, as the system said it ("connection refused").
+        cause: String,
+    },
+    /// The endpoint's side: the deadline, a broken connection, a status
+    /// without an error body, a malformed answer.
     #[error("token exchange for {registry} at {endpoint} failed: {reason}")]
     Failed {
         /// The registry's config key.
@@ -195,6 +208,26 @@ pub enum ExchangeError {
         /// What went wrong.
         reason: String,
     },
+    /// This process's side, before anything was sent: a client secret it
+    /// cannot read, a `ca_file` it cannot use.
+    #[error("token exchange for {registry} at {endpoint} failed: {reason}")]
+    Local {
+        /// The registry's config key.
+        registry: String,
+        /// The token endpoint.
+        endpoint: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl ExchangeError {
+    /// Whether the failure came from the endpoint, so that helpers waiting
+    /// for the same exchange would meet it too and may reuse it; one that
+    /// came from this process's environment is its own.
+    pub fn is_shared(&self) -> bool {
+        !matches!(self, ExchangeError::Local { .. })
+    }
 }
 
 /// What a person does about an RFC 6749 error code.
@@ -218,19 +251,29 @@ pub fn exchange(req: &ExchangeRequest<'_>, deadline: &Deadline) -> Result<TokenR
         endpoint: req.endpoint.to_owned(),
         reason,
     };
+    let local = |reason: String| ExchangeError::Local {
+        registry: req.registry.to_owned(),
+        endpoint: req.endpoint.to_owned(),
+        reason,
+    };
     let client_secret = match req.client_secret {
         Some(spec) => Some(
             crate::subject::read_secret(spec, Context { deadline, kubelet_token: None })
-                .map_err(|e| failed(format!("the client secret cannot be read: {e}")))?
-                .ok_or_else(|| failed(format!("the client secret ({}) is not available", spec.describe())))?,
+                .map_err(|e| local(format!("the client secret cannot be read: {e}")))?
+                .ok_or_else(|| local(format!("the client secret ({}) is not available", spec.describe())))?,
         ),
         None => None,
     };
-    let url =
-        url::Url::parse(req.endpoint).map_err(|e| failed(format!("the endpoint is not a URL ({e})")))?;
-    let http = Http::new(&url, req.ca_file).map_err(|e| failed(e.to_string()))?;
+    let url = url::Url::parse(req.endpoint).map_err(|e| local(format!("the endpoint is not a URL ({e})")))?;
+    let http = Http::new(&url, req.ca_file).map_err(|e| local(e.to_string()))?;
     let form = req.form(client_secret.as_ref());
     let basic = req.basic_auth(client_secret.as_ref());
+    if let Some((id, secret)) = &basic {
+        // What the `Authorization` header carries, so that an endpoint
+        // echoing the header does not get it into a message.
+        use base64::Engine as _;
+        crate::redact::remember(&base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")));
+    }
     crate::debug!("exchanging for {}: {:?}", req.registry, req);
     let resp = http
         .send(deadline, |client| {
@@ -241,7 +284,14 @@ pub fn exchange(req: &ExchangeRequest<'_>, deadline: &Deadline) -> Result<TokenR
             }
             rb
         })
-        .map_err(|e| failed(e.to_string()))?;
+        .map_err(|e| match e {
+            HttpError::Connect(cause) => ExchangeError::Unreachable {
+                registry: req.registry.to_owned(),
+                endpoint: req.endpoint.to_owned(),
+                cause,
+            },
+            other => failed(other.to_string()),
+        })?;
     crate::debug!(
         "exchange for {} answered HTTP {} after {} attempt(s)",
         req.registry,
@@ -251,8 +301,12 @@ pub fn exchange(req: &ExchangeRequest<'_>, deadline: &Deadline) -> Result<TokenR
     if resp.status == 200 {
         let parsed: TokenResponse = crate::json::from_object_slice(&resp.body)
             .map_err(|e| failed(format!("the answer is not a token response ({})", e.reason)))?;
-        if parsed.access_token.is_empty() {
-            return Err(failed("the answer's access_token is empty".into()));
+        let token = parsed.access_token.expose();
+        if token.trim().is_empty() || token.trim() != token || token.chars().any(char::is_control) {
+            return Err(failed(
+                "the answer's access_token is not a token (empty, or with surrounding spaces or control characters)"
+                    .into(),
+            ));
         }
         return Ok(parsed);
     }

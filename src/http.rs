@@ -37,9 +37,7 @@ pub enum HttpError {
     #[error("{0}")]
     Setup(String),
     /// No connection: refused, unresolvable, unreachable, TLS refused.
-    #[error(
-        "cannot connect ({0}); is it running and reachable from here? try `docker-credential-exchange doctor`"
-    )]
+    #[error("cannot connect ({0})")]
     Connect(String),
     /// The connection failed after it was made.
     #[error("{0}")]
@@ -81,8 +79,20 @@ pub struct Response {
 
 /// A client for one endpoint, with the runtime that drives it.
 pub struct Http {
-    runtime: tokio::runtime::Runtime,
+    /// Always `Some` until dropped.
+    runtime: Option<tokio::runtime::Runtime>,
     client: Client,
+}
+
+impl Drop for Http {
+    /// Leaves any blocking work behind instead of waiting for it: a DNS
+    /// lookup that hangs in `getaddrinfo` (on the runtime's blocking pool)
+    /// must not keep the helper past its deadline.
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl std::fmt::Debug for Http {
@@ -133,7 +143,7 @@ impl Http {
         let client = builder
             .build()
             .map_err(|e| HttpError::Setup(format!("cannot set up HTTPS: {}", root_cause(&e))))?;
-        Ok(Http { runtime, client })
+        Ok(Http { runtime: Some(runtime), client })
     }
 
     /// Sends the request `make` builds, with the retry policy, all of it by
@@ -185,7 +195,10 @@ impl Http {
         work: impl std::future::Future<Output = Result<T, HttpError>>,
     ) -> Result<T, HttpError> {
         let at = tokio::time::Instant::from_std(deadline.instant());
-        self.runtime
+        let Some(runtime) = &self.runtime else {
+            return Err(HttpError::Setup("the HTTP runtime is gone".into()));
+        };
+        runtime
             .block_on(async { tokio::time::timeout_at(at, work).await })
             .unwrap_or(Err(HttpError::TimedOut { limit: deadline.limit() }))
     }

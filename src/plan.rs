@@ -56,7 +56,11 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Resolves `url` against the entry `key` → `reg`.
+    /// Resolves `url` against the entry `key` → `reg`, for a subject with
+    /// fingerprint `subject` when it is one the request or the environment
+    /// carries (env, file, command, kubelet, CI): each such subject has its
+    /// own token, so CI jobs sharing a HOME neither evict nor borrow each
+    /// other's, nor each other's failures.
     ///
     /// # Errors
     /// The repository is not a repository name, or a template needs a
@@ -66,6 +70,7 @@ impl Plan {
         key: &ServerUrl,
         reg: &RegistryConfig,
         kubelet: KubeletRequest<'_>,
+        subject: Option<&str>,
     ) -> Result<Plan, PlanError> {
         if let Some(repository) = url.repository()
             && !is_repository_name(repository)
@@ -97,7 +102,6 @@ impl Plan {
         let resource = fill(reg.resource.as_ref(), "resource")?;
         let scope = reg.scope.as_deref().map(|s| expand(s, vars, entry, "scope")).transpose()?;
         let source = reg.subject_token.describe();
-        let subject = kubelet.service_account_token.map(Secret::sha256_hex);
         let cache_key = CacheKey::new(&KeyFields {
             registry_key: entry,
             repository: url.repository(),
@@ -110,7 +114,7 @@ impl Plan {
             requested_token_type: reg.requested_token_type.as_deref(),
             client_id: reg.client_id.as_deref(),
             username: reg.username.as_deref(),
-            subject: subject.as_deref(),
+            subject,
         });
         let templates = reg.audience.iter().chain(&reg.resource).flat_map(|v| v.values()).chain(&reg.scope);
         let uses_repository = templates.into_iter().any(|t| t.contains("{repository}"));
@@ -152,7 +156,7 @@ mod tests {
 
     fn plan(url: &str, reg: &RegistryConfig) -> Result<Plan, PlanError> {
         let key = ServerUrl::parse("ok.test").unwrap();
-        Plan::new(&ServerUrl::parse(url).unwrap(), &key, reg, KubeletRequest::default())
+        Plan::new(&ServerUrl::parse(url).unwrap(), &key, reg, KubeletRequest::default(), None)
     }
 
     #[test]
@@ -194,19 +198,17 @@ mod tests {
         ]);
         let kubelet = KubeletRequest { service_account_token: None, annotations: Some(&annotations) };
         let key = ServerUrl::parse("ok.test").unwrap();
-        let p = Plan::new(&ServerUrl::parse("ok.test/app").unwrap(), &key, &r, kubelet).unwrap();
+        let p = Plan::new(&ServerUrl::parse("ok.test/app").unwrap(), &key, &r, kubelet, None).unwrap();
         assert_eq!(p.audience, ["puller"]);
     }
 
     #[test]
-    fn each_service_account_token_has_its_own_key() {
+    fn each_subject_the_request_carries_has_its_own_key() {
         let r = reg(r#"{"token_endpoint": "https://s/t", "subject_token": {"source": "kubelet"}}"#);
         let key = ServerUrl::parse("ok.test").unwrap();
         let url = ServerUrl::parse("ok.test/app").unwrap();
-        let (a, b) = (Secret::new("sa-token-a".into()), Secret::new("sa-token-b".into()));
-        let with = |t| KubeletRequest { service_account_token: Some(t), annotations: None };
-        let ka = Plan::new(&url, &key, &r, with(&a)).unwrap().cache_key;
-        let kb = Plan::new(&url, &key, &r, with(&b)).unwrap().cache_key;
-        assert_ne!(ka, kb);
+        let keyed = |fp| Plan::new(&url, &key, &r, KubeletRequest::default(), fp).unwrap().cache_key;
+        assert_ne!(keyed(Some("sha-of-a")), keyed(Some("sha-of-b")));
+        assert_ne!(keyed(Some("sha-of-a")), keyed(None));
     }
 }

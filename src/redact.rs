@@ -4,11 +4,13 @@
 //!
 //! What is removed:
 //! - every secret this process has held ([`remember`] is called by
-//!   [`crate::secret::Secret::new`]), whole or in part: a server that echoes
-//!   the first 30 characters of a login token in its error must not leak
-//!   them, so any run of [`WINDOW`] bytes taken from a long secret is
-//!   redacted too;
-//! - credentials in URLs (`scheme://user:password@host`, `user:pw@host`);
+//!   [`crate::secret::Secret::new`]), whole or in part, as it is and as
+//!   base64 or percent-encoding would show it: a server that echoes the
+//!   first 30 characters of a login token, or the token base64-encoded, in
+//!   its error must not leak them, so any run of [`WINDOW`] bytes taken
+//!   from a long secret (or its encodings) is redacted too;
+//! - credentials in URLs (`scheme://user:password@host`, `user:pw@host`)
+//!   and after `Basic ` or `Bearer ` (an echoed `Authorization` header);
 //! - anything shaped like a JWT, which is a bearer credential whoever sent it.
 //!
 //! Redaction comes first and shortening after, never the other way round:
@@ -64,9 +66,19 @@ pub fn redact(text: &str) -> String {
     let mut covered = vec![false; text.len()];
     {
         let known = KNOWN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        mark_secrets(text, known.iter().map(|s| s.as_str()), &mut covered);
+        if !known.is_empty() {
+            // The encodings are made here, on the rare path that redacts,
+            // not when a secret is made (every cache hit makes one).
+            let forms: Vec<Zeroizing<String>> = known.iter().flat_map(|s| encodings(s)).collect();
+            mark_secrets(
+                text,
+                known.iter().map(|s| s.as_str()).chain(forms.iter().map(|s| s.as_str())),
+                &mut covered,
+            );
+        }
     }
     mark_url_credentials(text, &mut covered);
+    mark_auth_schemes(text, &mut covered);
     mark_jwts(text, &mut covered);
     replace_marked(text, &covered)
 }
@@ -89,17 +101,52 @@ fn mark_secrets<'a>(text: &str, secrets: impl Iterator<Item = &'a str> + Clone, 
     }
 }
 
-/// `user:password@` before a host, with or without a scheme.
+/// How a secret looks when a server echoes it encoded: standard and
+/// URL-safe base64 (padded or not) and percent-encoding.
+fn encodings(secret: &str) -> Vec<Zeroizing<String>> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    let mut out: Vec<Zeroizing<String>> = vec![
+        Zeroizing::new(STANDARD.encode(secret)),
+        Zeroizing::new(STANDARD_NO_PAD.encode(secret)),
+        Zeroizing::new(URL_SAFE_NO_PAD.encode(secret)),
+        Zeroizing::new(url::form_urlencoded::byte_serialize(secret.as_bytes()).collect()),
+    ];
+    out.retain(|form| form.as_str() != secret);
+    out.dedup();
+    out
+}
+
+/// The credential after `Basic ` or `Bearer ` (case-insensitive), as an
+/// echoed `Authorization` header shows it.
+fn mark_auth_schemes(text: &str, covered: &mut [bool]) {
+    let lower = text.to_ascii_lowercase();
+    for scheme in ["basic ", "bearer "] {
+        for (at, _) in lower.match_indices(scheme) {
+            let start = at + scheme.len();
+            let len = text.as_bytes()[start..]
+                .iter()
+                .take_while(|b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(b))
+                .count();
+            if len >= MIN_EXACT {
+                covered[start..start + len].fill(true);
+            }
+        }
+    }
+}
+
+/// `user:password@` before a host, with or without a scheme. One pass:
+/// server text is untrusted, and a quadratic scan of a megabyte of `@`
+/// would outlive any deadline.
 fn mark_url_credentials(text: &str, covered: &mut [bool]) {
-    let bytes = text.as_bytes();
-    for (at, _) in text.match_indices('@') {
-        let start = bytes[..at]
-            .iter()
-            .rposition(|&b| b.is_ascii_whitespace() || b"/\"'<>(),;[]{}".contains(&b))
-            .map_or(0, |p| p + 1);
-        let userinfo = &bytes[start..at];
-        if userinfo.contains(&b':') && !userinfo.is_empty() {
-            covered[start..at].fill(true);
+    let mut token_start = 0;
+    let mut last_colon = None;
+    for (i, &b) in text.as_bytes().iter().enumerate() {
+        match b {
+            b'@' if last_colon.is_some_and(|c| c >= token_start) => covered[token_start..i].fill(true),
+            b':' => last_colon = Some(i),
+            b if b.is_ascii_whitespace() || b"/\"'<>(),;[]{}".contains(&b) => token_start = i + 1,
+            _ => {}
         }
     }
 }
@@ -111,20 +158,26 @@ fn is_b64url(b: u8) -> bool {
 /// `eyJ…` header, a dot, a payload, a dot and an optional signature.
 fn mark_jwts(text: &str, covered: &mut [bool]) {
     let bytes = text.as_bytes();
+    // Each byte is scanned once: a start inside a run already scanned is
+    // skipped (text of many "eyJ" would otherwise be quadratic).
+    let mut scanned_until = 0;
     for (start, _) in text.match_indices("eyJ") {
-        if start > 0 && is_b64url(bytes[start - 1]) {
+        if start < scanned_until || (start > 0 && is_b64url(bytes[start - 1])) {
             continue;
         }
         let run = |from: usize| from + bytes[from..].iter().take_while(|&&b| is_b64url(b)).count();
         let header_end = run(start);
+        scanned_until = header_end;
         if bytes.get(header_end) != Some(&b'.') {
             continue;
         }
         let payload_end = run(header_end + 1);
+        scanned_until = payload_end;
         if payload_end == header_end + 1 || bytes.get(payload_end) != Some(&b'.') {
             continue;
         }
         let end = run(payload_end + 1);
+        scanned_until = end;
         if end - start >= MIN_PARTIAL {
             covered[start..end].fill(true);
         }
@@ -220,6 +273,25 @@ mod tests {
         assert_eq!(redact("get alice:pw4@registry.example.com"), "get [REDACTED]@registry.example.com");
         assert_eq!(redact("https://u:p@h/x"), "https://[REDACTED]@h/x");
         assert_eq!(redact("mail alice@example.com"), "mail alice@example.com");
+    }
+
+    #[test]
+    fn a_secret_echoed_in_base64_or_percent_encoding_is_redacted() {
+        use base64::Engine as _;
+        let secret = "encoded-secret-value-0123456789";
+        remember(secret);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(secret);
+        assert_eq!(redact(&format!("got {b64}")), "got [REDACTED]");
+        assert_eq!(redact("got encoded-secret-value-0123456789%21"), "got [REDACTED]%21");
+    }
+
+    #[test]
+    fn an_echoed_authorization_header_is_redacted() {
+        assert_eq!(
+            redact("got Authorization: Basic ZG9ja2VyOnNlY3JldA=="),
+            "got Authorization: Basic [REDACTED]"
+        );
+        assert_eq!(redact("bearer abcd1234efgh"), "bearer [REDACTED]");
     }
 
     #[test]

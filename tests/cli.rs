@@ -150,6 +150,16 @@ fn version_names_the_commit_and_the_target() {
 }
 
 #[test]
+fn a_config_option_naming_a_missing_file_is_an_error() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.cmd(&["status", "--config", "/nonexistent/config.json"]).run().failure();
+    assert!(
+        out.stderr.contains("/nonexistent/config.json") && out.stderr.contains("does not exist"),
+        "{out:?}"
+    );
+}
+
+#[test]
 fn the_config_option_names_the_config_file() {
     let (sandbox, sts) = setup();
     let other = sandbox.root().join("other.json");

@@ -263,3 +263,16 @@ fn another_helper_for_the_registry_is_replaced() {
     let doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     assert_eq!(doc["credHelpers"][REGISTRY], "exchange");
 }
+
+#[test]
+fn a_docker_config_directory_that_is_a_symlink_is_used_where_it_points() {
+    let mut sandbox = Sandbox::new();
+    let real = sandbox.root().join("dotfiles").join("docker");
+    std::fs::create_dir_all(&real).unwrap();
+    let link = sandbox.root().join("docker");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    sandbox.set_env("DOCKER_CONFIG", link.to_str().unwrap());
+    sandbox.cmd(&["configure-docker", REGISTRY]).run().success();
+    assert!(std::fs::read_to_string(real.join("config.json")).unwrap().contains(REGISTRY));
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link was replaced");
+}

@@ -234,3 +234,32 @@ fn logout_removes_the_login_token_and_cached_tokens() {
     sandbox.get(REGISTRY).protocol_error("credentials not found in native keychain");
     assert_eq!(sts.requests(), 1, "logout must leave nothing to serve from the cache");
 }
+
+#[test]
+fn an_entry_whose_templates_need_a_repository_is_proved_against_one() {
+    let (sandbox, sts) = setup();
+    sandbox.write_exchange_config(REGISTRY, &sts.url(), json!({"scope": "repository:{repository}:pull"}));
+    let subject = sts.mint_subject_token("alice", 3600);
+    let out = login(&sandbox, &subject).failure();
+    assert!(
+        out.stderr.contains(&format!("login {REGISTRY}/REPOSITORY")) && out.stderr.contains("--no-verify"),
+        "{out:?}"
+    );
+    assert_eq!(sts.requests(), 0);
+    sandbox.cmd(&["login", &format!("{REGISTRY}/team/app"), "--token-stdin"]).stdin(&subject).run().success();
+    assert_eq!(sts.last_request().unwrap().form_value("scope"), Some("repository:team/app:pull"));
+    sandbox.cmd(&["get"]).stdin(format!("{REGISTRY}/team/app")).run().quiet_success();
+    assert_eq!(sts.requests(), 1, "the proving exchange's token serves the repository");
+}
+
+#[test]
+fn a_token_pasted_as_an_options_value_is_not_echoed_by_the_parser() {
+    let (sandbox, sts) = setup();
+    let subject = sts.mint_subject_token("alice", 3600);
+    let opaque = "ghp_0123456789abcdefghijklmnopqrstuvwxyzAB";
+    for token in [subject.as_str(), opaque] {
+        let out = sandbox.cmd(&["login", REGISTRY, &format!("--token-stdin={token}")]).run();
+        assert_eq!(out.code, Some(2), "{out:?}");
+        assert!(!out.stderr.contains(&token[..16]) && !out.stdout.contains(&token[..16]), "{out:?}");
+    }
+}

@@ -122,3 +122,17 @@ fn a_typo_in_the_config_does_not_stop_docker_login_for_a_plain_registry() {
         "the exchange registry gets the config's error: {exchange:?}"
     );
 }
+
+#[test]
+fn docker_login_without_new_credentials_keeps_the_exchange_login() {
+    let Some((sandbox, registry, docker_config)) = setup() else { return };
+    let sts = support::sts::Sts::start(support::sts::StsOptions::default());
+    sandbox.write_exchange_config(&registry.addr(), &sts.url(), serde_json::json!({}));
+    let login = sts.mint_subject_token("alice", 3600);
+    sandbox.cmd(&["login", &registry.addr(), "--token-stdin"]).stdin(&login).run().success();
+    // `docker login HOST` with nothing new: Docker runs `get`, tries what it
+    // got, and stores it back whatever the registry said.
+    let _ = run(docker(&sandbox, &docker_config).args(["login", &registry.addr()]), "");
+    let stored = std::fs::read_to_string(sandbox.data_dir().join("credentials.json")).unwrap();
+    assert!(stored.contains(&login), "docker login replaced the login token: {stored}");
+}

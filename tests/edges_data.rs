@@ -260,3 +260,30 @@ fn a_config_that_is_dev_zero_is_refused_at_once() {
     sandbox.get(REGISTRY).failure();
     assert!(start.elapsed() < Duration::from_secs(10));
 }
+
+#[test]
+fn storing_back_a_token_the_helper_issued_keeps_the_login() {
+    // `docker login HOST` without new credentials stores what `get` gave it.
+    let (sandbox, sts) = setup(json!({}));
+    let login = store_login(&sandbox, &sts, "alice");
+    let issued = sandbox.get(REGISTRY).quiet_success();
+    sandbox.store(REGISTRY, issued.json()["Username"].as_str().unwrap(), &issued.secret()).quiet_success();
+    let stored = std::fs::read_to_string(sandbox.data_dir().join("credentials.json")).unwrap();
+    assert!(stored.contains(&login), "the login token was replaced by an issued token");
+    sandbox.cmd(&["token", REGISTRY, "--refresh"]).run().success();
+    assert_eq!(sts.last_request().unwrap().form_value("subject_token"), Some(login.as_str()));
+}
+
+#[test]
+fn a_cache_directory_that_is_a_symlink_to_a_directory_of_ours_caches() {
+    let (mut sandbox, sts) = setup(json!({}));
+    let real = sandbox.root().join("elsewhere");
+    std::fs::create_dir(&real).unwrap();
+    let link = sandbox.root().join("linked-cache");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    sandbox.set_env("DOCKER_CREDENTIAL_EXCHANGE_CACHE_DIR", link.to_str().unwrap());
+    store_login(&sandbox, &sts, "alice");
+    sandbox.get(REGISTRY).quiet_success();
+    sandbox.get(REGISTRY).quiet_success();
+    assert_eq!(sts.requests(), 1, "caching was off behind the link");
+}

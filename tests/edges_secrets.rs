@@ -195,3 +195,26 @@ fn a_new_log_file_is_created_private() {
     sandbox.get("nothing.example").failure();
     assert_eq!(std::fs::metadata(&log).unwrap().permissions().mode() & 0o777, 0o600);
 }
+
+#[test]
+fn an_endpoint_that_echoes_the_token_base64_encoded_or_the_authorization_header_gets_neither_out() {
+    use base64::Engine as _;
+    let idp = Sts::start(StsOptions::default());
+    let subject = idp.mint_subject_token("alice", 3600);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&subject);
+    let header = base64::engine::general_purpose::STANDARD.encode("docker:client-secret-value-0123");
+    let description = format!("bad subject {encoded}; you sent Authorization: Basic {header}");
+    let body = json!({"error": "invalid_grant", "error_description": description}).to_string();
+    let endpoint = Hostile::start(Behaviour::Answer { status: 400, body });
+    let mut sandbox = Sandbox::new();
+    sandbox.set_env("CLIENT_SECRET", "client-secret-value-0123");
+    sandbox.write_exchange_config(
+        REGISTRY,
+        &endpoint.url(),
+        json!({"client_id": "docker", "client_secret": {"source": "env", "var": "CLIENT_SECRET"}}),
+    );
+    sandbox.store(REGISTRY, "alice", &subject).quiet_success();
+    let out = sandbox.get(REGISTRY).failure();
+    assert!(!out.stdout.contains(&encoded[..40]), "{out:?}");
+    assert!(!out.stdout.contains(&header[..20]), "{out:?}");
+}

@@ -53,9 +53,15 @@ fn all_at_once(commands: Vec<TestCommand>) -> Vec<(Output, Duration)> {
     threads.into_iter().map(|t| t.join().unwrap()).collect()
 }
 
+/// A `get`, killed if it runs a minute past any deadline these tests set,
+/// so that a regression fails rather than hangs the suite.
+fn get(sandbox: &Sandbox) -> TestCommand {
+    sandbox.cmd(&["get"]).stdin(REGISTRY).kill_after(Duration::from_secs(75))
+}
+
 fn timed_get(sandbox: &Sandbox) -> (Output, Duration) {
     let start = Instant::now();
-    let out = sandbox.get(REGISTRY);
+    let out = get(sandbox).run();
     (out, start.elapsed())
 }
 
@@ -73,8 +79,7 @@ fn a_body_that_trickles_one_byte_a_second_ends_by_the_deadline() {
 fn a_helper_queued_behind_a_trickling_body_ends_by_its_own_deadline() {
     let endpoint = Hostile::start(Behaviour::SlowBody);
     let sandbox = sandbox_for(&endpoint.url());
-    let results =
-        all_at_once(vec![sandbox.cmd(&["get"]).stdin(REGISTRY), sandbox.cmd(&["get"]).stdin(REGISTRY)]);
+    let results = all_at_once(vec![get(&sandbox), get(&sandbox)]);
     for (out, elapsed) in &results {
         assert_eq!(out.code, Some(1), "{out:?}");
         assert!(within_the_deadline(*elapsed), "took {elapsed:?}: {out:?}");
@@ -109,7 +114,7 @@ fn a_listener_whose_backlog_is_full_ends_by_the_deadline_not_after_four_connects
 fn six_helpers_against_a_hanging_endpoint_cost_one_deadline_and_one_request() {
     let endpoint = Hostile::start(Behaviour::Hang);
     let sandbox = sandbox_for(&endpoint.url());
-    let results = all_at_once((0..6).map(|_| sandbox.cmd(&["get"]).stdin(REGISTRY)).collect());
+    let results = all_at_once((0..6).map(|_| get(&sandbox)).collect());
     for (out, elapsed) in &results {
         assert_eq!(out.code, Some(1), "{out:?}");
         assert_eq!(out.stdout.lines().count(), 1, "{out:?}");
@@ -138,7 +143,7 @@ fn six_helpers_share_the_stale_token_while_the_refresh_hangs() {
     sts.set_fault(Fault::Hang { secs: 60 });
     sandbox.set_env(TIMEOUT_ENV, &DEADLINE.to_string());
 
-    let results = all_at_once((0..6).map(|_| sandbox.cmd(&["get"]).stdin(REGISTRY)).collect());
+    let results = all_at_once((0..6).map(|_| get(&sandbox)).collect());
 
     for (out, elapsed) in &results {
         assert_eq!(out.code, Some(0), "{out:?}");
@@ -208,4 +213,38 @@ fn a_timeout_setting_that_is_not_a_positive_number_is_an_error_naming_it() {
         );
         assert_eq!(sts.requests(), 0, "{bad}");
     }
+}
+
+#[test]
+fn an_error_of_a_megabyte_of_at_signs_is_reported_by_the_deadline() {
+    // The redaction of URL credentials once scanned back from every `@`.
+    let description = "@".repeat(900_000);
+    let body = json!({"error": "invalid_request", "error_description": description}).to_string();
+    let endpoint = Hostile::start(Behaviour::Answer { status: 400, body });
+    let sandbox = sandbox_for(&endpoint.url());
+    let (out, elapsed) = timed_get(&sandbox);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stdout.contains("invalid_request") && out.stdout.len() < 2000, "{out:?}");
+    assert!(within_the_deadline(elapsed), "took {elapsed:?}");
+}
+
+#[test]
+fn a_name_lookup_that_never_returns_ends_by_the_deadline() {
+    // glibc reads $HOSTALIASES for a one-label name; a FIFO with no writer
+    // blocks that lookup for ever, on a thread the deadline cannot stop.
+    let mut sandbox = Sandbox::new();
+    let aliases = sandbox.root().join("aliases");
+    assert!(std::process::Command::new("mkfifo").arg(&aliases).status().unwrap().success());
+    sandbox.set_env("HOSTALIASES", aliases.to_str().unwrap());
+    sandbox.set_env("SUBJECT", "some-subject-token");
+    sandbox.set_env(TIMEOUT_ENV, &DEADLINE.to_string());
+    sandbox.write_exchange_config(
+        REGISTRY,
+        "https://stshost/token",
+        json!({"subject_token": {"source": "env", "var": "SUBJECT"}}),
+    );
+    let (out, elapsed) = timed_get(&sandbox);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stdout.contains("timed out"), "{out:?}");
+    assert!(within_the_deadline(elapsed), "took {elapsed:?}");
 }

@@ -307,3 +307,18 @@ fn every_command_ends_quietly_when_its_reader_goes_away() {
         assert!(!stderr.contains("Broken pipe") && !stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn a_protocol_word_with_arguments_says_the_request_goes_on_stdin() {
+    let out = Sandbox::new().cmd(&["get", "registry.example.com"]).run().failure();
+    assert_eq!(out.stdout.lines().count(), 1, "{out:?}");
+    assert!(out.stdout.contains("takes no arguments: the request goes on stdin"), "{out:?}");
+}
+
+#[test]
+fn an_empty_timeout_variable_is_unset() {
+    let mut sandbox = Sandbox::new();
+    sandbox.set_env("DOCKER_CREDENTIAL_EXCHANGE_TIMEOUT_SECONDS", "");
+    sandbox.store("r.example", "u", "p").quiet_success();
+    assert_eq!(sandbox.get("r.example").quiet_success().secret(), "p");
+}

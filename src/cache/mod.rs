@@ -213,6 +213,16 @@ impl Cache {
         removed
     }
 
+    /// Whether `token` is one this cache holds for the registry with config
+    /// key `registry_key`: a token the helper issued, not a new login.
+    pub fn issued(&self, registry_key: &str, token: &crate::secret::Secret) -> bool {
+        let prefix = format!("{}-", entry::registry_prefix(registry_key));
+        self.own_files()
+            .filter(|(path, kind)| matches!(kind, CacheFile::Entry) && stem_of(path).starts_with(&prefix))
+            .filter_map(|(path, _)| read_entry(&path, &stem_of(&path)).ok().flatten())
+            .any(|entry| entry.token == *token)
+    }
+
     /// Every readable entry, for `status`.
     pub fn entries(&self) -> Vec<CachedToken> {
         let mut out: Vec<CachedToken> = self

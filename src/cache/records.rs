@@ -54,7 +54,8 @@ pub struct Failure {
     pub version: u32,
     /// The normalized request.
     pub request: String,
-    /// The cache key of the exchange that failed, if it got that far.
+    /// The cache key of the exchange that failed, when the failure was the
+    /// endpoint's and helpers waiting for the same exchange may reuse it.
     pub key: Option<String>,
     /// When, in Unix milliseconds.
     pub at_ms: i64,

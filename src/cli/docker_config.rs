@@ -113,7 +113,9 @@ impl ConfigFile {
     pub fn write(&self) -> anyhow::Result<Option<PathBuf>> {
         let trailing_newline = self.original.as_deref().is_none_or(|b| b.ends_with(b"\n"));
         let contents = self.doc.render(trailing_newline);
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        // An existing directory (a dotfile manager's symlink included) is
+        // used as it is; a missing one is created 0700.
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty() && !d.is_dir()) {
             crate::fsutil::ensure_private_dir(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }

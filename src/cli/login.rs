@@ -9,7 +9,9 @@ use anyhow::{Context, bail};
 
 use super::output::{self, Waiting};
 use super::prompt::{self, Source};
+use crate::config::TemplateError;
 use crate::helper::{Helper, HelperError};
+use crate::plan::PlanError;
 use crate::secret::Secret;
 use crate::server_url::ServerUrl;
 
@@ -83,9 +85,14 @@ pub(super) fn login(args: LoginArgs, helper: &Helper) -> anyhow::Result<ExitCode
     });
     let outcome = match helper.login(&url, args.username.as_deref(), token, !args.no_verify) {
         Ok(outcome) => outcome,
+        Err(HelperError::Plan(PlanError::Template(TemplateError::MissingRepository { field, .. }))) => bail!(
+            "the login token for {key} was not stored: the entry's {field} uses {{repository}}, so the token is proved \
+             against a repository; run `docker-credential-exchange login {key}/REPOSITORY`, or store it without the \
+             proof with --no-verify"
+        ),
         Err(e @ (HelperError::Exchange(_) | HelperError::Plan(_))) => bail!(
             "the login token for {key} was not stored, and the previous login is unchanged: the proving exchange failed: {e}. \
-             If the token is right and the endpoint is not reachable from here, store it anyway with --no-verify"
+             To store it without the proof (if the endpoint cannot be reached from here), add --no-verify"
         ),
         Err(e) => return Err(e).with_context(|| format!("the login token for {key} was not stored")),
     };

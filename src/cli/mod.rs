@@ -16,6 +16,7 @@ mod status;
 mod token;
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -115,6 +116,16 @@ pub enum CacheCommand {
 /// Parses `args` (without the program name) and runs the subcommand;
 /// errors go to stderr as one line with their whole context chain.
 pub fn main(args: Vec<OsString>) -> ExitCode {
+    if let Some(action) = args.first().and_then(|a| crate::protocol::Action::from_arg(&a.to_string_lossy())) {
+        // A protocol word with extra arguments: say how it is called.
+        let line = format!(
+            "docker-credential-exchange {} takes no arguments: the request goes on stdin, \
+             e.g. `echo registry.example.com | docker-credential-exchange get`",
+            action.name()
+        );
+        let _ = output::line(&line);
+        return ExitCode::FAILURE;
+    }
     if let Some(word) = unknown_action(&args) {
         // The protocol's form of error: a client may be asking.
         let line = crate::redact::line(&format!(
@@ -124,9 +135,43 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         let _ = output::line(&line);
         return ExitCode::FAILURE;
     }
-    let cli = Cli::parse_from(std::iter::once(OsString::from("docker-credential-exchange")).chain(args));
+    // A token pasted where an option's value goes (`--token-stdin=eyJ…`)
+    // would be echoed by clap's error: long opaque words are taken for
+    // secrets and redacted from it. (Paths and registry names have `/` or
+    // `.`; JWTs are recognised by their shape.)
+    for arg in &args {
+        let arg = arg.to_string_lossy();
+        let value = arg.split_once('=').map_or(&*arg, |(_, v)| v);
+        if value.len() >= 20 && !value.contains(['/', '.']) {
+            crate::redact::remember(value);
+        }
+    }
+    let parsed =
+        Cli::try_parse_from(std::iter::once(OsString::from("docker-credential-exchange")).chain(args));
+    let cli = match parsed {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            let _ =
+                writeln!(std::io::stderr(), "{}", crate::redact::redact(&e.render().to_string()).trim_end());
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+        // --help and --version.
+        Err(e) => {
+            let _ = output::print(&e.render().to_string());
+            return ExitCode::SUCCESS;
+        }
+    };
     crate::log::init(cli.verbose);
     if let Some(path) = cli.config {
+        // Named on the command line, a missing file is a typo, not "no
+        // exchange registries".
+        if !path.exists() {
+            eprintln!(
+                "docker-credential-exchange: error: the config file {} (from --config) does not exist",
+                path.display()
+            );
+            return ExitCode::FAILURE;
+        }
         crate::paths::override_config_file(path);
     }
     match run(cli.command) {

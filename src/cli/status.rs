@@ -261,7 +261,6 @@ pub(super) fn collect(helper: &Helper) -> anyhow::Result<Report> {
         crate::warn!("cannot list stored credentials: {e}");
         Default::default()
     });
-    let file_store = matches!(store_kind(helper), Some(StoreKind::File));
     let cache = helper.cache();
     let cached = if cache.tokens_enabled() { cache.entries() } else { Vec::new() };
     let config = helper.config().ok();
@@ -269,7 +268,7 @@ pub(super) fn collect(helper: &Helper) -> anyhow::Result<Report> {
     if let Some(config) = config {
         for id in config.ids() {
             let listed = stored.get(config.key(id).as_str());
-            rows.push(exchange_row(helper, config, id, listed, &cached, file_store, now));
+            rows.push(exchange_row(helper, config, id, listed, &cached, now));
         }
     }
     for (key, listed) in &stored {
@@ -308,13 +307,21 @@ fn store_kind(helper: &Helper) -> Option<StoreKind> {
     helper.config().ok()?.store_kind().ok()
 }
 
+/// Where a login token comes from, in words that say where it really is:
+/// the `keyring` source is the file store when that was chosen.
+pub(super) fn subject_location(helper: &Helper, spec: &SourceSpec) -> String {
+    match spec {
+        SourceSpec::Keyring if store_kind(helper) == Some(StoreKind::File) => "file store".to_owned(),
+        other => other.describe(),
+    }
+}
+
 fn exchange_row(
     helper: &Helper,
     config: &Config,
     id: crate::config::EntryId,
     listed: Option<&ListedCredential>,
     cached: &[CachedToken],
-    file_store: bool,
     now: i64,
 ) -> RegistryStatus {
     let key = config.key(id);
@@ -323,10 +330,7 @@ fn exchange_row(
         Ok(reg) => (Some(reg), None),
         Err(e) => (None, Some(e.to_string())),
     };
-    let subject_where = reg.map(|r| match &r.subject_token {
-        SourceSpec::Keyring if file_store => "file store".to_owned(),
-        other => other.describe(),
-    });
+    let subject_where = reg.map(|r| subject_location(helper, &r.subject_token));
     RegistryStatus {
         registry: key.to_string(),
         kind: Kind::Exchange,

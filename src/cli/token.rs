@@ -100,7 +100,7 @@ pub(super) fn token(args: TokenArgs, helper: &Helper) -> anyhow::Result<ExitCode
         refresh_at: answer.schedule.map(|s| s.refresh_at),
         repository_scoped: answer.repository_scoped,
         fingerprint: answer.secret.fingerprint(),
-        header: decoded.as_ref().and_then(|d| serde_json::to_value(&d.header).ok()),
+        header: decoded.as_ref().map(|d| d.header.clone()),
         claims: decoded.as_ref().map(|d| d.claims.clone()),
         token: args.show_secret.then(|| answer.secret.expose().to_owned()),
     };

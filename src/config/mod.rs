@@ -212,6 +212,11 @@ impl Config {
             column,
             reason,
         };
+        // A byte-order mark from an editor is not JSON; skip it.
+        let bytes = match bytes.strip_prefix(b"\xef\xbb\xbf") {
+            Some(rest) => rest.to_vec(),
+            None => bytes,
+        };
         let text = String::from_utf8(bytes).map_err(|e| {
             let at = crate::json::line_column(e.as_bytes(), e.utf8_error().valid_up_to());
             parse_error("the file is not UTF-8 text".into(), at)
@@ -645,6 +650,13 @@ mod tests {
     fn a_key_with_a_path_that_is_not_a_repository_name_is_an_error() {
         let json = r#"{"registries": {"r/Team/App": {"token_endpoint": "https://s/t"}}}"#;
         assert!(only(json).unwrap_err().to_string().contains("not a repository name"));
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        let mut bytes = b"\xef\xbb\xbf".to_vec();
+        bytes.extend_from_slice(MINIMAL.as_bytes());
+        assert!(Config::parse(Path::new("/etc/dce/config.json"), bytes).is_ok());
     }
 
     #[test]

@@ -72,17 +72,17 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), FsError> {
 }
 
 /// Checks, without changing anything, that `dir` is a directory of the
-/// current user and not a symlink. `Ok(Some(mode))` means it is ours but
-/// its mode is looser than 0700; `Ok(None)` means it is private.
+/// current user. A symlink to such a directory is followed (on macOS `/tmp`
+/// is one, and people link their cache elsewhere); the target's owner is
+/// what counts, so a link planted by someone else to their own directory
+/// is refused. `Ok(Some(mode))` means it is ours but its mode is looser
+/// than 0700; `Ok(None)` means it is private.
 ///
 /// # Errors
-/// A symlink, not a directory, a foreign owner, or an I/O failure
-/// (`NotFound` when it does not exist).
+/// Not a directory, a foreign owner, or an I/O failure (`NotFound` when it
+/// does not exist).
 pub fn inspect_private_dir(dir: &Path) -> Result<Option<u32>, FsError> {
-    let meta = fs::symlink_metadata(dir).map_err(io_err("cannot inspect directory", dir))?;
-    if meta.file_type().is_symlink() {
-        return Err(FsError::Symlink(dir.to_owned()));
-    }
+    let meta = fs::metadata(dir).map_err(io_err("cannot inspect directory", dir))?;
     if !meta.is_dir() {
         return Err(FsError::NotADirectory(dir.to_owned()));
     }
@@ -273,6 +273,17 @@ mod tests {
         let path = dir.path().join("big");
         fs::write(&path, vec![b'x'; 11]).unwrap();
         assert!(matches!(read_private(&path, 10), Err(FsError::TooLarge { .. })));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_to_a_directory_of_ours_is_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        fs::create_dir(&real).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        ensure_private_dir(&link).unwrap();
     }
 
     #[cfg(unix)]

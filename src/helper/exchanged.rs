@@ -24,7 +24,9 @@ impl Helper {
         opts: GetOptions,
         kubelet: KubeletRequest<'_>,
     ) -> Result<Answer, HelperError> {
-        let plan = Plan::new(url, key, reg, kubelet)?;
+        // Resolved once before the subject is read: a request that cannot
+        // be served runs no command and sends nothing.
+        Plan::new(url, key, reg, kubelet, None)?;
         let cx = Context { deadline: &self.deadline, kubelet_token: kubelet.service_account_token };
         for _ in 0..LOGIN_CHANGE_RETRIES {
             let probe = subject::probe(&reg.subject_token, cx)?;
@@ -32,6 +34,7 @@ impl Helper {
                 crate::debug!("{url}: no subject token from {}; not found", reg.subject_token.describe());
                 return Err(HelperError::NotFound);
             }
+            let plan = Plan::new(url, key, reg, kubelet, probe.fingerprint().as_deref())?;
             if let Some(answer) = self.attempt(url, key, reg, &plan, probe, opts, cx)? {
                 return Ok(answer);
             }
@@ -92,7 +95,7 @@ impl Helper {
             Lookup::Miss => None,
         };
         if let Some(failure) = cache.failure(url)
-            && failure.at_ms >= waiting_since
+            && (waiting_since..=now_ms()).contains(&failure.at_ms)
             && failure.key.as_deref() == Some(plan.cache_key.as_str())
         {
             crate::debug!("{url}: the exchange this helper waited for failed; reusing its failure");
@@ -143,7 +146,14 @@ impl Helper {
         error: HelperError,
     ) -> Result<Option<Answer>, HelperError> {
         let message = error.to_string();
-        self.cache.record_failure(url, Some(&plan.cache_key), &message);
+        // Only a failure of the endpoint is offered to the helpers waiting
+        // for the same exchange; one of this process's own is not theirs.
+        let shared = match &error {
+            HelperError::Exchange(e) => e.is_shared(),
+            HelperError::SharedFailure(_) => true,
+            _ => false,
+        };
+        self.cache.record_failure(url, shared.then_some(&plan.cache_key), &message);
         self.failure_recorded.set(true);
         match stale {
             Some(hit) if hit.expires_at > crate::time::now() => {

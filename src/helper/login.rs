@@ -47,9 +47,11 @@ impl Helper {
         }
         let username = username.map(str::to_owned);
         let proven = if verify {
-            let plan = Plan::new(&key, &key, reg, KubeletRequest::default())?;
+            // Proved against what was asked for: `login HOST/REPO` proves an
+            // entry whose templates need a repository.
+            let plan = Plan::new(url, &key, reg, KubeletRequest::default(), None)?;
             let subject = Subject { token: token.clone(), username: username.clone() };
-            let entry = self.exchange(&key, &key, reg, &plan, subject, None)?;
+            let entry = self.exchange(url, &key, reg, &plan, subject, None)?;
             Some((plan, entry))
         } else {
             None
@@ -60,6 +62,9 @@ impl Helper {
             secret: token,
             kind: Some(EntryKind::LoginToken),
         };
+        // A new generation before the change and after it: a helper killed
+        // between the two still leaves no token of the old login cached.
+        self.new_generation(&key);
         self.store()?.put(&key, &cred)?;
         self.new_generation(&key);
         let verified = proven.map(|(plan, entry)| {
@@ -91,12 +96,20 @@ impl Helper {
             Some((config, id)) => (config.key(id).clone(), EntryKind::LoginToken),
             None => (url.clone(), EntryKind::Credential),
         };
+        // `docker login HOST` with no new credentials stores back what
+        // `get` answered: a token this helper issued. Storing it as the
+        // login token would replace the login with a token the STS rejects.
+        if kind == EntryKind::LoginToken && self.cache.issued(key.as_str(), &secret) {
+            crate::debug!("{key}: store of a token this helper issued; the login is kept");
+            return Ok(());
+        }
         let cred = StoredCredential {
             server_url: server_url.to_owned(),
             username: username.to_owned(),
             secret,
             kind: Some(kind),
         };
+        self.login_changed(&key);
         self.store()?.put(&key, &cred)?;
         self.login_changed(&key);
         Ok(())
@@ -109,6 +122,7 @@ impl Helper {
     /// The store failed.
     pub fn erase(&self, url: &ServerUrl) -> Result<bool, HelperError> {
         let key = self.storage_key(url);
+        self.login_changed(&key);
         let removed = self.store()?.remove(&key)?;
         self.login_changed(&key);
         Ok(removed)

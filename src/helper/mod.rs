@@ -217,7 +217,7 @@ impl Helper {
             Err(_) => config::store_kind(config::salvage_store_choice(&self.config_path))?,
         };
         let dir = paths::data_dir()?;
-        Ok(self.store.get_or_init(|| store::open(kind, dir)).as_ref())
+        Ok(self.store.get_or_init(|| store::open(kind, dir, self.deadline)).as_ref())
     }
 
     /// The exchange entry for `url`, if the config is usable and has one.

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use super::jsonfile::JsonMapFile;
 use super::{CredentialStore, EntryKind, ListedCredential, StoreError, StoredCredential};
+use crate::deadline::Deadline;
 use crate::secret::Secret;
 use crate::server_url::ServerUrl;
 
@@ -30,9 +31,10 @@ pub struct FileStore {
 }
 
 impl FileStore {
-    /// The file store under `data_dir`.
-    pub fn new(data_dir: PathBuf) -> FileStore {
-        FileStore { file: JsonMapFile::new(&data_dir, "credentials.json") }
+    /// The file store under `data_dir`; writers wait for each other until
+    /// `deadline` at most.
+    pub fn new(data_dir: PathBuf, deadline: Deadline) -> FileStore {
+        FileStore { file: JsonMapFile::new(&data_dir, "credentials.json", deadline) }
     }
 }
 
@@ -103,7 +105,8 @@ mod tests {
     #[test]
     fn put_get_remove_round_trip() {
         let dir = tempfile::tempdir().unwrap();
-        let store = FileStore::new(dir.path().to_owned());
+        let store =
+            FileStore::new(dir.path().to_owned(), Deadline::after(std::time::Duration::from_secs(10)));
         let key = ServerUrl::parse("r.example").unwrap();
         store.put(&key, &cred("s3cret")).unwrap();
         let got = store.get(&key).unwrap().unwrap();
@@ -116,7 +119,8 @@ mod tests {
     #[test]
     fn list_never_carries_secrets() {
         let dir = tempfile::tempdir().unwrap();
-        let store = FileStore::new(dir.path().to_owned());
+        let store =
+            FileStore::new(dir.path().to_owned(), Deadline::after(std::time::Duration::from_secs(10)));
         store.put(&ServerUrl::parse("r.example").unwrap(), &cred("s3cret")).unwrap();
         let listed = format!("{:?}", store.list().unwrap());
         assert!(!listed.contains("s3cret"));
@@ -126,7 +130,8 @@ mod tests {
     #[test]
     fn sixteen_kib_secret_is_kept_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let store = FileStore::new(dir.path().to_owned());
+        let store =
+            FileStore::new(dir.path().to_owned(), Deadline::after(std::time::Duration::from_secs(10)));
         let key = ServerUrl::parse("r.example").unwrap();
         let long = "x".repeat(16 * 1024);
         store.put(&key, &cred(&long)).unwrap();

@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::StoreError;
+use crate::deadline::Deadline;
 use crate::fsutil;
 
 /// The files never grow near this; a larger one is not ours.
@@ -32,12 +33,15 @@ const VERSION: u32 = 1;
 pub struct JsonMapFile {
     path: PathBuf,
     lock_path: PathBuf,
+    /// How long a writer waits for another's lock: the invocation's deadline.
+    deadline: Deadline,
 }
 
 impl JsonMapFile {
-    /// The map at `dir/name`, locked through `dir/name.lock`.
-    pub fn new(dir: &Path, name: &str) -> JsonMapFile {
-        JsonMapFile { path: dir.join(name), lock_path: dir.join(format!("{name}.lock")) }
+    /// The map at `dir/name`, locked through `dir/name.lock`, whose
+    /// writers wait for each other until `deadline` at most.
+    pub fn new(dir: &Path, name: &str, deadline: Deadline) -> JsonMapFile {
+        JsonMapFile { path: dir.join(name), lock_path: dir.join(format!("{name}.lock")), deadline }
     }
 
     /// Where the map lives, for messages.
@@ -85,12 +89,10 @@ impl JsonMapFile {
     {
         let dir = self.path.parent().unwrap_or(Path::new("."));
         fsutil::ensure_private_dir(dir)?;
-        // Writers hold this lock for milliseconds; a minute means one hangs.
-        let deadline = crate::deadline::Deadline::after(std::time::Duration::from_secs(60));
         let _lock =
-            fsutil::lock(&self.lock_path, fsutil::Mode::Exclusive, &deadline).map_err(|e| match e {
+            fsutil::lock(&self.lock_path, fsutil::Mode::Exclusive, &self.deadline).map_err(|e| match e {
                 fsutil::LockError::Fs(e) => StoreError::Fs(e),
-                timed_out => StoreError::Keyring(timed_out.to_string()),
+                timed_out => StoreError::Locked(timed_out.to_string()),
             })?;
         let mut entries = self.load::<T>()?;
         let (changed, result) = change(&mut entries);
@@ -110,14 +112,14 @@ mod tests {
     #[test]
     fn missing_file_is_an_empty_map() {
         let dir = tempfile::tempdir().unwrap();
-        let map = JsonMapFile::new(dir.path(), "m.json");
+        let map = JsonMapFile::new(dir.path(), "m.json", Deadline::after(std::time::Duration::from_secs(10)));
         assert!(map.load::<String>().unwrap().is_empty());
     }
 
     #[test]
     fn update_persists_and_load_reads_back() {
         let dir = tempfile::tempdir().unwrap();
-        let map = JsonMapFile::new(dir.path(), "m.json");
+        let map = JsonMapFile::new(dir.path(), "m.json", Deadline::after(std::time::Duration::from_secs(10)));
         map.update::<String, ()>(|m| {
             m.insert("a".into(), "1".into());
             (true, ())
@@ -130,7 +132,7 @@ mod tests {
     fn corrupt_file_is_an_error_naming_line_and_column() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("m.json"), "{\n  \"version\": 1,\n  oops").unwrap();
-        let map = JsonMapFile::new(dir.path(), "m.json");
+        let map = JsonMapFile::new(dir.path(), "m.json", Deadline::after(std::time::Duration::from_secs(10)));
         let err = map.load::<String>().unwrap_err().to_string();
         assert!(err.contains("line 3"), "{err}");
     }

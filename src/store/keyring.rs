@@ -16,6 +16,7 @@ use super::backend::Backend;
 use super::chunked::{self, RawKeyring};
 use super::jsonfile::JsonMapFile;
 use super::{CredentialStore, ListedCredential, SERVICE, StoreError, StoredCredential};
+use crate::deadline::Deadline;
 use crate::secret::Secret;
 use crate::server_url::ServerUrl;
 
@@ -38,9 +39,10 @@ impl std::fmt::Debug for KeyringStore {
 }
 
 impl KeyringStore {
-    /// The keyring store, indexed in `data_dir/index.json`.
-    pub fn new(data_dir: PathBuf) -> KeyringStore {
-        KeyringStore { os: OsKeyring::default(), index: JsonMapFile::new(&data_dir, "index.json") }
+    /// The keyring store, indexed in `data_dir/index.json`, waiting for
+    /// the index's lock until `deadline` at most.
+    pub fn new(data_dir: PathBuf, deadline: Deadline) -> KeyringStore {
+        KeyringStore { os: OsKeyring::default(), index: JsonMapFile::new(&data_dir, "index.json", deadline) }
     }
 }
 

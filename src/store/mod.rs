@@ -17,6 +17,7 @@ use std::path::PathBuf;
 pub use file::FileStore;
 pub use keyring::KeyringStore;
 
+use crate::deadline::Deadline;
 use crate::fsutil::FsError;
 use crate::secret::Secret;
 use crate::server_url::ServerUrl;
@@ -102,6 +103,9 @@ pub enum StoreError {
     /// The keyring answered with an error.
     #[error("keyring error: {0}")]
     Keyring(String),
+    /// Another helper held the store's lock past the deadline.
+    #[error("{0}")]
+    Locked(String),
     /// A file of ours is not valid; it is never overwritten silently.
     #[error("{} is not valid (line {line}, column {column}): {reason}; fix or remove it", path.display())]
     Corrupt { path: PathBuf, line: usize, column: usize, reason: String },
@@ -150,11 +154,12 @@ pub trait CredentialStore {
     fn describe(&self) -> String;
 }
 
-/// Opens the store of the given kind under the given data directory.
-pub fn open(kind: StoreKind, data_dir: PathBuf) -> Box<dyn CredentialStore> {
+/// Opens the store of the given kind under the given data directory; its
+/// waits end by `deadline`.
+pub fn open(kind: StoreKind, data_dir: PathBuf, deadline: Deadline) -> Box<dyn CredentialStore> {
     match kind {
-        StoreKind::Keyring => Box::new(KeyringStore::new(data_dir)),
-        StoreKind::File => Box::new(FileStore::new(data_dir)),
+        StoreKind::Keyring => Box::new(KeyringStore::new(data_dir, deadline)),
+        StoreKind::File => Box::new(FileStore::new(data_dir, deadline)),
     }
 }
 

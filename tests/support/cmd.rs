@@ -125,7 +125,7 @@ impl Sandbox {
     pub fn cmd(&self, args: &[&str]) -> TestCommand {
         let mut cmd = Command::new(bin());
         cmd.args(args).env_clear().envs(&self.env).current_dir(self.dir.path());
-        TestCommand { cmd, stdin: Vec::new() }
+        TestCommand { cmd, stdin: Vec::new(), kill_after: None }
     }
 
     /// `get` for `server` on stdin.
@@ -177,6 +177,7 @@ impl Sandbox {
 pub struct TestCommand {
     cmd: Command,
     stdin: Vec<u8>,
+    kill_after: Option<std::time::Duration>,
 }
 
 impl TestCommand {
@@ -198,6 +199,13 @@ impl TestCommand {
         self
     }
 
+    /// Kills the helper if it runs longer than `limit`, so that a test of a
+    /// time bound fails instead of hanging the suite.
+    pub fn kill_after(mut self, limit: std::time::Duration) -> Self {
+        self.kill_after = Some(limit);
+        self
+    }
+
     /// The underlying command, for spawning by hand.
     pub fn into_command(self) -> (Command, Vec<u8>) {
         (self.cmd, self.stdin)
@@ -213,12 +221,28 @@ impl TestCommand {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {description}: {e}"));
+        let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        if let Some(limit) = self.kill_after {
+            let (pid, finished) = (child.id(), std::sync::Arc::clone(&finished));
+            std::thread::spawn(move || {
+                std::thread::sleep(limit);
+                if !finished.load(std::sync::atomic::Ordering::SeqCst) {
+                    // SAFETY: a signal to the child this command started,
+                    // which has not been reaped (so its pid is still its).
+                    #[cfg(unix)]
+                    unsafe {
+                        libc::kill(pid as libc::pid_t, libc::SIGKILL);
+                    }
+                }
+            });
+        }
         let mut stdin = child.stdin.take().unwrap();
         let input = std::mem::take(&mut self.stdin);
         let writer = std::thread::spawn(move || {
             let _ = stdin.write_all(&input);
         });
         let out = child.wait_with_output().unwrap();
+        finished.store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = writer.join();
         Output {
             description,

@@ -86,6 +86,8 @@ impl Drop for Hostile {
     }
 }
 
+/// Reads the request's head and body (by its `Content-Length`): closing a
+/// socket with unread data would reset the connection under the answer.
 fn read_request_head(stream: &mut TcpStream) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let mut seen = Vec::new();
@@ -96,6 +98,13 @@ fn read_request_head(stream: &mut TcpStream) {
             _ => return,
         }
     }
+    let head = String::from_utf8_lossy(&seen).to_ascii_lowercase();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let _ = std::io::copy(&mut (&*stream).take(length.min(1 << 20)), &mut std::io::sink());
 }
 
 /// Sleeps in slices so that a dropped endpoint ends its threads soon.

@@ -84,7 +84,7 @@ fn subject_token(
     reg: &RegistryConfig,
 ) -> anyhow::Result<()> {
     let deadline = Deadline::after(CHECK_TIME);
-    let source = reg.subject_token.describe();
+    let source = crate::cli::status::subject_location(helper, &reg.subject_token);
     let token = match &reg.subject_token {
         SourceSpec::Keyring => match helper
             .store()
