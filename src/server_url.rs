@@ -181,15 +181,37 @@ pub(crate) fn truncate_for_message(s: &str) -> String {
 /// no `/v2` API root. Config keys are almost always written so; they are
 /// then compared as they are, with no allocation per key.
 pub(crate) fn is_normalized(raw: &str) -> bool {
+    /// Lower-case letters, digits and `._-:/[]`: what a normalized key holds.
+    const ALLOWED: [bool; 256] = {
+        let mut table = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            let c = b as u8;
+            table[b] = c.is_ascii_lowercase()
+                || c.is_ascii_digit()
+                || matches!(c, b'.' | b'_' | b'-' | b':' | b'/' | b'[' | b']');
+            b += 1;
+        }
+        table
+    };
+    // One pass: this runs for every configured registry on every `get`.
     let bytes = raw.as_bytes();
-    let allowed = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-:/[]".contains(b);
-    if bytes.is_empty() || !bytes.iter().all(allowed) || bytes[0] == b'/' || bytes[bytes.len() - 1] == b'/' {
+    let mut host_end = bytes.len();
+    let mut previous = b'/';
+    for (i, &b) in bytes.iter().enumerate() {
+        // `previous` starts as '/' so a leading '/' counts as "//".
+        if !ALLOWED[usize::from(b)] || (b == b'/' && previous == b'/') {
+            return false;
+        }
+        if b == b'/' && host_end == bytes.len() {
+            host_end = i;
+        }
+        previous = b;
+    }
+    if bytes.is_empty() || previous == b'/' {
         return false;
     }
-    if raw.contains("//") {
-        return false;
-    }
-    let (host, path) = raw.split_once('/').unwrap_or((raw, ""));
+    let (host, path) = (&raw[..host_end], raw.get(host_end + 1..).unwrap_or(""));
     let hub_alias = DOCKER_HUB_ALIASES.contains(&host) && (host != DOCKER_HUB || path == "v1");
     !hub_alias && path != "v2"
 }

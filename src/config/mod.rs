@@ -12,6 +12,7 @@
 //! credentials or the cache.
 
 pub mod schema;
+mod skim;
 pub mod template;
 mod validate;
 
@@ -227,19 +228,49 @@ impl Config {
                 (e.line, e.column),
             )
         })?;
-        let raw: RawConfig<'_> = serde_json::from_str(&text).map_err(|e| {
-            let e = crate::json::JsonError::from_serde(&e, text.as_bytes());
-            parse_error(e.reason, (e.line, e.column))
-        })?;
-        let mut entries = Vec::with_capacity(raw.registries.0.len());
-        for (name, value) in raw.registries.0 {
-            let span = span_in(&text, value.get());
-            let (name, written) = match name {
-                RawKey::Borrowed(s) => (KeyText::Span(span_in(&text, s).0, span_in(&text, s).1), s),
-                RawKey::Owned(s) => (KeyText::Unescaped(s.into_boxed_str()), ""),
+        // The fast pass, else serde_json, whose verdict and words count.
+        let (store, raw_entries) = match skim::config(&text).and_then(|found| {
+            let store = match found.store {
+                Some((start, end)) => serde_json::from_str::<Option<StoreKind>>(&text[start..end]).ok()?,
+                None => None,
             };
+            let entries =
+                found.registries.into_iter().map(|(key, value)| (KeyText::Span(key.0, key.1), value));
+            Some((store, entries.collect::<Vec<_>>()))
+        }) {
+            Some(fast) => fast,
+            None => {
+                let raw: RawConfig<'_> = serde_json::from_str(&text).map_err(|e| {
+                    let e = crate::json::JsonError::from_serde(&e, text.as_bytes());
+                    parse_error(e.reason, (e.line, e.column))
+                })?;
+                let entries = raw.registries.0.into_iter().map(|(name, value)| {
+                    let name = match name {
+                        RawKey::Borrowed(s) => {
+                            let (start, end) = span_in(&text, s);
+                            KeyText::Span(start, end)
+                        }
+                        RawKey::Owned(s) => KeyText::Unescaped(s.into_boxed_str()),
+                    };
+                    (name, span_in(&text, value.get()))
+                });
+                (raw.store, entries.collect())
+            }
+        };
+        // Under the fuzzer, the fast pass is held to serde_json's verdict.
+        #[cfg(fuzzing)]
+        if skim::config(&text).is_some() {
+            let raw: RawConfig<'_> =
+                serde_json::from_str(&text).expect("serde_json accepts what the skim accepted");
+            assert_eq!(raw.store, store);
+            let spans: Vec<(usize, usize)> =
+                raw.registries.0.iter().map(|(_, v)| span_in(&text, v.get())).collect();
+            assert_eq!(spans, raw_entries.iter().map(|(_, span)| *span).collect::<Vec<_>>());
+        }
+        let mut entries = Vec::with_capacity(raw_entries.len());
+        for (name, span) in raw_entries {
             let written = match &name {
-                KeyText::Span(..) => written,
+                KeyText::Span(start, end) => &text[*start..*end],
                 KeyText::Unescaped(s) => s,
             };
             let normalized = server_url::is_normalized(written);
@@ -261,7 +292,6 @@ impl Config {
             }
             entries.push(Entry { name, normalized, key, span, parsed: OnceCell::new() });
         }
-        let store = raw.store;
         Ok(Config { path: Some(path.to_owned()), store, text, entries, by_key: OnceCell::new() })
     }
 
