@@ -135,6 +135,8 @@ fn version_prints_the_version() {
     assert_eq!(out.stdout, format!("docker-credential-exchange {}\n", env!("CARGO_PKG_VERSION")));
 }
 
+// Unix modes; on Windows the file inherits its directory's ACL.
+#[cfg(unix)]
 #[test]
 fn store_file_is_private() {
     use std::os::unix::fs::PermissionsExt;
