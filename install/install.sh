@@ -80,7 +80,9 @@ generate() { # FILE ARGS...: writes the binary's `generate ARGS` output to FILE
     file=$1
     shift
     mkdir -p "$(dirname "$file")"
-    "$bin" generate "$@" >"$file.tmp" && mv "$file.tmp" "$file" || die "could not write $file"
+    if ! "$bin" generate "$@" >"$file.tmp" || ! mv "$file.tmp" "$file"; then
+        die "could not write $file"
+    fi
 }
 generate "$share/man/man1/$NAME.1" man
 generate "$share/bash-completion/completions/$NAME" completions bash
