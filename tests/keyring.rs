@@ -9,8 +9,10 @@
 
 mod support;
 
+use serde_json::json;
 use support::cmd::Sandbox;
 use support::services::{SecretService, require_tools};
+use support::sts::{Sts, StsOptions};
 
 fn keyring_sandbox() -> Option<(Sandbox, SecretService)> {
     if !require_tools(&["dbus-daemon", "gnome-keyring-daemon", "secret-tool"]) {
@@ -145,4 +147,26 @@ fn import_copies_every_credential_from_docker_credential_secretservice() {
         (Some("bob"), Some("ghp_from_secretservice"))
     );
     assert_eq!(sandbox.get("quay.io").quiet_success().secret(), "quay-password");
+}
+
+#[test]
+fn sixteen_kib_login_token_is_kept_in_the_keyring_and_sent_whole() {
+    let Some((sandbox, _service)) = keyring_sandbox() else { return };
+    let sts = Sts::start(StsOptions::default());
+    sandbox.write_exchange_config("a.example", &sts.url(), json!({}));
+    let token = sts.mint_subject_token(&"s".repeat(12 * 1024), 3600);
+    assert!(token.len() > 16 * 1024, "{}", token.len());
+
+    sandbox.cmd(&["login", "a.example", "--token-stdin"]).stdin(&token).run().success();
+    // Without the cache this `get` must read the login token back from the
+    // keyring and exchange it.
+    sandbox
+        .cmd(&["get"])
+        .env("DOCKER_CREDENTIAL_EXCHANGE_NO_CACHE", "1")
+        .stdin("a.example")
+        .run()
+        .quiet_success();
+    let request = sts.last_request().expect("an exchange");
+    assert!(request.form_value("subject_token") == Some(token.as_str()), "the STS got a different token");
+    assert!(sandbox.files_containing(&token).is_empty(), "the login token is in a file");
 }
