@@ -178,7 +178,9 @@ fn the_config_option_names_the_config_file() {
 // ---- install ----
 
 /// Slow: a release build. It reuses the target directory the tests were
-/// built in, so only this crate is compiled.
+/// built in, so only this crate is compiled. A POSIX sh script: not for
+/// Windows.
+#[cfg(unix)]
 #[test]
 fn install_script_installs_a_working_binary_into_a_prefix() {
     let prefix = tempfile::Builder::new().prefix("dce-install-").tempdir().unwrap();

@@ -108,6 +108,8 @@ fn file_subject_is_reread_every_time() {
     assert_eq!(sts.last_request().unwrap().form_value("subject_token"), Some(rotated.as_str()));
 }
 
+// Runs sh, which Windows does not have.
+#[cfg(unix)]
 #[test]
 fn command_subject_is_its_trimmed_stdout() {
     let (sandbox, sts) = setup(StsOptions::default(), json!({}));
