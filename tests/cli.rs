@@ -6,8 +6,6 @@
 
 mod support;
 
-use std::path::Path;
-
 use docker_credential_exchange::secret::fingerprint;
 use serde_json::{Value, json};
 use support::cmd::{Output, Sandbox};
@@ -183,6 +181,7 @@ fn the_config_option_names_the_config_file() {
 #[cfg(unix)]
 #[test]
 fn install_script_installs_a_working_binary_into_a_prefix() {
+    use std::path::Path;
     let prefix = tempfile::Builder::new().prefix("dce-install-").tempdir().unwrap();
     let bin = support::cmd::bin();
     let target_dir = bin.parent().and_then(Path::parent).unwrap().to_owned();

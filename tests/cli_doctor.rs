@@ -243,6 +243,8 @@ fn the_binary_missing_from_path_is_a_problem() {
     doctor_fails_with(&sandbox, "PATH:");
 }
 
+// Unix modes.
+#[cfg(unix)]
 #[test]
 fn a_cache_directory_others_can_read_is_a_warning() {
     use std::os::unix::fs::PermissionsExt;
