@@ -273,6 +273,8 @@ fn another_helper_for_the_registry_is_replaced() {
     assert_eq!(doc["credHelpers"][REGISTRY], "exchange");
 }
 
+// Windows needs a privilege to make symlinks.
+#[cfg(unix)]
 #[test]
 fn a_docker_config_directory_that_is_a_symlink_is_used_where_it_points() {
     let mut sandbox = Sandbox::new();

@@ -278,6 +278,8 @@ fn storing_back_a_token_the_helper_issued_keeps_the_login() {
     assert_eq!(sts.last_request().unwrap().form_value("subject_token"), Some(login.as_str()));
 }
 
+// Windows needs a privilege to make symlinks.
+#[cfg(unix)]
 #[test]
 fn a_cache_directory_that_is_a_symlink_to_a_directory_of_ours_caches() {
     let (mut sandbox, sts) = setup(json!({}));
