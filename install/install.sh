@@ -1,8 +1,9 @@
 #!/bin/sh
 # Builds docker-credential-exchange from this checkout with
 # `cargo install --locked` and installs it as PREFIX/bin/docker-credential-exchange
-# (PREFIX defaults to ~/.local), then says how to point Docker at it, or
-# does so with --configure.
+# (PREFIX defaults to ~/.local), with its man page in PREFIX/share/man/man1
+# and bash, zsh and fish completions under PREFIX/share, then says how to
+# point Docker at it, or does so with --configure.
 #
 #   install/install.sh                          # into ~/.local/bin
 #   install/install.sh --prefix /usr/local      # into /usr/local/bin
@@ -22,7 +23,7 @@ die() {
 }
 
 usage() {
-    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 prefix=${PREFIX:-}
@@ -70,6 +71,25 @@ echo "building $NAME from $root into $prefix/bin" >&2
 bin=$prefix/bin/$NAME
 "$bin" version >/dev/null || die "the installed $bin does not run"
 echo "installed $bin ($("$bin" version))"
+
+# The man page and completions come from the installed binary itself, so
+# they describe exactly the options it has. These are the directories that
+# man, bash-completion and fish search for a prefix whose bin is on PATH.
+share=$prefix/share
+generate() { # FILE ARGS...: writes the binary's `generate ARGS` output to FILE
+    file=$1
+    shift
+    mkdir -p "$(dirname "$file")"
+    if ! "$bin" generate "$@" >"$file.tmp" || ! mv "$file.tmp" "$file"; then
+        die "could not write $file"
+    fi
+}
+generate "$share/man/man1/$NAME.1" man
+generate "$share/bash-completion/completions/$NAME" completions bash
+generate "$share/zsh/site-functions/_$NAME" completions zsh
+generate "$share/fish/vendor_completions.d/$NAME.fish" completions fish
+echo "installed the man page ($share/man/man1/$NAME.1) and bash, zsh and fish completions"
+echo "  (zsh: add $share/zsh/site-functions to fpath before compinit if it is not there)"
 
 case ":${PATH:-}:" in
     *":$prefix/bin:"*) ;;

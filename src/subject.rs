@@ -362,12 +362,16 @@ mod tests {
         assert!(err.contains("not a regular file"), "{err}");
     }
 
+    // Runs sh or sleep, which Windows does not have.
+    #[cfg(unix)]
     #[test]
     fn command_stdout_is_trimmed() {
         let Probe::Loaded(s) = probe_now(&command("echo '  cmd-token  '", None)).unwrap() else { panic!() };
         assert_eq!(s.token.expose(), "cmd-token");
     }
 
+    // Runs sh or sleep, which Windows does not have.
+    #[cfg(unix)]
     #[test]
     fn failing_command_is_an_error_without_its_output() {
         let err = probe_now(&command("echo leaked-secret; exit 3", None)).unwrap_err().to_string();
@@ -375,6 +379,8 @@ mod tests {
         assert!(!err.contains("leaked-secret"));
     }
 
+    // Runs sh or sleep, which Windows does not have.
+    #[cfg(unix)]
     #[test]
     fn hanging_command_is_killed_at_its_timeout() {
         let start = Instant::now();

@@ -6,8 +6,6 @@
 
 mod support;
 
-use std::path::Path;
-
 use docker_credential_exchange::secret::fingerprint;
 use serde_json::{Value, json};
 use support::cmd::{Output, Sandbox};
@@ -178,9 +176,12 @@ fn the_config_option_names_the_config_file() {
 // ---- install ----
 
 /// Slow: a release build. It reuses the target directory the tests were
-/// built in, so only this crate is compiled.
+/// built in, so only this crate is compiled. A POSIX sh script: not for
+/// Windows.
+#[cfg(unix)]
 #[test]
 fn install_script_installs_a_working_binary_into_a_prefix() {
+    use std::path::Path;
     let prefix = tempfile::Builder::new().prefix("dce-install-").tempdir().unwrap();
     let bin = support::cmd::bin();
     let target_dir = bin.parent().and_then(Path::parent).unwrap().to_owned();
@@ -204,4 +205,24 @@ fn install_script_installs_a_working_binary_into_a_prefix() {
         String::from_utf8_lossy(&version.stdout).trim(),
         concat!("docker-credential-exchange ", env!("CARGO_PKG_VERSION"))
     );
+    // The man page and completions, as the installed binary generates them.
+    for (file, args) in [
+        ("share/man/man1/docker-credential-exchange.1", &["man"][..]),
+        ("share/bash-completion/completions/docker-credential-exchange", &["completions", "bash"][..]),
+        ("share/zsh/site-functions/_docker-credential-exchange", &["completions", "zsh"][..]),
+        ("share/fish/vendor_completions.d/docker-credential-exchange.fish", &["completions", "fish"][..]),
+    ] {
+        let text = std::fs::read(prefix.path().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let expected = std::process::Command::new(&installed).arg("generate").args(args).output().unwrap();
+        assert!(expected.status.success() && text == expected.stdout, "{file} is not `generate {args:?}`");
+    }
+    // bash accepts the completion script and registers it for the command.
+    let bash = std::process::Command::new("bash")
+        .arg("-c")
+        .arg("source \"$1\" && complete -p docker-credential-exchange")
+        .arg("bash")
+        .arg(prefix.path().join("share/bash-completion/completions/docker-credential-exchange"))
+        .output()
+        .unwrap();
+    assert!(bash.status.success(), "{}", String::from_utf8_lossy(&bash.stderr));
 }

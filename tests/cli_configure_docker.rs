@@ -41,6 +41,8 @@ fn backups_of(path: &Path) -> Vec<PathBuf> {
     found
 }
 
+// Unix modes; on Windows a file inherits its directory's ACL.
+#[cfg(unix)]
 fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -59,16 +61,20 @@ fn a_missing_file_and_directory_are_created_private() {
         "{\n\t\"credHelpers\": {\n\t\t\"registry.example.com\": \"exchange\"\n\t}\n}\n"
     );
     assert!(backups_of(&path).is_empty(), "nothing to back up");
+    #[cfg(unix)]
     assert_eq!(mode(&path), 0o600);
 }
 
 #[test]
 fn every_other_key_is_kept_byte_for_byte_and_in_order_with_a_backup_and_the_mode() {
-    use std::os::unix::fs::PermissionsExt;
     let mut sandbox = Sandbox::new();
     let path = docker_config(&mut sandbox);
     write(&path, FULL_DOCKER_CONFIG);
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    }
     sandbox.cmd(&["configure-docker", REGISTRY]).run().success();
     let expected = FULL_DOCKER_CONFIG.replace(
         "\t\t\"gcr.io\": \"gcloud\"\n",
@@ -76,6 +82,7 @@ fn every_other_key_is_kept_byte_for_byte_and_in_order_with_a_backup_and_the_mode
     );
     assert_eq!(std::fs::read_to_string(&path).unwrap(), expected);
     assert_eq!(std::fs::read_to_string(&backups_of(&path)[0]).unwrap(), FULL_DOCKER_CONFIG);
+    #[cfg(unix)]
     assert_eq!(mode(&path), 0o640, "the file's mode is kept");
 }
 
@@ -102,6 +109,8 @@ fn store_sets_creds_store_in_place() {
     assert_eq!(std::fs::read_to_string(&path).unwrap(), expected);
 }
 
+// The other helper is a sh script.
+#[cfg(unix)]
 #[test]
 fn switching_creds_store_away_from_a_helper_that_holds_credentials_warns() {
     let mut sandbox = Sandbox::new();
@@ -264,6 +273,8 @@ fn another_helper_for_the_registry_is_replaced() {
     assert_eq!(doc["credHelpers"][REGISTRY], "exchange");
 }
 
+// Windows needs a privilege to make symlinks.
+#[cfg(unix)]
 #[test]
 fn a_docker_config_directory_that_is_a_symlink_is_used_where_it_points() {
     let mut sandbox = Sandbox::new();

@@ -26,8 +26,9 @@ fn healthy() -> (Sandbox, Sts) {
     sandbox.write_exchange_config(REGISTRY, &sts.url(), json!({}));
     sandbox.store(REGISTRY, "alice", &sts.mint_subject_token("alice", 3600)).quiet_success();
     let bin_dir = support::cmd::bin().parent().unwrap().to_owned();
-    let path = format!("{}:{}", bin_dir.display(), sandbox.env()["PATH"]);
-    sandbox.set_env("PATH", &path);
+    let rest = std::env::split_paths(&sandbox.env()["PATH"]).collect::<Vec<_>>();
+    let path = std::env::join_paths(std::iter::once(bin_dir).chain(rest)).unwrap();
+    sandbox.set_env("PATH", &path.to_string_lossy());
     docker_config(&mut sandbox);
     sandbox.cmd(&["configure-docker", REGISTRY]).run().success();
     (sandbox, sts)
@@ -242,6 +243,8 @@ fn the_binary_missing_from_path_is_a_problem() {
     doctor_fails_with(&sandbox, "PATH:");
 }
 
+// Unix modes.
+#[cfg(unix)]
 #[test]
 fn a_cache_directory_others_can_read_is_a_warning() {
     use std::os::unix::fs::PermissionsExt;

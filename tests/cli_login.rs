@@ -7,10 +7,13 @@
 
 mod support;
 
+#[cfg(target_os = "linux")]
 use std::time::Duration;
 
 use serde_json::json;
 use support::cmd::{Output, Sandbox};
+// The terminal tests drive a pseudo-terminal (support::pty: Linux).
+#[cfg(target_os = "linux")]
 use support::pty::Pty;
 use support::sts::{Fault, Sts, StsOptions};
 
@@ -40,14 +43,17 @@ fn assert_no_secret(out: &Output, secrets: &[&str]) {
 }
 
 /// The helper on a pseudo-terminal, in the sandbox's environment.
+#[cfg(target_os = "linux")]
 fn on_a_terminal(sandbox: &Sandbox, args: &[&str]) -> Pty {
     let (mut command, _) = sandbox.cmd(args).into_command();
     command.env("TERM", "dumb");
     Pty::spawn(command)
 }
 
+#[cfg(target_os = "linux")]
 const SCREEN: Duration = Duration::from_secs(20);
 
+#[cfg(target_os = "linux")]
 #[test]
 fn on_a_terminal_the_token_is_read_as_one_line_with_echo_off() {
     let (sandbox, sts) = setup();
@@ -64,6 +70,7 @@ fn on_a_terminal_the_token_is_read_as_one_line_with_echo_off() {
     assert_eq!(sts.last_request().unwrap().form_value("subject_token"), Some(subject.as_str()));
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn ctrl_c_at_the_prompt_restores_echo_and_stores_nothing() {
     let (sandbox, sts) = setup();
@@ -78,6 +85,7 @@ fn ctrl_c_at_the_prompt_restores_echo_and_stores_nothing() {
     assert!(!sandbox.data_dir().join("credentials.json").exists());
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn a_slow_check_says_what_it_waits_for_on_a_terminal() {
     let (sandbox, sts) = setup();

@@ -3,6 +3,10 @@
 //! needs no engine: it checks the password against the registry itself,
 //! then calls the helper's `store`; `docker logout` calls `erase`.
 
+// Debian's docker-registry and Docker's CLI, started by the Linux-only
+// service launchers.
+#![cfg(target_os = "linux")]
+
 mod support;
 
 use std::path::Path;

@@ -4,6 +4,9 @@
 //! OIDC endpoint, served here on loopback by the local STS. The real engine
 //! still pushes and pulls through the helper (issue 6).
 
+// dockerd and docker-registry, started by the Linux-only service launchers.
+#![cfg(target_os = "linux")]
+
 mod support;
 
 use serde_json::json;

@@ -7,6 +7,9 @@
 //! Each test starts its own engine and registries, so the tests share
 //! nothing and may run in parallel (see `support::e2e::start_engine`).
 
+// dockerd and docker-registry, started by the Linux-only service launchers.
+#![cfg(target_os = "linux")]
+
 mod support;
 
 use std::time::{Duration, Instant};

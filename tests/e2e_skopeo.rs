@@ -5,6 +5,9 @@
 //! the repository-scoped entry, whose token is driven with `--dest-creds`
 //! (issue 6).
 
+// skopeo and docker-registry, started by the Linux-only service launchers.
+#![cfg(target_os = "linux")]
+
 mod support;
 
 use serde_json::json;

@@ -51,6 +51,8 @@ fn edit_entry(sandbox: &Sandbox, change: impl FnOnce(&mut Value)) {
     std::fs::write(&path, serde_json::to_vec(&entry).unwrap()).unwrap();
 }
 
+// Unix modes: the point is that a mode the user chose is kept.
+#[cfg(unix)]
 #[test]
 fn a_cache_dir_that_is_a_project_folder_keeps_its_files_and_its_mode() {
     use std::os::unix::fs::PermissionsExt;
@@ -113,6 +115,8 @@ fn a_new_login_during_an_exchange_wins_over_it() {
     assert_eq!(subject_of(&later.secret()), "bob");
 }
 
+// Interrupted with SIGINT, as Ctrl-C does on unix.
+#[cfg(unix)]
 #[test]
 fn a_login_interrupted_during_its_check_keeps_the_previous_login() {
     let (sandbox, sts) = setup(json!({}));
@@ -274,6 +278,8 @@ fn storing_back_a_token_the_helper_issued_keeps_the_login() {
     assert_eq!(sts.last_request().unwrap().form_value("subject_token"), Some(login.as_str()));
 }
 
+// Windows needs a privilege to make symlinks.
+#[cfg(unix)]
 #[test]
 fn a_cache_directory_that_is_a_symlink_to_a_directory_of_ours_caches() {
     let (mut sandbox, sts) = setup(json!({}));

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::cmd::{Output, Sandbox, TestCommand};
-use support::hostile::{Behaviour, FullBacklog, Hostile};
+#[cfg(target_os = "linux")]
+use support::hostile::FullBacklog;
+use support::hostile::{Behaviour, Hostile};
 use support::sts::{Fault, Sts, StsOptions};
 
 const REGISTRY: &str = "registry.example.com";
@@ -98,6 +100,8 @@ fn a_late_503_asking_to_retry_in_ten_seconds_is_not_waited_for_past_the_deadline
     assert_eq!(endpoint.connections(), 1, "a retry that could not finish in time was started");
 }
 
+// The full backlog is a Linux socket (see support::hostile::FullBacklog).
+#[cfg(target_os = "linux")]
 #[test]
 fn a_listener_whose_backlog_is_full_ends_by_the_deadline_not_after_four_connects() {
     let endpoint = FullBacklog::start();

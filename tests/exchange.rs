@@ -108,6 +108,8 @@ fn file_subject_is_reread_every_time() {
     assert_eq!(sts.last_request().unwrap().form_value("subject_token"), Some(rotated.as_str()));
 }
 
+// Runs sh, which Windows does not have.
+#[cfg(unix)]
 #[test]
 fn command_subject_is_its_trimmed_stdout() {
     let (sandbox, sts) = setup(StsOptions::default(), json!({}));
@@ -382,17 +384,20 @@ fn corrupt_truncated_and_symlinked_cache_files_are_misses() {
     sandbox.get(REGISTRY).quiet_success();
     let path = cache_files(&sandbox).remove(0);
     let full = std::fs::read(&path).unwrap();
-    let damage: Vec<Box<dyn Fn()>> = vec![
+    #[cfg_attr(not(unix), allow(unused_mut))]
+    let mut damage: Vec<Box<dyn Fn()>> = vec![
         Box::new(|| std::fs::write(&path, &full[..full.len() / 3]).unwrap()),
         Box::new(|| std::fs::write(&path, b"{\"version\": 99}").unwrap()),
         Box::new(|| std::fs::write(&path, [0xff, 0x00, 0x13]).unwrap()),
-        Box::new(|| {
-            let target = sandbox.root().join("planted.json");
-            std::fs::write(&target, &full).unwrap();
-            std::fs::remove_file(&path).unwrap();
-            std::os::unix::fs::symlink(&target, &path).unwrap();
-        }),
     ];
+    // Windows needs a privilege to make symlinks.
+    #[cfg(unix)]
+    damage.push(Box::new(|| {
+        let target = sandbox.root().join("planted.json");
+        std::fs::write(&target, &full).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+    }));
     for (i, damage) in damage.iter().enumerate() {
         damage();
         let out = sandbox.get(REGISTRY).success();
@@ -401,6 +406,8 @@ fn corrupt_truncated_and_symlinked_cache_files_are_misses() {
     }
 }
 
+// Unix modes; on Windows the files inherit the directory's ACL.
+#[cfg(unix)]
 #[test]
 fn cache_directory_is_0700_and_files_0600() {
     use std::os::unix::fs::PermissionsExt;

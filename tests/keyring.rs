@@ -3,10 +3,16 @@
 //! lives in the keyring and in no file, and that the index file lets `list`
 //! work without it.
 
+// gnome-keyring's Secret Service on a private D-Bus session: Linux's keyring.
+// macOS and Windows have their own suites (keyring_macos.rs, keyring_windows.rs).
+#![cfg(target_os = "linux")]
+
 mod support;
 
+use serde_json::json;
 use support::cmd::Sandbox;
 use support::services::{SecretService, require_tools};
+use support::sts::{Sts, StsOptions};
 
 fn keyring_sandbox() -> Option<(Sandbox, SecretService)> {
     if !require_tools(&["dbus-daemon", "gnome-keyring-daemon", "secret-tool"]) {
@@ -16,23 +22,6 @@ fn keyring_sandbox() -> Option<(Sandbox, SecretService)> {
     let service = SecretService::start(&sandbox.home());
     sandbox.use_keyring(&service.env());
     Some((sandbox, service))
-}
-
-fn files_containing(root: &std::path::Path, needle: &str) -> Vec<std::path::PathBuf> {
-    let mut hits = Vec::new();
-    let mut stack = vec![root.to_owned()];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let p = e.path();
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                stack.push(p);
-            } else if std::fs::read(&p).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
-            {
-                hits.push(p);
-            }
-        }
-    }
-    hits
 }
 
 #[test]
@@ -45,7 +34,7 @@ fn stored_secret_is_in_the_keyring_and_in_no_file() {
         ("username", "registry.example.com"),
     ]);
     assert!(found.contains(secret), "secret-tool does not see it:\n{found}");
-    assert!(files_containing(sandbox.root(), secret).is_empty(), "secret found in a file");
+    assert_eq!(sandbox.files_containing(secret), Vec::<std::path::PathBuf>::new(), "secret found in a file");
 }
 
 #[test]
@@ -158,4 +147,26 @@ fn import_copies_every_credential_from_docker_credential_secretservice() {
         (Some("bob"), Some("ghp_from_secretservice"))
     );
     assert_eq!(sandbox.get("quay.io").quiet_success().secret(), "quay-password");
+}
+
+#[test]
+fn sixteen_kib_login_token_is_kept_in_the_keyring_and_sent_whole() {
+    let Some((sandbox, _service)) = keyring_sandbox() else { return };
+    let sts = Sts::start(StsOptions::default());
+    sandbox.write_exchange_config("a.example", &sts.url(), json!({}));
+    let token = sts.mint_subject_token(&"s".repeat(12 * 1024), 3600);
+    assert!(token.len() > 16 * 1024, "{}", token.len());
+
+    sandbox.cmd(&["login", "a.example", "--token-stdin"]).stdin(&token).run().success();
+    // Without the cache this `get` must read the login token back from the
+    // keyring and exchange it.
+    sandbox
+        .cmd(&["get"])
+        .env("DOCKER_CREDENTIAL_EXCHANGE_NO_CACHE", "1")
+        .stdin("a.example")
+        .run()
+        .quiet_success();
+    let request = sts.last_request().expect("an exchange");
+    assert!(request.form_value("subject_token") == Some(token.as_str()), "the STS got a different token");
+    assert!(sandbox.files_containing(&token).is_empty(), "the login token is in a file");
 }

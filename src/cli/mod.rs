@@ -8,6 +8,7 @@
 mod configure_docker;
 mod docker_config;
 mod doctor;
+mod generate;
 mod import;
 mod login;
 mod output;
@@ -96,6 +97,9 @@ docker-credential-exchange configure-docker --remove"
         after_help = "Examples:\n  docker-credential-exchange doctor\n  docker-credential-exchange doctor --exchange --json"
     )]
     Doctor(doctor::DoctorArgs),
+    /// The man page or a shell's completions, for packagers.
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
     /// Copy every credential another helper holds (secretservice, pass, osxkeychain, wincred, desktop).
     #[command(after_help = "Example:\n  docker-credential-exchange import --from secretservice")]
     Import(import::ImportArgs),
@@ -200,6 +204,10 @@ fn unknown_action(args: &[OsString]) -> Option<String> {
 }
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
+    // Packaging runs this where no config, cache or keyring need exist.
+    if let Command::Generate(args) = command {
+        return generate::generate(args);
+    }
     let helper = Helper::from_env(Deadline::from_env()?)?;
     match command {
         Command::Login(args) => login::login(args, &helper),
@@ -213,6 +221,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::ConfigureDocker(args) => configure_docker::configure_docker(args, &helper),
         Command::Doctor(args) => doctor::doctor(args, &helper),
+        Command::Generate(args) => generate::generate(args),
         Command::Import(args) => import::import(args, &helper),
     }
 }

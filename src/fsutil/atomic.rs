@@ -75,7 +75,7 @@ fn sync_dir(dir: &Path) {
         let _ = d.sync_all();
     }
     #[cfg(not(unix))]
-    let _ = (dir, File::open);
+    let _ = (dir, File::open::<&Path>);
 }
 
 #[cfg(test)]

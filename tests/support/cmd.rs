@@ -48,7 +48,30 @@ impl Sandbox {
             dir.path().join("data").display().to_string(),
         );
         env.insert("DOCKER_CREDENTIAL_EXCHANGE_STORE".into(), "file".into());
+        // Windows programs need SystemRoot to load system libraries that
+        // sockets and crypto use; it names no user data.
+        #[cfg(windows)]
+        if let Some(root) = std::env::var_os("SystemRoot") {
+            env.insert("SystemRoot".into(), root.to_string_lossy().into_owned());
+        }
         Sandbox { dir, env }
+    }
+
+    /// Uses the keyring of the session the tests run in: the login
+    /// Keychain on macOS, Credential Manager on Windows. Only the keyring
+    /// is shared; config, cache and index stay in the sandbox.
+    ///
+    /// On macOS the real HOME is kept, because the Security framework finds
+    /// the login keychain through `$HOME/Library`; with the sandbox's HOME
+    /// there is no default keychain at all.
+    pub fn use_session_keyring(&mut self) -> &mut Self {
+        self.env.remove("DOCKER_CREDENTIAL_EXCHANGE_STORE");
+        if cfg!(target_os = "macos")
+            && let Some(home) = std::env::var_os("HOME")
+        {
+            self.env.insert("HOME".into(), home.to_string_lossy().into_owned());
+        }
+        self
     }
 
     /// Uses the OS keyring instead of the file store, with the given
@@ -171,6 +194,16 @@ impl Sandbox {
         walk(self.dir.path(), self.dir.path(), &mut out);
         out
     }
+
+    /// Every file under the sandbox whose bytes contain `needle`: where a
+    /// secret that belongs in the keyring must never be.
+    pub fn files_containing(&self, needle: &str) -> Vec<PathBuf> {
+        self.snapshot()
+            .into_iter()
+            .filter(|(_, bytes)| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
+            .map(|(path, _)| path)
+            .collect()
+    }
 }
 
 /// A prepared invocation.
@@ -233,6 +266,10 @@ impl TestCommand {
                     unsafe {
                         libc::kill(pid as libc::pid_t, libc::SIGKILL);
                     }
+                    // No kill by pid from another thread here on Windows: a
+                    // hung child there ends only with the test.
+                    #[cfg(not(unix))]
+                    let _ = pid;
                 }
             });
         }

@@ -165,6 +165,8 @@ pub fn granted(grants: &[Grant], name: &str, action: &str) -> bool {
 /// on the clients' `PATH`.
 pub struct Client {
     pub sandbox: Sandbox,
+    /// The clients' `PATH`: the `bin` directory, or an installed helper's.
+    path: PathBuf,
 }
 
 impl Default for Client {
@@ -194,7 +196,16 @@ impl Client {
         fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).expect("chmod the helper wrapper");
         let log = sandbox.root().join("helper.log");
         sandbox.set_env("DOCKER_CREDENTIAL_EXCHANGE_LOG_FILE", &log.display().to_string());
-        Client { sandbox }
+        Client { sandbox, path: bin_dir }
+    }
+
+    /// A client whose clients find the helper as it was installed (e.g.
+    /// `/usr/bin` for the .deb): `PATH` is `dir` alone, and there is no
+    /// wrapper, so [`Client::helper_calls`] stays empty.
+    pub fn installed_in(dir: &Path) -> Client {
+        let mut client = Client::new();
+        client.path = dir.to_owned();
+        client
     }
 
     /// A client as in CI: no store configured at all (neither keyring nor
@@ -241,10 +252,10 @@ impl Client {
 
     /// The environment a client runs with: the sandbox's (HOME, the
     /// helper's directories and log file, and whatever a test set, such as
-    /// a subject token variable), with `PATH` only the `bin` directory.
+    /// a subject token variable), with `PATH` only the helper's directory.
     pub fn client_env(&self) -> BTreeMap<String, String> {
         let mut env = self.sandbox.env().clone();
-        env.insert("PATH".into(), self.sandbox.root().join("bin").display().to_string());
+        env.insert("PATH".into(), self.path.display().to_string());
         env.insert("DOCKER_CONFIG".into(), self.docker_config_dir().display().to_string());
         env
     }

@@ -161,13 +161,17 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour, stop: &AtomicBool) {
 }
 
 /// A listener whose accept queue is full and is never drained: new
-/// connections to it wait in SYN_SENT until the client gives up.
+/// connections to it wait in SYN_SENT until the client gives up. Linux
+/// only: it needs a raw socket with a backlog the kernel honours as given
+/// (and `SOCK_CLOEXEC`, which macOS lacks).
+#[cfg(target_os = "linux")]
 pub struct FullBacklog {
     port: u16,
     _listener: std::os::fd::OwnedFd,
     _queued: Vec<TcpStream>,
 }
 
+#[cfg(target_os = "linux")]
 impl FullBacklog {
     /// Listens with a backlog of one and fills it.
     pub fn start() -> FullBacklog {

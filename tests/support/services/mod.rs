@@ -1,6 +1,7 @@
 //! Real services for integration tests: a private Secret Service
 //! (dbus-daemon plus an unlocked gnome-keyring-daemon), Debian's
-//! `docker-registry` with htpasswd or token auth, and a private `dockerd`.
+//! `docker-registry` with htpasswd or token auth, a private `dockerd`, and
+//! a Debian base image made with debootstrap for it.
 //!
 //! Every launcher starts real processes bound to 127.0.0.1 or to unix
 //! sockets under its own temporary directory, waits (bounded) until the
@@ -27,11 +28,14 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+mod base_image;
 mod dockerd;
 mod registry;
 mod secret_service;
 
 // Each test binary uses its own subset of these.
+#[allow(unused_imports)]
+pub use base_image::{docker_import_bookworm, mirror_in, require_debootstrap};
 #[allow(unused_imports)]
 pub use dockerd::{Dockerd, docker_import_tiny_image, one_file_tar};
 #[allow(unused_imports)]
@@ -67,6 +71,9 @@ fn package_for(tool: &str) -> &'static str {
         "curl" => "curl",
         "openssl" => "openssl",
         "docker-credential-secretservice" => "golang-docker-credential-helpers",
+        "debootstrap" => "debootstrap",
+        "git" => "git",
+        "/usr/bin/docker-credential-exchange" => "the .deb: dpkg -i \"$(install/build-deb.sh)\"",
         _ => "the package that provides it",
     }
 }
@@ -103,10 +110,8 @@ pub fn require_tool(name: &str) -> bool {
     }
     let current = std::thread::current();
     let test = current.name().unwrap_or("<unnamed test>");
-    let message = format!(
-        "SKIPPED: {test}: {name} not installed; run .ci/run or apt-get install {}",
-        package_for(name)
-    );
+    let message =
+        format!("SKIPPED: {test}: {name} not installed; run .ci/run or install {}", package_for(name));
     if in_ci() {
         panic!("{message} (CI is set, so a missing tool is a failure)");
     }
