@@ -20,6 +20,7 @@ pub(crate) mod helper;
 pub(crate) mod http;
 pub(crate) mod json;
 pub mod jwt;
+pub mod kubelet;
 pub(crate) mod log;
 pub(crate) mod paths;
 pub(crate) mod plan;
