@@ -224,3 +224,20 @@ fn a_stale_token_is_not_cached_by_the_kubelet() {
     assert_eq!(Issued::cache_until(1_000, 1_010), Duration::ZERO);
     assert_eq!(Issued::cache_until(1_240, 1_000), Duration::from_secs(240));
 }
+
+/// The helper config docs/kubernetes.md shows must be one this helper
+/// reads, and must cover the image of its example request.
+#[test]
+fn the_documented_helper_config_is_valid_and_covers_the_documented_image() {
+    let doc = include_str!("../../docs/kubernetes.md");
+    let start =
+        doc.find("```json\n{\n  \"registries\"").expect("the helper config block") + "```json\n".len();
+    let block = &doc[start..start + doc[start..].find("```").expect("its end")];
+    let config =
+        crate::config::Config::parse(std::path::Path::new("docs/kubernetes.md"), block.as_bytes().to_vec())
+            .unwrap_or_else(|e| panic!("{e}"));
+    let url = ImageRef::parse("registry.example.com/team/app").unwrap().server_url().unwrap();
+    let id = config.lookup(&url).expect("an entry covers the image");
+    // Entries are checked when first used (a bad one must not break the rest).
+    config.registry(id).unwrap_or_else(|e| panic!("{e}"));
+}
