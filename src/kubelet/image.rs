@@ -33,7 +33,7 @@ const DOCKER_HUB_LEGACY: &str = "index.docker.io";
 /// Other names of Docker Hub that the helper's config lookup treats as
 /// [`DOCKER_HUB`] (DESIGN.md section 1) but distribution keeps as written.
 const DOCKER_HUB_ALIASES: [&str; 2] = [DOCKER_HUB_LEGACY, "registry-1.docker.io"];
-/// distribution's limit on a name (registry and repository) as written.
+/// distribution's limit on a normalized name (registry and repository).
 const NAME_MAX: usize = 255;
 
 /// Why a string is not an image reference.
@@ -118,9 +118,6 @@ impl ImageRef {
             }
             _ => (rest, None),
         };
-        if name.len() > NAME_MAX {
-            return Err(invalid("the name is longer than 255 characters"));
-        }
         let (registry, path) = split_registry(name);
         check_registry(registry).map_err(invalid)?;
         let registry = if registry == DOCKER_HUB_LEGACY { DOCKER_HUB } else { registry };
@@ -129,6 +126,12 @@ impl ImageRef {
         } else {
             path.to_owned()
         };
+        // distribution measures the normalized name, so a short Docker Hub
+        // name can be too long once `docker.io/library/` is added (found by
+        // fuzzing: the kubelet's own name of it would not parse).
+        if registry.len() + 1 + repository.len() > NAME_MAX {
+            return Err(invalid("the name is longer than 255 characters"));
+        }
         if !is_repository_name(&repository) {
             return Err(invalid(if repository.bytes().any(|b| b.is_ascii_uppercase()) {
                 "a repository name must be lower case"

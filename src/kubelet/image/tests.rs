@@ -180,6 +180,12 @@ fn a_name_over_255_characters_is_refused() {
 }
 
 #[test]
+fn a_docker_hub_name_is_measured_with_its_registry_and_library() {
+    let short = format!("r{}", "a".repeat(240));
+    assert!(refused(&short).contains("255"));
+}
+
+#[test]
 fn the_error_shows_the_image_but_bounded() {
     let long = format!("r.example/{}", "A".repeat(500));
     let err = ImageRef::parse(&long).unwrap_err().to_string();
