@@ -148,17 +148,26 @@ pub fn main(helper: &Helper) -> anyhow::Result<ExitCode> {
 }
 
 /// The credentials for `image`. AWAITING INTEGRATION with the new helper
-/// API; the intended body, against `Helper::get_with` as on main at
-/// 67477fd, is:
+/// API. This body, against `Helper::get_with` as on main at 012bd68, makes
+/// every test of tests/e2e_kubelet.rs pass (tried, not committed):
 ///
 /// ```text
-/// let url = image.server_url()?;                      // the Docker `get` lookup
+/// let failed = |reason: String| KubeletError::Helper { image: image.name(), reason };
+/// let url = image.server_url().map_err(|e| failed(e.to_string()))?;   // the Docker `get` lookup
+/// // Exchange entries only: a node has no keyring, and a plain-store
+/// // lookup would fail with a message about HOME or the keychain.
+/// if helper.config().ok().and_then(|c| c.lookup(&url)).is_none() {
+///     return Err(failed(format!("no exchange entry in {} covers it", helper.config_path().display())));
+/// }
 /// let kubelet = KubeletRequest {
 ///     service_account_token: request.service_account_token(),
 ///     annotations: request.service_account_annotations.as_ref(),
 /// };
-/// let answer = helper.get_with(&url, GetOptions::default(), kubelet)?;
-/// Issued {
+/// let answer = helper.get_with(&url, GetOptions::default(), kubelet).map_err(|e| match e {
+///     HelperError::NotFound => failed("the kubelet passed no service account token".into()),
+///     e => failed(e.to_string()),
+/// })?;
+/// Ok(Issued {
 ///     username: answer.username,
 ///     password: answer.secret,
 ///     coverage: if answer.repository_scoped { Coverage::Repository } else { Coverage::Registry },
@@ -167,12 +176,8 @@ pub fn main(helper: &Helper) -> anyhow::Result<ExitCode> {
 ///         (_, Some(s)) => Some(Issued::cache_until(s.refresh_at, crate::time::now())),
 ///         (_, None) => None,
 ///     },
-/// }
+/// })
 /// ```
-///
-/// with `HelperError::NotFound` reported as "no exchange entry covers IMAGE"
-/// or "the kubelet passed no service account token", not as Docker's
-/// "credentials not found in native keychain".
 fn issue(
     _helper: &Helper,
     _request: &CredentialProviderRequest,
