@@ -84,7 +84,7 @@ trap cleanup EXIT
 say "starting gnome-keyring and the local STS"
 echo -n pw | gnome-keyring-daemon --unlock --components=secrets >/dev/null
 mkfifo "$W/sts.in"
-"$STS" <"$W/sts.in" >"$W/sts.json" 2>"$W/sts.log" &
+"$STS" --json --until-stdin-closes <"$W/sts.in" >"$W/sts.json" 2>"$W/sts.log" &
 exec 3>"$W/sts.in"
 for _ in $(seq 100); do [ -s "$W/sts.json" ] && break; sleep 0.05; done
 json_field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$@"; }

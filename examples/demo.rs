@@ -8,13 +8,12 @@
 //! file store. Nothing outside that temporary directory is touched, and no
 //! external identity provider is needed.
 
-#[path = "../tests/support/sts.rs"]
-mod sts;
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
+
+use test_servers::sts;
 
 const REGISTRY: &str = "registry.example.com";
 const LIFETIME: i64 = 8;

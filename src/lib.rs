@@ -20,6 +20,9 @@ pub(crate) mod helper;
 pub(crate) mod http;
 pub(crate) mod json;
 pub mod jwt;
+// Public for the fuzz target and the end-to-end harness (its request and
+// image parsers meet outside bytes; the harness reads Go durations).
+pub mod kubelet;
 pub(crate) mod log;
 pub(crate) mod paths;
 pub(crate) mod plan;

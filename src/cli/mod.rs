@@ -103,6 +103,15 @@ docker-credential-exchange configure-docker --remove"
     /// Copy every credential another helper holds (secretservice, pass, osxkeychain, wincred, desktop).
     #[command(after_help = "Example:\n  docker-credential-exchange import --from secretservice")]
     Import(import::ImportArgs),
+    /// Answer the kubelet as its image credential provider (a CredentialProviderRequest on stdin).
+    #[command(
+        name = crate::kubelet::SUBCOMMAND,
+        after_help = "Example:\n  \
+echo '{\"apiVersion\":\"credentialprovider.kubelet.k8s.io/v1\",\"kind\":\"CredentialProviderRequest\",\"image\":\"registry.example.com/team/app\"}' \\\n    \
+| docker-credential-exchange kubelet-credential-provider\n\
+The kubelet runs it itself, as its CredentialProviderConfig says; see docs/kubernetes.md."
+    )]
+    KubeletCredentialProvider,
 }
 
 /// `cache` subcommands.
@@ -223,6 +232,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Doctor(args) => doctor::doctor(args, &helper),
         Command::Generate(args) => generate::generate(args),
         Command::Import(args) => import::import(args, &helper),
+        Command::KubeletCredentialProvider => crate::kubelet::main(&helper),
     }
 }
 

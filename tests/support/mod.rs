@@ -1,9 +1,16 @@
 //! Shared test support: the real binary in a sandbox ([`cmd`]), and the
 //! servers the suites run against: a strict RFC 8693 STS ([`sts`]),
-//! distribution's token realm ([`realm`]), and launchers for the real
-//! services ([`services`]: Secret Service, docker-registry, dockerd), and the
-//! end-to-end suites' shared set-up ([`e2e`]), and the session's own keyring
-//! on macOS and Windows ([`native_keyring`]).
+//! distribution's token realm ([`realm`]), endpoints that misbehave on
+//! purpose ([`hostile`]), launchers for the real services ([`services`]:
+//! Secret Service, docker-registry, dockerd), the end-to-end suites' shared
+//! set-up ([`e2e`]), the kubelet's side of the credential provider API
+//! ([`kubelet`], [`kubelet_e2e`], with the registry pulls of
+//! [`registry_api`]), a pseudo-terminal ([`pty`]), and the session's own
+//! keyring on macOS and Windows ([`native_keyring`]).
+//!
+//! The STS and the realm live in the `test-servers` workspace crate, which
+//! the examples and the benchmark also use; they are re-exported here so
+//! that tests keep naming them `support::sts::…` and `support::realm::…`.
 #![allow(dead_code)]
 
 pub mod cmd;
@@ -14,13 +21,19 @@ pub mod cmd;
 #[cfg(target_os = "linux")]
 pub mod e2e;
 pub mod hostile;
+// The kubelet's side runs the plugin in a new session (setsid) and the
+// end-to-end opening uses Debian's daemons: Linux only, like the kubelet.
+#[cfg(target_os = "linux")]
+pub mod kubelet;
+#[cfg(target_os = "linux")]
+pub mod kubelet_e2e;
 #[cfg(any(target_os = "macos", windows))]
 pub mod native_keyring;
 // openpty's and TIOCSCTTY's types differ between Linux's libc and macOS's;
 // the terminal tests run on Linux.
 #[cfg(target_os = "linux")]
 pub mod pty;
-pub mod realm;
+pub mod registry_api;
 #[cfg(target_os = "linux")]
 pub mod services;
-pub mod sts;
+pub use test_servers::{realm, sts};
