@@ -27,6 +27,17 @@ pub enum PlanError {
     /// A template needs a value the request does not carry.
     #[error(transparent)]
     Template(#[from] TemplateError),
+    /// An annotation the entry allows has a value that could smuggle more
+    /// into a template (a space adds a scope; a control character ends a
+    /// header).
+    #[error(
+        "the service account annotation {key} has a value with spaces or control characters, which a template \
+         must not receive; fix the annotation"
+    )]
+    InvalidAnnotation {
+        /// The annotation key.
+        key: String,
+    },
 }
 
 /// What a kubelet request adds to a Docker one.
@@ -80,13 +91,22 @@ impl Plan {
                 repository: crate::redact::bounded(repository, 80),
             });
         }
-        // Only the annotations the entry lists reach a template or the key.
+        // Only the annotations the entry lists reach a template or the key,
+        // and only values that are one word: anyone who may annotate a
+        // service account must not be able to widen a scope.
         let allowed: Option<BTreeMap<String, String>> = kubelet.annotations.map(|all| {
             all.iter()
                 .filter(|(k, _)| reg.kubelet_annotations.contains(k))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         });
+        if let Some((key, _)) = allowed
+            .iter()
+            .flatten()
+            .find(|(_, v)| v.is_empty() || v.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return Err(PlanError::InvalidAnnotation { key: key.clone() });
+        }
         let vars = TemplateVars {
             registry: url.registry(),
             repository: url.repository(),
@@ -200,6 +220,18 @@ mod tests {
         let key = ServerUrl::parse("ok.test").unwrap();
         let p = Plan::new(&ServerUrl::parse("ok.test/app").unwrap(), &key, &r, kubelet, None).unwrap();
         assert_eq!(p.audience, ["puller"]);
+    }
+
+    #[test]
+    fn an_annotation_value_that_would_add_a_scope_is_refused() {
+        let r = reg(
+            r#"{"token_endpoint": "https://s/t", "kubelet_annotations": ["x/role"], "scope": "role:{annotation:x/role}"}"#,
+        );
+        let annotations = BTreeMap::from([("x/role".to_owned(), "puller repository:*:push".to_owned())]);
+        let kubelet = KubeletRequest { service_account_token: None, annotations: Some(&annotations) };
+        let key = ServerUrl::parse("ok.test").unwrap();
+        let err = Plan::new(&ServerUrl::parse("ok.test/app").unwrap(), &key, &r, kubelet, None).unwrap_err();
+        assert!(matches!(err, PlanError::InvalidAnnotation { .. }), "{err}");
     }
 
     #[test]

@@ -77,8 +77,12 @@ impl ServerUrl {
         let host = host.to_ascii_lowercase();
         // The registry API root is the registry itself.
         let path = if path == "v2" { "" } else { path };
-        if DOCKER_HUB_ALIASES.contains(&host.as_str()) && (path.is_empty() || path == "v1") {
-            return Ok(ServerUrl::from_parts(DOCKER_HUB, ""));
+        // Docker Hub by any of its names, with or without a repository
+        // (`registry-1.docker.io/library/nginx` is `docker.io/library/nginx`);
+        // `/v1` is the legacy index URL's, not a repository.
+        if DOCKER_HUB_ALIASES.contains(&host.as_str()) {
+            let path = if path == "v1" { "" } else { path };
+            return Ok(ServerUrl::from_parts(DOCKER_HUB, path));
         }
         Ok(ServerUrl::from_parts(&host, path))
     }
@@ -213,6 +217,7 @@ pub(crate) fn is_normalized(raw: &str) -> bool {
     }
     let (host, path) = (&raw[..host_end], raw.get(host_end + 1..).unwrap_or(""));
     let hub_alias = DOCKER_HUB_ALIASES.contains(&host) && (host != DOCKER_HUB || path == "v1");
+    // (`docker.io/…` is itself normalized; the other names and `/v1` are not.)
     !hub_alias && path != "v2"
 }
 
@@ -306,6 +311,12 @@ mod tests {
         ] {
             assert_eq!(key(alias), DOCKER_HUB, "{alias}");
         }
+    }
+
+    #[test]
+    fn docker_hub_aliases_with_a_repository_are_docker_hub() {
+        assert_eq!(key("registry-1.docker.io/library/nginx"), "docker.io/library/nginx");
+        assert_eq!(key("https://index.docker.io/v1/"), "docker.io");
     }
 
     #[test]

@@ -5,12 +5,6 @@
 //! the local STS, and the returned credentials tried against Debian's
 //! `docker-registry` with token auth: they must pull the image's repository
 //! and no other.
-//!
-//! The subcommand is not yet connected to the helper's `get` (awaiting
-//! integration with the new helper API), so the tests that need credentials
-//! are ignored until then; run them with `cargo test --test e2e_kubelet --
-//! --include-ignored`. The others check the harness itself and what must
-//! hold before and after integration alike.
 
 // docker-registry and skopeo, started by the Linux-only launchers.
 #![cfg(target_os = "linux")]
@@ -69,7 +63,6 @@ fn an_image_no_entry_covers_fails_with_one_line_on_stderr_and_nothing_on_stdout(
 }
 
 #[test]
-#[ignore = "awaiting integration with the new helper API"]
 fn kubelet_credentials_pull_the_images_repository_and_no_other() {
     if !require_skopeo() {
         return;
@@ -107,7 +100,6 @@ fn kubelet_credentials_pull_the_images_repository_and_no_other() {
 }
 
 #[test]
-#[ignore = "awaiting integration with the new helper API"]
 fn a_second_request_with_the_same_token_is_served_from_the_helpers_cache() {
     if !require_skopeo() {
         return;
@@ -130,7 +122,6 @@ fn a_second_request_with_the_same_token_is_served_from_the_helpers_cache() {
 }
 
 #[test]
-#[ignore = "awaiting integration with the new helper API"]
 fn an_allowed_annotation_fills_the_template() {
     if !require_skopeo() {
         return;
@@ -155,7 +146,6 @@ fn an_allowed_annotation_fills_the_template() {
 }
 
 #[test]
-#[ignore = "awaiting integration with the new helper API"]
 fn a_kubelet_source_without_a_service_account_token_is_a_clear_error() {
     let node = Node::new();
     let entry = json!({

@@ -205,7 +205,7 @@ fn a_request_on_stdin_gets_its_response_on_stdout() {
 fn a_failure_writes_nothing_to_stdout() {
     let mut stdout = Vec::new();
     let err = serve(REQUEST_IMAGE_ONLY.as_bytes(), &mut stdout, |_, image| {
-        Err(KubeletError::AwaitingIntegration(image.name()))
+        Err(KubeletError::Helper { image: image.name(), reason: "no registry entry covers it".into() })
     })
     .unwrap_err();
     assert!(err.to_string().contains("docker.io/library/nginx"), "{err}");

@@ -13,8 +13,7 @@
 //! success.
 //!
 //! Getting the credentials themselves (config lookup, the `kubelet` subject
-//! source, the cache, the exchange) is the helper's `get`, and is wired in
-//! by [`issue`]: AWAITING INTEGRATION with the new helper API.
+//! source, the cache, the exchange) is the helper's `get` ([`issue`]).
 
 pub mod image;
 pub mod wire;
@@ -25,7 +24,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::bounded::{ONE_MIB, ReadError};
-use crate::helper::Helper;
+use crate::helper::{GetOptions, Helper, HelperError, Origin};
+use crate::plan::KubeletRequest;
 use crate::secret::Secret;
 use image::{Coverage, ImageError, ImageRef};
 use wire::{AuthConfig, CacheKeyType, CredentialProviderRequest, CredentialProviderResponse, RequestError};
@@ -54,12 +54,6 @@ pub enum KubeletError {
         /// The helper's one-line reason.
         reason: String,
     },
-    /// The subcommand is not yet connected to the helper's `get`.
-    #[error(
-        "kubelet-credential-provider is not connected to the token exchange yet (awaiting integration with the \
-         new helper API); no credentials for {0}"
-    )]
-    AwaitingIntegration(String),
     /// stdout could not be written.
     #[error("cannot write the CredentialProviderResponse to stdout: {0}")]
     Stdout(#[source] std::io::Error),
@@ -147,43 +141,47 @@ pub fn main(helper: &Helper) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The credentials for `image`. AWAITING INTEGRATION with the new helper
-/// API. This body, against `Helper::get_with` as on main at 012bd68, makes
-/// every test of tests/e2e_kubelet.rs pass (tried, not committed):
-///
-/// ```text
-/// let failed = |reason: String| KubeletError::Helper { image: image.name(), reason };
-/// let url = image.server_url().map_err(|e| failed(e.to_string()))?;   // the Docker `get` lookup
-/// // Exchange entries only: a node has no keyring, and a plain-store
-/// // lookup would fail with a message about HOME or the keychain.
-/// if helper.config().ok().and_then(|c| c.lookup(&url)).is_none() {
-///     return Err(failed(format!("no exchange entry in {} covers it", helper.config_path().display())));
-/// }
-/// let kubelet = KubeletRequest {
-///     service_account_token: request.service_account_token(),
-///     annotations: request.service_account_annotations.as_ref(),
-/// };
-/// let answer = helper.get_with(&url, GetOptions::default(), kubelet).map_err(|e| match e {
-///     HelperError::NotFound => failed("the kubelet passed no service account token".into()),
-///     e => failed(e.to_string()),
-/// })?;
-/// Ok(Issued {
-///     username: answer.username,
-///     password: answer.secret,
-///     coverage: if answer.repository_scoped { Coverage::Repository } else { Coverage::Registry },
-///     cache_for: match (answer.origin, answer.schedule) {
-///         (Origin::StaleCache, _) => Some(Duration::ZERO),
-///         (_, Some(s)) => Some(Issued::cache_until(s.refresh_at, crate::time::now())),
-///         (_, None) => None,
-///     },
-/// })
-/// ```
+/// The credentials for `image`: a Docker `get` for its repository, with
+/// the request's service account token and annotations.
 fn issue(
-    _helper: &Helper,
-    _request: &CredentialProviderRequest,
+    helper: &Helper,
+    request: &CredentialProviderRequest,
     image: &ImageRef,
 ) -> Result<Issued, KubeletError> {
-    Err(KubeletError::AwaitingIntegration(image.name()))
+    let failed = |reason: String| KubeletError::Helper { image: image.name(), reason };
+    let url = image.server_url().map_err(|e| failed(e.to_string()))?;
+    // Exchange entries only: a node has no keyring, and the plain store's
+    // answer would be a message about HOME or the keychain.
+    let covered = helper.config().map_err(|e| failed(e.to_string()))?.lookup(&url).is_some();
+    if !covered {
+        return Err(failed(format!(
+            "no registry entry in {} covers it; add one (the kubelet's matchImages sent it here)",
+            helper.config_path().display()
+        )));
+    }
+    let kubelet = KubeletRequest {
+        service_account_token: request.service_account_token(),
+        annotations: request.service_account_annotations.as_ref(),
+    };
+    let answer = helper.get_with(&url, GetOptions::default(), kubelet).map_err(|e| match e {
+        HelperError::NotFound => failed(
+            "no subject token: the kubelet passed no service account token (is tokenAttributes set in its \
+             CredentialProviderConfig?), or the entry's subject_token source is empty here"
+                .into(),
+        ),
+        e => failed(crate::redact::line(&e.to_string())),
+    })?;
+    Ok(Issued {
+        username: answer.username,
+        password: answer.secret,
+        coverage: if answer.repository_scoped { Coverage::Repository } else { Coverage::Registry },
+        cache_for: match (answer.origin, answer.schedule) {
+            // A stale token served because a refresh failed: do not cache.
+            (Origin::StaleCache, _) => Some(Duration::ZERO),
+            (_, Some(s)) => Some(Issued::cache_until(s.refresh_at, crate::time::now())),
+            (_, None) => None,
+        },
+    })
 }
 
 #[cfg(test)]
