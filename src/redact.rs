@@ -49,6 +49,14 @@ pub fn remember(secret: &str) {
     }
 }
 
+/// Forgets every remembered secret. Only the fuzzer needs this: it makes
+/// a secret per input, and a list that grows for millions of inputs would
+/// slow every later run to a crawl. A real process holds a handful.
+#[cfg(fuzzing)]
+pub fn forget_all() {
+    KNOWN.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+}
+
 /// `text` redacted, on one line, cut to [`MAX_LINE`] characters: the form
 /// in which every message leaves the process.
 pub fn line(text: &str) -> String {
