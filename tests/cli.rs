@@ -8,7 +8,7 @@ mod support;
 
 use docker_credential_exchange::secret::fingerprint;
 use serde_json::{Value, json};
-use support::cmd::{Output, Sandbox};
+use support::cmd::Sandbox;
 use support::sts::{Fault, Sts, StsOptions};
 
 const REGISTRY: &str = "registry.example.com";
@@ -24,17 +24,6 @@ fn setup() -> (Sandbox, Sts) {
 
 fn write_exchange_config(sandbox: &Sandbox, sts: &Sts, extra: Value) {
     sandbox.write_exchange_config(REGISTRY, &sts.url(), extra);
-}
-
-fn login(sandbox: &Sandbox, token: &str) -> Output {
-    sandbox.cmd(&["login", REGISTRY, "--username", "alice", "--token-stdin"]).stdin(token).run()
-}
-
-/// Logs in and returns the login token.
-fn logged_in(sandbox: &Sandbox, sts: &Sts) -> String {
-    let subject = sts.mint_subject_token("alice", 3600);
-    login(sandbox, &subject).success();
-    subject
 }
 
 // ---- logging ----
@@ -55,7 +44,7 @@ fn log_file_gets_timestamped_lines() {
     let (mut sandbox, sts) = setup();
     let log = sandbox.root().join("helper.log");
     sandbox.set_env("DOCKER_CREDENTIAL_EXCHANGE_LOG_FILE", log.to_str().unwrap());
-    logged_in(&sandbox, &sts);
+    sandbox.logged_in(REGISTRY, &sts);
     sandbox.get(REGISTRY).quiet_success();
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.lines().count() >= 2, "{text}");
@@ -69,7 +58,7 @@ fn log_file_and_verbose_stderr_show_tokens_only_as_fingerprints() {
     let (mut sandbox, sts) = setup();
     let log = sandbox.root().join("helper.log");
     sandbox.set_env("DOCKER_CREDENTIAL_EXCHANGE_LOG_FILE", log.to_str().unwrap());
-    let subject = logged_in(&sandbox, &sts);
+    let subject = sandbox.logged_in(REGISTRY, &sts);
     let verbose = sandbox.cmd(&["-v", "token", REGISTRY, "--refresh", "--decode"]).run().success();
     let secret = sandbox.get(REGISTRY).quiet_success().secret();
     sts.set_fault(Fault::InvalidGrant);
@@ -112,7 +101,7 @@ fn an_sts_that_is_down_is_one_line_naming_the_endpoint_once_and_what_to_try() {
 #[test]
 fn a_rejected_login_token_says_to_log_in_again() {
     let (sandbox, sts) = setup();
-    logged_in(&sandbox, &sts);
+    sandbox.logged_in(REGISTRY, &sts);
     sandbox.cmd(&["cache", "clear"]).run().success();
     sts.set_fault(Fault::InvalidGrant);
     let out = sandbox.get(REGISTRY).failure();
@@ -122,7 +111,7 @@ fn a_rejected_login_token_says_to_log_in_again() {
 #[test]
 fn a_timeout_names_the_limit_and_the_variable_that_sets_it() {
     let (mut sandbox, sts) = setup();
-    logged_in(&sandbox, &sts);
+    sandbox.logged_in(REGISTRY, &sts);
     sandbox.cmd(&["cache", "clear"]).run().success();
     sts.set_fault(Fault::Hang { secs: 30 });
     sandbox.set_env("DOCKER_CREDENTIAL_EXCHANGE_TIMEOUT_SECONDS", "1.5");

@@ -26,16 +26,6 @@ fn setup() -> (Sandbox, Sts) {
     (sandbox, sts)
 }
 
-fn login(sandbox: &Sandbox, token: &str) -> Output {
-    sandbox.cmd(&["login", REGISTRY, "--username", "alice", "--token-stdin"]).stdin(token).run()
-}
-
-fn logged_in(sandbox: &Sandbox, sts: &Sts) -> String {
-    let subject = sts.mint_subject_token("alice", 3600);
-    login(sandbox, &subject).success();
-    subject
-}
-
 fn assert_no_secret(out: &Output, secrets: &[&str]) {
     for s in secrets {
         assert!(!out.stdout.contains(s) && !out.stderr.contains(s), "a secret leaked: {out:?}");
@@ -110,7 +100,7 @@ fn piped_input_is_read_whole() {
 fn login_proves_the_token_with_one_exchange_whose_token_the_next_get_uses() {
     let (sandbox, sts) = setup();
     let subject = sts.mint_subject_token("alice", 3600);
-    let out = login(&sandbox, &subject).quiet_success();
+    let out = sandbox.login(REGISTRY, &subject).quiet_success();
     assert!(out.stdout.contains("logged in to registry.example.com"), "{out:?}");
     assert_no_secret(&out, &[&subject]);
     assert_eq!(sts.requests(), 1);
@@ -121,10 +111,10 @@ fn login_proves_the_token_with_one_exchange_whose_token_the_next_get_uses() {
 #[test]
 fn a_failed_check_keeps_the_previous_login_and_mentions_no_verify() {
     let (sandbox, sts) = setup();
-    let old = logged_in(&sandbox, &sts);
+    let old = sandbox.logged_in(REGISTRY, &sts);
     sts.set_fault(Fault::InvalidGrant);
     let new = sts.mint_subject_token("mallory", 3600);
-    let out = login(&sandbox, &new).failure();
+    let out = sandbox.login(REGISTRY, &new).failure();
     assert!(
         out.stderr.contains("was not stored") && out.stderr.contains("previous login is unchanged"),
         "{out:?}"
@@ -141,7 +131,7 @@ fn a_failed_check_keeps_the_previous_login_and_mentions_no_verify() {
 #[test]
 fn an_expired_token_is_refused_without_telling_to_run_login_again() {
     let (sandbox, sts) = setup();
-    let out = login(&sandbox, &sts.mint_subject_token("alice", -60)).failure();
+    let out = sandbox.login(REGISTRY, &sts.mint_subject_token("alice", -60)).failure();
     assert!(out.stderr.contains("this token has already expired; get a fresh one"), "{out:?}");
     assert!(!out.stderr.contains("run `docker-credential-exchange login"), "{out:?}");
     assert_eq!(sts.requests(), 0);
@@ -217,7 +207,7 @@ fn login_refuses_a_token_given_as_an_argument() {
 #[test]
 fn login_with_an_empty_token_is_refused() {
     let (sandbox, _sts) = setup();
-    let out = login(&sandbox, "  \n").failure();
+    let out = sandbox.login(REGISTRY, "  \n").failure();
     assert!(out.stderr.contains("no login token"), "{out:?}");
 }
 
@@ -229,14 +219,14 @@ fn login_for_a_registry_whose_token_comes_from_the_environment_says_where() {
         &sts.url(),
         json!({"subject_token": {"source": "env", "var": "CI_JWT"}}),
     );
-    let out = login(&sandbox, &sts.mint_subject_token("alice", 3600)).failure();
+    let out = sandbox.login(REGISTRY, &sts.mint_subject_token("alice", 3600)).failure();
     assert!(out.stderr.contains("env:CI_JWT"), "{out:?}");
 }
 
 #[test]
 fn logout_removes_the_login_token_and_cached_tokens() {
     let (sandbox, sts) = setup();
-    logged_in(&sandbox, &sts);
+    sandbox.logged_in(REGISTRY, &sts);
     let out = sandbox.cmd(&["logout", REGISTRY]).run().success();
     assert!(out.stdout.contains("removed the stored token"), "{out:?}");
     sandbox.get(REGISTRY).protocol_error("credentials not found in native keychain");
@@ -248,7 +238,7 @@ fn an_entry_whose_templates_need_a_repository_is_proved_against_one() {
     let (sandbox, sts) = setup();
     sandbox.write_exchange_config(REGISTRY, &sts.url(), json!({"scope": "repository:{repository}:pull"}));
     let subject = sts.mint_subject_token("alice", 3600);
-    let out = login(&sandbox, &subject).failure();
+    let out = sandbox.login(REGISTRY, &subject).failure();
     assert!(
         out.stderr.contains(&format!("login {REGISTRY}/REPOSITORY")) && out.stderr.contains("--no-verify"),
         "{out:?}"

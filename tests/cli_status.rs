@@ -21,12 +21,6 @@ fn setup() -> (Sandbox, Sts) {
     (sandbox, sts)
 }
 
-fn logged_in(sandbox: &Sandbox, sts: &Sts) -> String {
-    let subject = sts.mint_subject_token("alice", 3600);
-    sandbox.cmd(&["login", REGISTRY, "--username", "alice", "--token-stdin"]).stdin(&subject).run().success();
-    subject
-}
-
 fn assert_no_secret(out: &Output, secrets: &[&str]) {
     for s in secrets {
         assert!(!out.stdout.contains(s) && !out.stderr.contains(s), "a secret leaked: {out:?}");
@@ -48,7 +42,7 @@ fn status_entry<'a>(status: &'a Value, registry: &str) -> &'a Value {
 #[test]
 fn status_json_carries_the_tables_fields() {
     let (sandbox, sts) = setup();
-    let subject = logged_in(&sandbox, &sts);
+    let subject = sandbox.logged_in(REGISTRY, &sts);
     let secret = sandbox.get(REGISTRY).quiet_success().secret();
     sandbox.store("ghcr.io", "bob", "plain-password").quiet_success();
     let out = sandbox.cmd(&["status", "--json"]).run().quiet_success();
@@ -86,7 +80,7 @@ fn status_json_carries_the_tables_fields() {
 #[test]
 fn the_status_table_has_a_username_column_and_says_where_the_login_token_is() {
     let (sandbox, sts) = setup();
-    let subject = logged_in(&sandbox, &sts);
+    let subject = sandbox.logged_in(REGISTRY, &sts);
     let secret = sandbox.get(REGISTRY).quiet_success().secret();
     let out = sandbox.cmd(&["status"]).run().quiet_success();
     assert_no_secret(&out, &[&subject, &secret]);
@@ -112,7 +106,7 @@ fn the_status_table_fits_eighty_columns() {
         REGISTRY: {"token_endpoint": sts.url(), "username": "a-service-account-with-a-long-name",
             "subject_token_type": "urn:ietf:params:oauth:token-type:jwt"},
     }}));
-    logged_in(&sandbox, &sts);
+    sandbox.logged_in(REGISTRY, &sts);
     sandbox.get(REGISTRY).quiet_success();
     let out = sandbox.cmd(&["status"]).run().quiet_success();
     let table: Vec<&str> = out.stdout.lines().take_while(|l| !l.is_empty()).collect();
@@ -124,7 +118,7 @@ fn the_status_table_fits_eighty_columns() {
 #[test]
 fn the_last_failure_of_a_get_is_shown_until_a_get_succeeds() {
     let (sandbox, sts) = setup();
-    logged_in(&sandbox, &sts);
+    sandbox.logged_in(REGISTRY, &sts);
     sandbox.cmd(&["cache", "clear"]).run().success();
     sts.set_fault(Fault::InvalidGrant);
     sandbox.get(REGISTRY).failure();
@@ -218,7 +212,7 @@ fn an_invalid_entry_is_shown_on_its_row_with_the_field() {
 #[test]
 fn token_shows_origin_expiry_and_fingerprint_but_not_the_secret() {
     let (sandbox, sts) = setup();
-    let subject = logged_in(&sandbox, &sts);
+    let subject = sandbox.logged_in(REGISTRY, &sts);
     let out = sandbox.cmd(&["token", REGISTRY]).run().quiet_success();
     let secret = sandbox.get(REGISTRY).quiet_success().secret();
     assert_no_secret(&out, &[&secret, &subject]);
@@ -231,7 +225,7 @@ fn token_shows_origin_expiry_and_fingerprint_but_not_the_secret() {
 #[test]
 fn token_refresh_exchanges_anew() {
     let (sandbox, sts) = setup();
-    logged_in(&sandbox, &sts);
+    sandbox.logged_in(REGISTRY, &sts);
     let out = sandbox.cmd(&["token", REGISTRY, "--refresh"]).run().quiet_success();
     assert!(out.stdout.contains("origin:      exchange"), "{out:?}");
     assert_eq!(sts.requests(), 2);
@@ -240,7 +234,7 @@ fn token_refresh_exchanges_anew() {
 #[test]
 fn token_decode_shows_header_and_claims_but_not_the_secret() {
     let (sandbox, sts) = setup();
-    let subject = logged_in(&sandbox, &sts);
+    let subject = sandbox.logged_in(REGISTRY, &sts);
     let out = sandbox.cmd(&["token", REGISTRY, "--decode"]).run().quiet_success();
     let secret = sandbox.get(REGISTRY).quiet_success().secret();
     assert_no_secret(&out, &[&secret, &subject]);
@@ -251,7 +245,7 @@ fn token_decode_shows_header_and_claims_but_not_the_secret() {
 #[test]
 fn token_show_secret_prints_the_secret() {
     let (sandbox, sts) = setup();
-    logged_in(&sandbox, &sts);
+    sandbox.logged_in(REGISTRY, &sts);
     let out = sandbox.cmd(&["token", REGISTRY, "--show-secret"]).run().quiet_success();
     let secret = sandbox.get(REGISTRY).quiet_success().secret();
     assert!(out.stdout.contains(&format!("secret:      {secret}\n")), "{out:?}");
@@ -260,7 +254,7 @@ fn token_show_secret_prints_the_secret() {
 #[test]
 fn token_raw_prints_the_bare_token_for_scripts() {
     let (sandbox, sts) = setup();
-    logged_in(&sandbox, &sts);
+    sandbox.logged_in(REGISTRY, &sts);
     let out = sandbox.cmd(&["token", REGISTRY, "--raw"]).run().quiet_success();
     let secret = sandbox.get(REGISTRY).quiet_success().secret();
     assert_eq!(out.stdout, format!("{secret}\n"));
@@ -269,7 +263,7 @@ fn token_raw_prints_the_bare_token_for_scripts() {
 #[test]
 fn token_json_describes_the_answer_without_the_secret_unless_asked() {
     let (sandbox, sts) = setup();
-    logged_in(&sandbox, &sts);
+    sandbox.logged_in(REGISTRY, &sts);
     let out =
         sandbox.cmd(&["token", "registry.example.com/team/app", "--json", "--decode"]).run().quiet_success();
     let report = out.json();

@@ -172,6 +172,19 @@ impl Sandbox {
         self.cmd(&["list"]).run()
     }
 
+    /// `login REGISTRY --username alice --token-stdin` with `token`.
+    pub fn login(&self, registry: &str, token: &str) -> Output {
+        self.cmd(&["login", registry, "--username", "alice", "--token-stdin"]).stdin(token).run()
+    }
+
+    /// Logs alice in to `registry` with a fresh login token from `sts`, and
+    /// returns the token.
+    pub fn logged_in(&self, registry: &str, sts: &super::sts::Sts) -> String {
+        let token = sts.mint_subject_token("alice", 3600);
+        self.login(registry, &token).success();
+        token
+    }
+
     /// Every file under the sandbox (relative paths), for "nothing changed"
     /// assertions, with contents.
     pub fn snapshot(&self) -> BTreeMap<PathBuf, Vec<u8>> {
