@@ -252,3 +252,47 @@ fn a_name_lookup_that_never_returns_ends_by_the_deadline() {
     assert!(out.stdout.contains("timed out"), "{out:?}");
     assert!(within_the_deadline(elapsed), "took {elapsed:?}");
 }
+
+/// A session bus that accepts connections and never says a word: a hung
+/// gnome-keyring, or a keyring waiting for an unlock prompt nobody sees.
+#[cfg(unix)]
+fn silent_bus(sandbox: &mut Sandbox) -> std::os::unix::net::UnixListener {
+    let socket = sandbox.root().join("bus");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let address = format!("unix:path={}", socket.display());
+    sandbox.use_keyring(&[("DBUS_SESSION_BUS_ADDRESS".into(), address)]);
+    sandbox.set_env(TIMEOUT_ENV, &DEADLINE.to_string());
+    listener
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_keyring_that_never_answers_a_get_ends_by_the_deadline() {
+    let mut sandbox = Sandbox::new();
+    let _bus = silent_bus(&mut sandbox);
+    let (out, elapsed) = timed_get(&sandbox);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stdout.contains("keyring") && out.stdout.contains("did not answer"), "{out:?}");
+    assert!(within_the_deadline(elapsed), "took {elapsed:?}");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_keyring_that_never_answers_a_store_ends_by_the_deadline_and_claims_nothing() {
+    let mut sandbox = Sandbox::new();
+    let _bus = silent_bus(&mut sandbox);
+    let start = Instant::now();
+    let out = sandbox
+        .cmd(&["store"])
+        .stdin(json!({"ServerURL": REGISTRY, "Username": "alice", "Secret": "s3cret-value"}).to_string())
+        .kill_after(Duration::from_secs(75))
+        .run();
+    let elapsed = start.elapsed();
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stdout.contains("did not answer"), "{out:?}");
+    assert!(within_the_deadline(elapsed), "took {elapsed:?}");
+    assert!(
+        !sandbox.list().success().stdout.contains(REGISTRY),
+        "the index claims an entry the keyring refused"
+    );
+}

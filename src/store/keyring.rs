@@ -28,8 +28,9 @@ const MAX_BLOB: usize = match Backend::current() {
 
 /// The keyring plus its index.
 pub struct KeyringStore {
-    os: OsKeyring,
+    os: Arc<OsKeyring>,
     index: JsonMapFile,
+    deadline: Deadline,
 }
 
 impl std::fmt::Debug for KeyringStore {
@@ -42,13 +43,50 @@ impl KeyringStore {
     /// The keyring store, indexed in `data_dir/index.json`, waiting for
     /// the index's lock until `deadline` at most.
     pub fn new(data_dir: PathBuf, deadline: Deadline) -> KeyringStore {
-        KeyringStore { os: OsKeyring::default(), index: JsonMapFile::new(&data_dir, "index.json", deadline) }
+        KeyringStore {
+            os: Arc::new(OsKeyring::default()),
+            index: JsonMapFile::new(&data_dir, "index.json", deadline),
+            deadline,
+        }
+    }
+
+    /// Runs `op` on the keyring, giving up at the deadline.
+    ///
+    /// A keyring call can block for ever: a Secret Service that accepted
+    /// the connection and hung, an unlock prompt on a desktop nobody is
+    /// looking at, a Keychain waiting for a password. None of the platform
+    /// crates takes a timeout, so the call runs on a thread of its own and
+    /// is abandoned at the deadline; the process ends soon after, and the
+    /// thread with it.
+    fn in_time<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&OsKeyring) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let os = Arc::clone(&self.os);
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("keyring".into())
+            .spawn(move || {
+                // The receiver is gone only if the deadline passed first.
+                let _ = tx.send(op(&os));
+            })
+            .map_err(|e| StoreError::Keyring(format!("cannot start the keyring call: {e}")))?;
+        match rx.recv_timeout(self.deadline.remaining()) {
+            Ok(result) => result,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                Err(StoreError::KeyringTimedOut { limit: self.deadline.limit() })
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                Err(StoreError::Keyring("the keyring call ended without an answer".into()))
+            }
+        }
     }
 }
 
 impl CredentialStore for KeyringStore {
     fn get(&self, key: &ServerUrl) -> Result<Option<StoredCredential>, StoreError> {
-        let Some(bytes) = chunked::load(&self.os, key.as_str())? else {
+        let name = key.as_str().to_owned();
+        let Some(bytes) = self.in_time(move |os| chunked::load(os, &name))? else {
             return Ok(None);
         };
         let secret = String::from_utf8(bytes).map_err(|_| {
@@ -70,7 +108,8 @@ impl CredentialStore for KeyringStore {
 
     fn put(&self, key: &ServerUrl, cred: &StoredCredential) -> Result<(), StoreError> {
         // Keyring first: if it refuses, the index must not claim an entry.
-        chunked::store(&self.os, key.as_str(), cred.secret.expose().as_bytes(), MAX_BLOB)?;
+        let (name, secret) = (key.as_str().to_owned(), cred.secret.clone());
+        self.in_time(move |os| chunked::store(os, &name, secret.expose().as_bytes(), MAX_BLOB))?;
         self.index.update::<ListedCredential, ()>(|entries| {
             let listed = ListedCredential {
                 server_url: cred.server_url.clone(),
@@ -84,7 +123,8 @@ impl CredentialStore for KeyringStore {
     }
 
     fn remove(&self, key: &ServerUrl) -> Result<bool, StoreError> {
-        let in_keyring = chunked::delete(&self.os, key.as_str())?;
+        let name = key.as_str().to_owned();
+        let in_keyring = self.in_time(move |os| chunked::delete(os, &name))?;
         let in_index = self.index.update::<ListedCredential, bool>(|entries| {
             let removed = entries.remove(key.as_str()).is_some();
             (removed, removed)

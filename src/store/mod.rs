@@ -103,6 +103,18 @@ pub enum StoreError {
     /// The keyring answered with an error.
     #[error("keyring error: {0}")]
     Keyring(String),
+    /// The keyring did not answer by the invocation's deadline.
+    #[error(
+        "the OS keyring did not answer within {}s: it may be waiting for an unlock prompt that \
+         nobody can see, or its service is hung. Unlock the keyring (log in to the desktop \
+         session), or choose the file store with \"store\": \"file\" in the config or \
+         {STORE_ENV}=file",
+        limit.as_secs_f32()
+    )]
+    KeyringTimedOut {
+        /// The invocation's whole limit.
+        limit: std::time::Duration,
+    },
     /// Another helper held the store's lock past the deadline.
     #[error("{0}")]
     Locked(String),
