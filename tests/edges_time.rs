@@ -296,3 +296,31 @@ fn a_keyring_that_never_answers_a_store_ends_by_the_deadline_and_claims_nothing(
         "the index claims an entry the keyring refused"
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn a_login_store_that_fails_part_way_still_retires_the_tokens_of_the_old_login() {
+    // A write that timed out may land later (a hung keyring that recovers),
+    // so a failed store of a login must not leave the old login's exchanged
+    // tokens to be served after it.
+    let sts = Sts::start(StsOptions::default());
+    let mut sandbox = Sandbox::new();
+    sandbox.write_exchange_config(REGISTRY, &sts.url(), json!({}));
+    sandbox.logged_in(REGISTRY, &sts);
+    get(&sandbox).run().success();
+    assert_eq!(sts.requests(), 1);
+    std::fs::create_dir_all(sandbox.data_dir()).unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(sandbox.data_dir().join("credentials.json.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    sandbox.set_env(TIMEOUT_ENV, "1");
+    let token = sts.mint_subject_token("alice", 3600);
+    sandbox.store(REGISTRY, "alice", &token).failure();
+    drop(lock);
+    get(&sandbox).run().success();
+    assert_eq!(sts.requests(), 2, "the old login's token was served after a failed store");
+}

@@ -170,3 +170,49 @@ fn sixteen_kib_login_token_is_kept_in_the_keyring_and_sent_whole() {
     assert!(request.form_value("subject_token") == Some(token.as_str()), "the STS got a different token");
     assert!(sandbox.files_containing(&token).is_empty(), "the login token is in a file");
 }
+
+/// Holds the keyring index's writer lock, as a concurrent helper would.
+fn hold_index_lock(sandbox: &Sandbox) -> std::fs::File {
+    std::fs::create_dir_all(sandbox.data_dir()).unwrap();
+    let lock = sandbox.data_dir().join("index.json.lock");
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(lock).unwrap();
+    file.lock().unwrap();
+    file
+}
+
+#[test]
+fn a_store_that_reports_failure_leaves_the_previous_credential_whole() {
+    let Some((sandbox, _service)) = keyring_sandbox() else { return };
+    sandbox.store("plain.example.com", "bob", "bobs-password-1").quiet_success();
+    let held = hold_index_lock(&sandbox);
+    let out = sandbox
+        .cmd(&["store"])
+        .env("DOCKER_CREDENTIAL_EXCHANGE_TIMEOUT_SECONDS", "2")
+        .stdin(
+            json!({"ServerURL": "plain.example.com", "Username": "carol", "Secret": "carols-password-2"})
+                .to_string(),
+        )
+        .run();
+    drop(held);
+    assert_eq!(out.code, Some(1), "the store is reported as failed: {out:?}");
+    // Told "failed", Docker still believes bob is logged in: the helper must
+    // answer bob's pair, never bob's name with carol's password.
+    let got = sandbox.get("plain.example.com").success().json();
+    assert_eq!((got["Username"].as_str(), got["Secret"].as_str()), (Some("bob"), Some("bobs-password-1")));
+}
+
+#[test]
+fn an_erase_that_reports_failure_leaves_the_credential_in_place() {
+    let Some((sandbox, _service)) = keyring_sandbox() else { return };
+    sandbox.store("plain.example.com", "bob", "bobs-password-1").quiet_success();
+    let held = hold_index_lock(&sandbox);
+    let out = sandbox
+        .cmd(&["erase"])
+        .env("DOCKER_CREDENTIAL_EXCHANGE_TIMEOUT_SECONDS", "2")
+        .stdin("plain.example.com")
+        .run();
+    drop(held);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(sandbox.list().success().json()["plain.example.com"], "bob");
+    assert_eq!(sandbox.get("plain.example.com").success().json()["Secret"], "bobs-password-1");
+}

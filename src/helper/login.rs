@@ -109,10 +109,12 @@ impl Helper {
             secret,
             kind: Some(kind),
         };
+        // Before and after, and after a failure too: a write that timed out
+        // may still land, and no token of the old login may outlive it.
         self.login_changed(&key);
-        self.store()?.put(&key, &cred)?;
+        let stored = self.store().and_then(|store| Ok(store.put(&key, &cred)?));
         self.login_changed(&key);
-        Ok(())
+        stored
     }
 
     /// The protocol's `erase`. Erasing what is not there succeeds, as
@@ -123,9 +125,9 @@ impl Helper {
     pub fn erase(&self, url: &ServerUrl) -> Result<bool, HelperError> {
         let key = self.storage_key(url);
         self.login_changed(&key);
-        let removed = self.store()?.remove(&key)?;
+        let removed = self.store().and_then(|store| Ok(store.remove(&key)?));
         self.login_changed(&key);
-        Ok(removed)
+        removed
     }
 
     /// After `store` or `erase`: an exchange registry (or any registry,

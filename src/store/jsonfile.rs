@@ -87,6 +87,23 @@ impl JsonMapFile {
     where
         T: DeserializeOwned + Serialize,
     {
+        self.try_update(|entries| Ok(change(entries)))
+    }
+
+    /// [`update`](Self::update) with a `change` that may fail; the file is
+    /// then left as it was. The lock is held while `change` runs, so work
+    /// done there (the keyring write an index entry describes) is ordered
+    /// with every other writer's.
+    ///
+    /// # Errors
+    /// A failure to lock, read or write, or `change`'s own.
+    pub fn try_update<T, R>(
+        &self,
+        change: impl FnOnce(&mut BTreeMap<String, T>) -> Result<(bool, R), StoreError>,
+    ) -> Result<R, StoreError>
+    where
+        T: DeserializeOwned + Serialize,
+    {
         let dir = self.path.parent().unwrap_or(Path::new("."));
         fsutil::ensure_private_dir(dir)?;
         let _lock =
@@ -95,7 +112,7 @@ impl JsonMapFile {
                 timed_out => StoreError::Locked(timed_out.to_string()),
             })?;
         let mut entries = self.load::<T>()?;
-        let (changed, result) = change(&mut entries);
+        let (changed, result) = change(&mut entries)?;
         if changed {
             let bytes = serde_json::to_vec_pretty(&OnDisk { version: VERSION, entries })
                 .map_err(|e| StoreError::Encode(e.to_string()))?;

@@ -15,7 +15,7 @@ use keyring_core::{CredentialStore as KeyringBackend, Entry};
 use super::backend::Backend;
 use super::chunked::{self, RawKeyring};
 use super::jsonfile::JsonMapFile;
-use super::{CredentialStore, ListedCredential, SERVICE, StoreError, StoredCredential};
+use super::{CredentialStore, ListedCredential, SERVICE, StoreError, StoredCredential, Write};
 use crate::deadline::Deadline;
 use crate::secret::Secret;
 use crate::server_url::ServerUrl;
@@ -60,6 +60,7 @@ impl KeyringStore {
     /// thread with it.
     fn in_time<T: Send + 'static>(
         &self,
+        write: Write,
         op: impl FnOnce(&OsKeyring) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let os = Arc::clone(&self.os);
@@ -74,7 +75,7 @@ impl KeyringStore {
         match rx.recv_timeout(self.deadline.remaining()) {
             Ok(result) => result,
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                Err(StoreError::KeyringTimedOut { limit: self.deadline.limit() })
+                Err(StoreError::KeyringTimedOut { limit: self.deadline.limit(), write })
             }
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                 Err(StoreError::Keyring("the keyring call ended without an answer".into()))
@@ -86,7 +87,7 @@ impl KeyringStore {
 impl CredentialStore for KeyringStore {
     fn get(&self, key: &ServerUrl) -> Result<Option<StoredCredential>, StoreError> {
         let name = key.as_str().to_owned();
-        let Some(bytes) = self.in_time(move |os| chunked::load(os, &name))? else {
+        let Some(bytes) = self.in_time(Write::None, move |os| chunked::load(os, &name))? else {
             return Ok(None);
         };
         let secret = String::from_utf8(bytes).map_err(|_| {
@@ -107,10 +108,17 @@ impl CredentialStore for KeyringStore {
     }
 
     fn put(&self, key: &ServerUrl, cred: &StoredCredential) -> Result<(), StoreError> {
-        // Keyring first: if it refuses, the index must not claim an entry.
-        let (name, secret) = (key.as_str().to_owned(), cred.secret.clone());
-        self.in_time(move |os| chunked::store(os, &name, secret.expose().as_bytes(), MAX_BLOB))?;
-        self.index.update::<ListedCredential, ()>(|entries| {
+        // The keyring is written while the index's lock is held, after the
+        // index has been read: a lock that cannot be had, or an index that
+        // cannot be read, fails the store before the keyring is touched,
+        // and a keyring that refuses leaves the index as it was. So a
+        // `store` that reports failure never pairs the old username with
+        // the new secret.
+        self.index.try_update::<ListedCredential, ()>(|entries| {
+            let (name, secret) = (key.as_str().to_owned(), cred.secret.clone());
+            self.in_time(Write::Store, move |os| {
+                chunked::store(os, &name, secret.expose().as_bytes(), MAX_BLOB)
+            })?;
             let listed = ListedCredential {
                 server_url: cred.server_url.clone(),
                 username: cred.username.clone(),
@@ -118,18 +126,18 @@ impl CredentialStore for KeyringStore {
             };
             let changed = entries.get(key.as_str()) != Some(&listed);
             entries.insert(key.as_str().to_owned(), listed);
-            (changed, ())
+            Ok((changed, ()))
         })
     }
 
     fn remove(&self, key: &ServerUrl) -> Result<bool, StoreError> {
-        let name = key.as_str().to_owned();
-        let in_keyring = self.in_time(move |os| chunked::delete(os, &name))?;
-        let in_index = self.index.update::<ListedCredential, bool>(|entries| {
-            let removed = entries.remove(key.as_str()).is_some();
-            (removed, removed)
-        })?;
-        Ok(in_keyring || in_index)
+        // As for `put`: nothing is deleted unless the index can follow.
+        self.index.try_update::<ListedCredential, bool>(|entries| {
+            let name = key.as_str().to_owned();
+            let in_keyring = self.in_time(Write::Erase, move |os| chunked::delete(os, &name))?;
+            let in_index = entries.remove(key.as_str()).is_some();
+            Ok((in_index, in_keyring || in_index))
+        })
     }
 
     fn list(&self) -> Result<BTreeMap<String, ListedCredential>, StoreError> {

@@ -105,15 +105,18 @@ pub enum StoreError {
     Keyring(String),
     /// The keyring did not answer by the invocation's deadline.
     #[error(
-        "the OS keyring did not answer within {}s: it may be waiting for an unlock prompt that \
-         nobody can see, or its service is hung. Unlock the keyring (log in to the desktop \
-         session), or choose the file store with \"store\": \"file\" in the config or \
-         {STORE_ENV}=file",
-        limit.as_secs_f32()
+        "the OS keyring did not answer within {}s{}: it may be waiting for an unlock prompt \
+         that nobody can see, or its service is hung. Unlock the keyring (log in to the \
+         desktop session), or choose the file store with \"store\": \"file\" in the config \
+         or {STORE_ENV}=file",
+        limit.as_secs_f32(),
+        write.caveat()
     )]
     KeyringTimedOut {
         /// The invocation's whole limit.
         limit: std::time::Duration,
+        /// What was asked of it.
+        write: Write,
     },
     /// Another helper held the store's lock past the deadline.
     #[error("{0}")]
@@ -127,6 +130,32 @@ pub enum StoreError {
     /// A filesystem failure.
     #[error(transparent)]
     Fs(#[from] FsError),
+}
+
+/// The change a keyring call that timed out was making, if any: a hung
+/// service may still make it when it recovers, and the user must know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write {
+    /// A read.
+    None,
+    /// Storing a credential.
+    Store,
+    /// Erasing one.
+    Erase,
+}
+
+impl Write {
+    fn caveat(self) -> &'static str {
+        match self {
+            Write::None => "",
+            Write::Store => {
+                " (the credential may still be stored if it recovers; store it again once it answers)"
+            }
+            Write::Erase => {
+                " (the credential may still be erased if it recovers; erase it again once it answers)"
+            }
+        }
+    }
 }
 
 /// A store of credentials keyed by normalized server URL.
