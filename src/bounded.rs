@@ -87,6 +87,64 @@ pub fn read_text(reader: impl Read, limit: u64) -> Result<String, ReadError> {
     })
 }
 
+/// The process's stdin, read by a deadline: a caller that writes its
+/// request and never closes stdin gets an error when the deadline passes,
+/// not a helper waiting for ever. (Docker and the kubelet close it; a
+/// script with `cmd | helper get` where `cmd` hangs does not.)
+///
+/// On Unix each read first waits in `poll(2)` for the time left; elsewhere
+/// reads are not bounded in time (Windows pipes cannot be polled).
+#[derive(Debug)]
+pub struct Stdin {
+    deadline: Option<crate::deadline::Deadline>,
+}
+
+impl Stdin {
+    /// Stdin, given up on at `deadline` (never, with `None`).
+    pub fn until(deadline: Option<crate::deadline::Deadline>) -> Stdin {
+        Stdin { deadline }
+    }
+}
+
+impl Read for Stdin {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        #[cfg(unix)]
+        if let Some(deadline) = self.deadline {
+            wait_readable(libc::STDIN_FILENO, deadline)?;
+        }
+        std::io::stdin().lock().read(buf)
+    }
+}
+
+/// Waits until `fd` is readable (or at its end), by `deadline`.
+#[cfg(unix)]
+fn wait_readable(fd: libc::c_int, deadline: crate::deadline::Deadline) -> std::io::Result<()> {
+    loop {
+        let mut pollfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        let millis = libc::c_int::try_from(deadline.remaining().as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: one valid pollfd, for the duration of the call.
+        match unsafe { libc::poll(&raw mut pollfd, 1, millis) } {
+            0 => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "stdin was not closed within {}s: write the request and close stdin \
+                         (e.g. `echo registry.example.com | docker-credential-exchange get`)",
+                        deadline.limit().as_secs_f32()
+                    ),
+                ));
+            }
+            n if n > 0 => return Ok(()),
+            _ => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

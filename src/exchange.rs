@@ -44,6 +44,9 @@ pub struct ExchangeRequest<'a> {
     pub client_auth: ClientAuth,
     /// Extra trust roots for the endpoint.
     pub ca_file: Option<&'a Path>,
+    /// What to do if the STS rejects the subject token (see
+    /// [`SourceSpec::when_rejected`](crate::config::SourceSpec::when_rejected)).
+    pub subject_rejected: &'static str,
 }
 
 impl std::fmt::Debug for ExchangeRequest<'_> {
@@ -171,7 +174,7 @@ pub enum ExchangeError {
     /// The endpoint refused, with an RFC 6749 error body.
     #[error("the token endpoint {endpoint} refused the exchange for {registry}: {error}{} (HTTP {status}){}",
         description.as_deref().map(|d| format!(": {d}")).unwrap_or_default(),
-        advice(error))]
+        advice(error, rejected))]
     Refused {
         /// The registry's config key.
         registry: String,
@@ -183,6 +186,9 @@ pub enum ExchangeError {
         error: String,
         /// The server's description.
         description: Option<String>,
+        /// What to do about `invalid_grant`, which depends on where the
+        /// subject token came from.
+        rejected: &'static str,
     },
     /// No connection could be made.
     #[error(
@@ -231,12 +237,14 @@ impl ExchangeError {
 }
 
 /// What a person does about an RFC 6749 error code.
-fn advice(error: &str) -> &'static str {
+fn advice(error: &str, rejected: &str) -> String {
     match error {
-        "invalid_grant" => "; the STS rejected the login token: log in again with a fresh one",
-        "invalid_client" | "unauthorized_client" => "; check client_id and client_secret in the config",
-        "invalid_target" | "invalid_scope" => "; check audience, resource and scope in the config",
-        _ => "",
+        "invalid_grant" => format!("; {rejected}"),
+        "invalid_client" | "unauthorized_client" => {
+            "; check client_id and client_secret in the config".into()
+        }
+        "invalid_target" | "invalid_scope" => "; check audience, resource and scope in the config".into(),
+        _ => String::new(),
     }
 }
 
@@ -317,6 +325,7 @@ pub fn exchange(req: &ExchangeRequest<'_>, deadline: &Deadline) -> Result<TokenR
             status: resp.status,
             error: crate::redact::bounded(&err.error, 80),
             description: err.error_description.map(|d| crate::redact::bounded(&d, 300)),
+            rejected: req.subject_rejected,
         }),
         Err(_) => Err(failed(format!("HTTP {} without an OAuth error body", resp.status))),
     }
@@ -340,6 +349,7 @@ mod tests {
             client_secret: None,
             client_auth: auth,
             ca_file: None,
+            subject_rejected: "",
         }
     }
 
@@ -409,6 +419,24 @@ mod tests {
     }
 
     #[test]
+    fn invalid_grant_of_a_service_account_token_points_at_the_cluster_not_at_login() {
+        let e = ExchangeError::Refused {
+            registry: "r".into(),
+            endpoint: "https://s/t".into(),
+            status: 400,
+            error: "invalid_grant".into(),
+            description: None,
+            rejected: crate::config::SourceSpec::Kubelet.when_rejected(),
+        };
+        let text = e.to_string();
+        assert!(!text.contains("log in"), "{text}");
+        assert!(
+            text.contains("service account token") && text.contains("serviceAccountTokenAudience"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn invalid_grant_says_to_log_in_again() {
         let e = ExchangeError::Refused {
             registry: "r".into(),
@@ -416,6 +444,7 @@ mod tests {
             status: 400,
             error: "invalid_grant".into(),
             description: None,
+            rejected: crate::config::SourceSpec::Keyring.when_rejected(),
         };
         assert!(e.to_string().contains("the STS rejected the login token: log in again"), "{e}");
     }

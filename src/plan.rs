@@ -162,6 +162,7 @@ impl Plan {
             client_secret: reg.client_secret.as_ref(),
             client_auth: reg.client_auth,
             ca_file: reg.ca_file.as_deref(),
+            subject_rejected: reg.subject_token.when_rejected(),
         }
     }
 }

@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 
 use crate::bounded::ReadError;
-use crate::deadline::Deadline;
+use crate::deadline::{BadTimeout, Deadline};
 use crate::helper::{GetOptions, Helper, HelperError};
 use crate::secret::Secret;
 use crate::server_url::{ServerUrl, ServerUrlError};
@@ -119,10 +119,12 @@ impl From<ServerUrlError> for ProtocolError {
 
 /// Runs one action with the process's stdin and stdout.
 pub fn run(action: Action) -> ExitCode {
-    let stdin = std::io::stdin();
+    // One deadline for the whole action, reading stdin included.
+    let deadline = Deadline::from_env();
+    let mut stdin = crate::bounded::Stdin::until(deadline.as_ref().ok().copied());
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    match execute(action, &mut stdin.lock(), &mut out) {
+    match execute(action, deadline, &mut stdin, &mut out) {
         Ok(()) => ExitCode::SUCCESS,
         // Nobody is reading; there is no one to tell.
         Err(ProtocolError::Output(_)) => ExitCode::FAILURE,
@@ -136,17 +138,19 @@ pub fn run(action: Action) -> ExitCode {
     }
 }
 
-/// The deadline of an action that may wait: a bad setting is an error of
-/// the action, never ignored.
-fn deadline() -> Result<Deadline, ProtocolError> {
-    Deadline::from_env().map_err(|e| ProtocolError::BadInput(e.to_string()))
-}
-
-/// Runs `action` reading `input` and writing the answer to `output`.
+/// Runs `action` by `deadline`, reading `input` and writing the answer to
+/// `output`. A bad deadline setting is an error of every action that may
+/// wait, never ignored.
 ///
 /// # Errors
 /// The protocol error to print.
-pub fn execute(action: Action, input: &mut dyn Read, output: &mut dyn Write) -> Result<(), ProtocolError> {
+pub fn execute(
+    action: Action,
+    deadline: Result<Deadline, BadTimeout>,
+    input: &mut dyn Read,
+    output: &mut dyn Write,
+) -> Result<(), ProtocolError> {
+    let deadline = || deadline.map_err(|e| ProtocolError::BadInput(e.to_string()));
     match action {
         Action::Version => {
             writeln!(output, "docker-credential-exchange {}", env!("CARGO_PKG_VERSION"))

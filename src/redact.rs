@@ -63,6 +63,24 @@ pub fn line(text: &str) -> String {
     bounded(text, MAX_LINE)
 }
 
+/// An error and its causes as one text, each cause once: `what failed:
+/// why`. Errors here carry their cause in their own message (so that
+/// `to_string` alone says why) and also as their `source`; printing the
+/// chain naively would say every cause twice.
+pub fn chain<'a>(errors: impl IntoIterator<Item = &'a (dyn std::error::Error + 'static)>) -> String {
+    let mut text = String::new();
+    for error in errors {
+        let own = error.to_string();
+        if text.is_empty() {
+            text = own;
+        } else if !text.contains(&own) {
+            text.push_str(": ");
+            text.push_str(&own);
+        }
+    }
+    text
+}
+
 /// `text` redacted, on one line, cut to `max_chars` characters with `…`.
 pub fn bounded(text: &str, max_chars: usize) -> String {
     truncate(&one_line(&redact(text)), max_chars)
@@ -317,6 +335,24 @@ mod tests {
     #[test]
     fn one_line_joins_lines_and_drops_control_characters() {
         assert_eq!(one_line("a\n  b\r\nc\u{1b}[31m"), "a b c [31m");
+    }
+
+    #[test]
+    fn a_cause_already_in_its_error_message_is_said_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot read stdin: {0}")]
+        struct Outer(#[from] std::io::Error);
+        let outer = Outer::from(std::io::Error::other("is larger than 1048576 bytes"));
+        let text =
+            chain(std::iter::successors(Some(&outer as &(dyn std::error::Error + 'static)), |e| e.source()));
+        assert_eq!(text, "cannot read stdin: is larger than 1048576 bytes");
+    }
+
+    #[test]
+    fn a_cause_not_in_its_error_message_is_appended() {
+        let error =
+            anyhow::Error::new(std::io::Error::other("disk full")).context("cannot write config.json");
+        assert_eq!(chain(error.chain()), "cannot write config.json: disk full");
     }
 
     #[test]

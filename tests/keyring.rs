@@ -216,3 +216,26 @@ fn an_erase_that_reports_failure_leaves_the_credential_in_place() {
     assert_eq!(sandbox.list().success().json()["plain.example.com"], "bob");
     assert_eq!(sandbox.get("plain.example.com").success().json()["Secret"], "bobs-password-1");
 }
+
+#[test]
+fn time_spent_waiting_for_the_login_token_is_not_counted_against_the_keyring() {
+    let Some((sandbox, _service)) = keyring_sandbox() else { return };
+    sandbox.write_exchange_config("registry.example.com", "https://sts.invalid/token", json!({}));
+    let (mut cmd, _) = sandbox
+        .cmd(&["login", "registry.example.com", "--token-stdin", "--no-verify"])
+        .env("DOCKER_CREDENTIAL_EXCHANGE_TIMEOUT_SECONDS", "2")
+        .into_command();
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A person pasting at the prompt, or a slow token producer: 3 s.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, b"opaque-login-token-0123456789abcdef\n").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "the keyring answers at once: {}", String::from_utf8_lossy(&out.stderr));
+}

@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use super::output::{self, Waiting};
 use super::prompt::{self, Source};
 use crate::config::TemplateError;
+use crate::deadline::Deadline;
 use crate::helper::{Helper, HelperError};
 use crate::plan::PlanError;
 use crate::secret::Secret;
@@ -42,7 +43,7 @@ pub struct LoginArgs {
     pub refused_token: Option<Secret>,
 }
 
-pub(super) fn login(args: LoginArgs, helper: &Helper) -> anyhow::Result<ExitCode> {
+pub(super) fn login(args: LoginArgs, helper: Helper) -> anyhow::Result<ExitCode> {
     if args.refused_token.is_some() {
         bail!(
             "a login token given as an argument is refused: arguments are visible to every user in `ps` \
@@ -67,15 +68,17 @@ pub(super) fn login(args: LoginArgs, helper: &Helper) -> anyhow::Result<ExitCode
     };
     let Some((key, reg)) = entry else {
         if !args.plain {
-            bail!("{}", not_configured(helper, &url));
+            bail!("{}", not_configured(&helper, &url));
         }
         let username = args.username.as_deref().context("--plain needs --username")?;
         let token = prompt::read_token(source)?;
+        let helper = after_the_wait(helper)?;
         helper.store_credential(&url, url.display_name(), username, token)?;
         output::line(&format!("stored a plain credential for {url} (user {username})"))?;
         return Ok(ExitCode::SUCCESS);
     };
     let token = prompt::read_token(source)?;
+    let helper = after_the_wait(helper)?;
     let endpoint = reg.map(|r| r.token_endpoint).unwrap_or_default();
     let waiting = (!args.no_verify).then(|| {
         Waiting::start(
@@ -113,6 +116,12 @@ pub(super) fn login(args: LoginArgs, helper: &Helper) -> anyhow::Result<ExitCode
     };
     output::line(&message)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The helper with the invocation's deadline started afresh, once the
+/// token has been read: a slow paste is not a slow keyring.
+fn after_the_wait(helper: Helper) -> anyhow::Result<Helper> {
+    Ok(helper.with_deadline(Deadline::from_env()?))
 }
 
 /// "not configured for exchange", naming the closest configured key.

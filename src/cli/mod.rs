@@ -150,12 +150,11 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     }
     // A token pasted where an option's value goes (`--token-stdin=eyJ…`)
     // would be echoed by clap's error: long opaque words are taken for
-    // secrets and redacted from it. (Paths and registry names have `/` or
-    // `.`; JWTs are recognised by their shape.)
+    // secrets and redacted from it.
     for arg in &args {
         let arg = arg.to_string_lossy();
         let value = arg.split_once('=').map_or(&*arg, |(_, v)| v);
-        if value.len() >= 20 && !value.contains(['/', '.']) {
+        if looks_pasted_secret(value) {
             crate::redact::remember(value);
         }
     }
@@ -191,10 +190,24 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         Ok(code) => code,
         Err(e) if output::is_closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("docker-credential-exchange: error: {}", crate::redact::line(&format!("{e:#}")));
+            eprintln!(
+                "docker-credential-exchange: error: {}",
+                crate::redact::line(&crate::redact::chain(e.chain()))
+            );
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether a command-line word looks like a token rather than a word a
+/// person typed: long, and not made of lower-case words alone. Paths and
+/// registry names have `/` or `.`; `kubelet-credential-provider` and
+/// `docker-credential-pass` are words; base64 and hex tokens have capitals
+/// or digits. (JWTs are recognised by their shape wherever they appear.)
+fn looks_pasted_secret(value: &str) -> bool {
+    value.len() >= 20
+        && !value.contains(['/', '.'])
+        && !value.bytes().all(|b| b.is_ascii_lowercase() || b == b'-' || b == b'_')
 }
 
 /// The first argument, if it is a word that names neither a subcommand
@@ -219,7 +232,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
     }
     let helper = Helper::from_env(Deadline::from_env()?)?;
     match command {
-        Command::Login(args) => login::login(args, &helper),
+        Command::Login(args) => login::login(args, helper),
         Command::Logout { registry } => login::logout(&registry, &helper),
         Command::Status(args) => status::status(args, &helper),
         Command::Token(args) => token::token(args, &helper),
@@ -252,4 +265,23 @@ fn cache_clear(registry: Option<&str>, helper: &Helper) -> anyhow::Result<ExitCo
     };
     output::line(&format!("removed {removed} cached token(s) from {}", cache.dir().display()))?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_pasted_secret;
+
+    #[test]
+    fn subcommand_and_helper_names_are_not_taken_for_secrets() {
+        for word in ["kubelet-credential-provider", "docker-credential-secretservice", "--token-stdin"] {
+            assert!(!looks_pasted_secret(word), "{word}");
+        }
+    }
+
+    #[test]
+    fn opaque_tokens_on_the_command_line_are_taken_for_secrets() {
+        for word in ["ghp_16C7e42F292c6912E7710c838347Ae178B4a", "0123456789abcdef0123456789abcdef"] {
+            assert!(looks_pasted_secret(word), "{word}");
+        }
+    }
 }

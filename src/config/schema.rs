@@ -66,6 +66,34 @@ impl SourceSpec {
             SourceSpec::Kubelet => "kubelet".into(),
         }
     }
+
+    /// What to do when the STS rejects this source's token (`invalid_grant`):
+    /// only a keyring login is renewed by logging in again.
+    pub fn when_rejected(&self) -> &'static str {
+        match self {
+            SourceSpec::Keyring => "the STS rejected the login token: log in again with a fresh one",
+            SourceSpec::Env { .. } => {
+                "the STS rejected the subject token from the environment: check that it is current and issued for \
+                 this STS"
+            }
+            SourceSpec::File { .. } => {
+                "the STS rejected the subject token in the file: check that whatever writes the file keeps it \
+                 current, and that it is issued for this STS"
+            }
+            SourceSpec::Command { .. } => {
+                "the STS rejected the token the command printed: check that it prints a current token issued for \
+                 this STS"
+            }
+            SourceSpec::GithubActions { .. } => {
+                "the STS rejected the job's OIDC token: check the STS's trust policy for this repository and \
+                 workflow, and the token's audience"
+            }
+            SourceSpec::Kubelet => {
+                "the STS rejected the pod's service account token: check that it trusts the cluster's token \
+                 issuer and expects the audience set in tokenAttributes.serviceAccountTokenAudience"
+            }
+        }
+    }
 }
 
 /// A non-negative whole number of seconds.

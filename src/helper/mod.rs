@@ -198,6 +198,15 @@ impl Helper {
         &self.cache
     }
 
+    /// This helper with `deadline` in place of its own, for a command that
+    /// waits on a person before its real work: the time someone takes to
+    /// paste a token at `login`'s prompt must not be counted against the
+    /// keyring or the endpoint. The store, if opened, is opened again so
+    /// that it waits by the new deadline too.
+    pub fn with_deadline(self, deadline: Deadline) -> Helper {
+        Helper { deadline, store: OnceCell::new(), ..self }
+    }
+
     /// The invocation's deadline.
     pub fn deadline(&self) -> &Deadline {
         &self.deadline

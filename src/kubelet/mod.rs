@@ -137,7 +137,8 @@ pub fn serve(
 /// # Errors
 /// Any [`KubeletError`], for the caller to print on stderr.
 pub fn main(helper: &Helper) -> anyhow::Result<ExitCode> {
-    serve(std::io::stdin().lock(), std::io::stdout().lock(), |request, image| issue(helper, request, image))?;
+    let stdin = crate::bounded::Stdin::until(Some(*helper.deadline()));
+    serve(stdin, std::io::stdout().lock(), |request, image| issue(helper, request, image))?;
     Ok(ExitCode::SUCCESS)
 }
 

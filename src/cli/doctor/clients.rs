@@ -32,12 +32,18 @@ pub(super) fn docker_config(
 ) -> anyhow::Result<()> {
     let path = match docker_config::docker_config_path() {
         Ok(p) => p,
-        Err(e) => return checks.problem("docker", format!("{e:#}"), "set HOME or DOCKER_CONFIG"),
+        Err(e) => {
+            return checks.problem("docker", crate::redact::chain(e.chain()), "set HOME or DOCKER_CONFIG");
+        }
     };
     let file = match ConfigFile::read(&path) {
         Ok(f) => f,
         Err(e) => {
-            return checks.problem("docker", format!("{e:#}"), "fix the file; Docker cannot read it either");
+            return checks.problem(
+                "docker",
+                crate::redact::chain(e.chain()),
+                "fix the file; Docker cannot read it either",
+            );
         }
     };
     if file.original.is_none() {
@@ -98,7 +104,7 @@ pub(super) fn containers_auth(checks: &mut Checks, served: &BTreeSet<String>) ->
             Ok(_) => {}
             Err(e) => checks.warn(
                 "containers",
-                format!("{e:#}"),
+                crate::redact::chain(e.chain()),
                 "podman and skopeo cannot read it either; fix it",
             )?,
         }

@@ -1,0 +1,83 @@
+//! The kubelet provider's edges, without servers: what an operator reads in
+//! the kubelet's log (whole words, each cause once) and a request whose
+//! stdin is never closed. The end-to-end pulls are in e2e_kubelet.rs.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::cmd::Sandbox;
+
+const KUBELET_V1: &str = "credentialprovider.kubelet.k8s.io/v1";
+
+fn request(image: &str) -> String {
+    let r = json!({"kind": "CredentialProviderRequest", "apiVersion": KUBELET_V1, "image": image,
+                   "serviceAccountToken": "sa-token"});
+    format!("{r}\n")
+}
+
+#[test]
+fn a_request_the_config_does_not_cover_is_reported_in_whole_words() {
+    let sandbox = Sandbox::new();
+    sandbox.write_config(&json!({"registries": {}}));
+    let out = sandbox
+        .cmd(&["kubelet-credential-provider"])
+        .stdin(request("other.example.com/team/app"))
+        .run()
+        .failure();
+    assert!(!out.stderr.contains("[REDACTED]"), "nothing secret here: {out:?}");
+    assert!(out.stderr.contains("no credentials for other.example.com/team/app"), "{out:?}");
+}
+
+#[test]
+fn a_request_that_is_not_json_names_the_kind_it_expected() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.cmd(&["kubelet-credential-provider"]).stdin("not json").run().failure();
+    assert!(out.stderr.contains("CredentialProviderRequest"), "{out:?}");
+}
+
+#[test]
+fn a_malformed_request_states_its_cause_once() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.cmd(&["kubelet-credential-provider"]).stdin("[1]").run().failure();
+    assert_eq!(out.stderr.matches("expected a JSON object").count(), 1, "{out:?}");
+}
+
+#[test]
+fn an_oversized_request_states_its_cause_once() {
+    let sandbox = Sandbox::new();
+    let big = format!(
+        "{{\"kind\":\"CredentialProviderRequest\",\"apiVersion\":\"{KUBELET_V1}\",\"image\":\"a/b\",\"pad\":\"{}\"}}",
+        "x".repeat(2 << 20)
+    );
+    let out = sandbox.cmd(&["kubelet-credential-provider"]).stdin(big).run().failure();
+    assert_eq!(out.stderr.matches("larger than 1048576 bytes").count(), 1, "{out:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_request_whose_stdin_is_never_closed_ends_by_the_deadline() {
+    let sandbox = Sandbox::new();
+    let (mut cmd, _) = sandbox
+        .cmd(&["kubelet-credential-provider"])
+        .env("DOCKER_CREDENTIAL_EXCHANGE_TIMEOUT_SECONDS", "2")
+        .into_command();
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _open = child.stdin.take().unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ended = child.try_wait().unwrap();
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(ended.and_then(|s| s.code()), Some(1), "still running 20 s after a 2 s deadline");
+    assert!(stderr.contains("stdin was not closed within 2s"), "{stderr}");
+}
