@@ -96,6 +96,7 @@ pub fn read_text(reader: impl Read, limit: u64) -> Result<String, ReadError> {
 /// reads are not bounded in time (Windows pipes cannot be polled).
 #[derive(Debug)]
 pub struct Stdin {
+    #[cfg_attr(not(unix), expect(dead_code, reason = "Windows pipes cannot be polled"))]
     deadline: Option<crate::deadline::Deadline>,
 }
 

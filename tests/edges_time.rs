@@ -329,7 +329,7 @@ fn a_login_store_that_fails_part_way_still_retires_the_tokens_of_the_old_login()
 #[test]
 fn a_get_whose_stdin_is_never_closed_ends_by_the_deadline() {
     let sandbox = Sandbox::new();
-    let (mut cmd, _) = sandbox.cmd(&["get"]).env(TIMEOUT_ENV, &DEADLINE.to_string()).into_command();
+    let (mut cmd, _) = sandbox.cmd(&["get"]).env(TIMEOUT_ENV, DEADLINE.to_string()).into_command();
     let mut child = cmd
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
