@@ -4,8 +4,6 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
 use serde_json::json;
 use support::cmd::Sandbox;
 
@@ -58,6 +56,7 @@ fn an_oversized_request_states_its_cause_once() {
 #[cfg(unix)]
 #[test]
 fn a_request_whose_stdin_is_never_closed_ends_by_the_deadline() {
+    use std::time::{Duration, Instant};
     let sandbox = Sandbox::new();
     let (mut cmd, _) = sandbox
         .cmd(&["kubelet-credential-provider"])
