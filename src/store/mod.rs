@@ -8,10 +8,14 @@
 
 mod backend;
 mod chunked;
+#[cfg(not(target_os = "linux"))]
+mod core_keyring;
 mod file;
 mod jsonfile;
 pub(crate) use jsonfile::describe_json_error;
 mod keyring;
+#[cfg(target_os = "linux")]
+mod secret_service;
 
 use std::path::PathBuf;
 
