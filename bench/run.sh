@@ -5,19 +5,23 @@
 # from its own cache), in one run on one machine, and prints the tables of
 # bench/RESULTS.md with every budget of DESIGN.md section 7 checked.
 #
-#   bench/run.sh                 # everything, about 10-15 minutes on 2 cores
-#   BENCH_ROUNDS=5 bench/run.sh  # more rounds on a noisy machine
+#   bench/run.sh                  # everything, about 15-20 minutes on 2 cores
+#   BENCH_ROUNDS=20 bench/run.sh  # more rounds on a noisy machine
+#   BENCH_BIN=/path/to/docker-credential-exchange bench/run.sh
+#                                 # measure that binary (e.g. a "before" build)
 #
 # Knobs (environment):
-#   BENCH_RUNS (hyperfine runs per fast row and round, default 200),
-#   BENCH_WARMUP (20), BENCH_ROUNDS (3; timed rows run in rounds, every row
-#   of a table in each round, so drift on a shared machine hits them alike),
-#   BENCH_GROWTH_RUNS (runs per growth row and round, 30),
-#   BENCH_GROWTH_SIZES ("1 10 100 1000 10000"), BENCH_SLOW_RUNS (runs of
-#   the network rows, 40), BENCH_RSS_RUNS (7), BENCH_CONC_REPS (3),
+#   BENCH_ROUNDS (10): every timed table runs in rounds of a few runs per
+#   row, every row in each round, so that drift on a shared machine hits
+#   all rows alike (hyperfine runs one row's runs back to back);
+#   BENCH_RUNS (runs per fast row and round, 40), BENCH_WARMUP (5),
+#   BENCH_GROWTH_RUNS (per growth row and round, 10),
+#   BENCH_GROWTH_SIZES ("1 10 100 1000 10000"), BENCH_SLOW_RUNS (per
+#   network row and round, 8), BENCH_RSS_RUNS (7), BENCH_CONC_REPS (3),
 #   BENCH_DAY_REPOS (1000), BENCH_DAY_HOURS (24),
 #   BENCH_CALLGRIND_MAX (largest growth size run under callgrind, 10000;
-#   0 skips callgrind), BENCH_KEEP=1 keeps the work directory (callgrind
+#   0 skips callgrind), BENCH_BIN (the helper to measure; default: build
+#   this checkout), BENCH_KEEP=1 keeps the work directory (callgrind
 #   files included, for callgrind_annotate). CARGO_TARGET_DIR is honoured.
 #
 # Public tools only: cargo/rustc, hyperfine, GNU time, gnome-keyring, dbus,
@@ -29,12 +33,12 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
-RUNS=${BENCH_RUNS:-200}
-WARMUP=${BENCH_WARMUP:-20}
-ROUNDS=${BENCH_ROUNDS:-3}
-GROWTH_RUNS=${BENCH_GROWTH_RUNS:-30}
+RUNS=${BENCH_RUNS:-40}
+WARMUP=${BENCH_WARMUP:-5}
+ROUNDS=${BENCH_ROUNDS:-10}
+GROWTH_RUNS=${BENCH_GROWTH_RUNS:-10}
 GROWTH_SIZES=${BENCH_GROWTH_SIZES:-1 10 100 1000 10000}
-SLOW_RUNS=${BENCH_SLOW_RUNS:-40}
+SLOW_RUNS=${BENCH_SLOW_RUNS:-8}
 RSS_RUNS=${BENCH_RSS_RUNS:-7}
 CONC_REPS=${BENCH_CONC_REPS:-3}
 DAY_REPOS=${BENCH_DAY_REPOS:-1000}
@@ -65,8 +69,14 @@ if [ -z "${BENCH_SESSION:-}" ]; then
     fi
     command -v cargo >/dev/null || { echo "bench: cargo (rustup) is needed" >&2; exit 1; }
 
-    say "building (release) in $CARGO_TARGET_DIR"
-    (cd "$REPO" && cargo build --release --quiet --bin docker-credential-exchange --example sts)
+    if [ -n "${BENCH_BIN:-}" ]; then
+        say "building the STS (release) in $CARGO_TARGET_DIR; measuring $BENCH_BIN"
+        (cd "$REPO" && cargo build --release --quiet --example sts)
+    else
+        say "building (release) in $CARGO_TARGET_DIR"
+        (cd "$REPO" && cargo build --release --quiet --bin docker-credential-exchange --example sts)
+    fi
+    BENCH_BIN=$(realpath "${BENCH_BIN:-$CARGO_TARGET_DIR/release/docker-credential-exchange}")
     WORK=$(mktemp -d /tmp/dce-bench.XXXXXX)
     rustc -O --edition 2021 -o "$WORK/floor" "$REPO/bench/floor.rs"
     rustc -O --edition 2021 -o "$WORK/launch" "$REPO/bench/launch.rs"
@@ -83,7 +93,7 @@ if [ -z "${BENCH_SESSION:-}" ]; then
         -u XDG_CONFIG_HOME -u XDG_CACHE_HOME -u XDG_DATA_HOME \
         -u http_proxy -u https_proxy -u HTTP_PROXY -u HTTPS_PROXY -u all_proxy -u ALL_PROXY \
         -u AWS_PROFILE -u AWS_CONFIG_FILE -u AWS_SHARED_CREDENTIALS_FILE -u AWS_ECR_CACHE_DIR \
-        BENCH_SESSION=1 BENCH_WORK="$WORK" BENCH_REPO="$REPO" HOME="$WORK/home" XDG_RUNTIME_DIR="$WORK/run" \
+        BENCH_SESSION=1 BENCH_WORK="$WORK" BENCH_REPO="$REPO" BENCH_BIN="$BENCH_BIN" HOME="$WORK/home" XDG_RUNTIME_DIR="$WORK/run" \
         dbus-run-session -- bash "${BASH_SOURCE[0]}" "$@"
 fi
 
@@ -91,7 +101,7 @@ fi
 # Phase 2 (inside the session): services, fixtures, measurements.
 # ---------------------------------------------------------------------------
 W=$BENCH_WORK
-BIN="$CARGO_TARGET_DIR/release/docker-credential-exchange"
+BIN=$BENCH_BIN
 STS="$CARGO_TARGET_DIR/release/examples/sts"
 LAUNCH="$W/launch"
 FLOOR="$W/floor"
@@ -263,18 +273,18 @@ rows=()
 for n in $GROWTH_SIZES; do
     rows+=("hit-$n" "$LAUNCH DOCKER_CREDENTIAL_EXCHANGE_CONFIG=$W/growth/config-$n.json $W/req-hit $BIN get")
 done
-table growth-hit "$GROWTH_RUNS" 3 "$ROUNDS" "${BASE[@]}" "${rows[@]}"
+table growth-hit "$GROWTH_RUNS" 1 "$ROUNDS" "${BASE[@]}" "${rows[@]}"
 rows=()
 for n in $GROWTH_SIZES; do
     rows+=("list-config-$n" "$LAUNCH DOCKER_CREDENTIAL_EXCHANGE_CONFIG=$W/growth/config-$n.json DOCKER_CREDENTIAL_EXCHANGE_DATA_DIR=$W/data-0 $W/empty $BIN list")
     rows+=("list-store-$n" "$LAUNCH DOCKER_CREDENTIAL_EXCHANGE_CONFIG=$W/growth/config-1.json DOCKER_CREDENTIAL_EXCHANGE_DATA_DIR=$W/data-$n $W/empty $BIN list")
 done
-table growth-list "$GROWTH_RUNS" 3 "$ROUNDS" "${BASE[@]}" "${rows[@]}"
+table growth-list "$GROWTH_RUNS" 1 "$ROUNDS" "${BASE[@]}" "${rows[@]}"
 
 say "network rows: $ROUNDS rounds x $SLOW_RUNS runs"
 FORM="-d grant_type=urn:ietf:params:oauth:grant-type:token-exchange -d subject_token_type=urn:ietf:params:oauth:token-type:jwt"
 NOCACHE=DOCKER_CREDENTIAL_EXCHANGE_NO_CACHE=1
-table slow "$SLOW_RUNS" 3 "$ROUNDS" "${BASE[@]}" \
+table slow "$SLOW_RUNS" 1 "$ROUNDS" "${BASE[@]}" \
     cold "$LAUNCH $NOCACHE $W/req-env $BIN get" \
     curl "curl -fsS -o /dev/null $FORM -d subject_token=$SUBJECT $TOKEN_URL" \
     cold-https "$LAUNCH $NOCACHE $W/req-tls $BIN get" \
