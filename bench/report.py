@@ -91,6 +91,9 @@ def main():
     print(f"| 7b. curl POST of the same form, HTTP | {slow['curl']:.2f} ms | | |")
     print(f"| 8a. get, cold, HTTPS (ca_file trust) | {slow['cold-https']:.2f} ms | {slow['cold-https'] - slow['curl-https']:+.2f} ms | {fmt_i(instr('cold-https'))} |")
     print(f"| 8b. curl POST of the same form, HTTPS (--cacert) | {slow['curl-https']:.2f} ms | | |")
+    http_requests, tls_requests, expected = open(os.path.join(work, "slow-requests")).read().split()
+    print(f"(token requests answered during these rows: HTTP STS {http_requests}, HTTPS STS {tls_requests}; "
+          f"expected {2 * int(expected)} each, one per run and warm-up of the helper and of curl)")
 
     print()
     print("Growth: a cache hit and `list` with N entries (config: N exchange registries; store: N stored registries)")

@@ -127,7 +127,12 @@ STATS_URL=$($FIX field "$W/sts.json" stats_url)
 TLS_URL=$($FIX field "$W/sts-tls.json" url)
 TLS_SUBJECT=$($FIX field "$W/sts-tls.json" subject_token)
 $FIX field "$W/sts-tls.json" ca_pem >"$W/sts-ca.pem"
-sts_requests() { curl -fsS "$STATS_URL" | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"])'; }
+TLS_STATS_URL=$($FIX field "$W/sts-tls.json" stats_url)
+sts_requests() { # sts_requests [tls]: token requests the STS has answered
+    local url=$STATS_URL
+    [ "${1:-}" = tls ] && url=$TLS_STATS_URL
+    curl -fsS --cacert "$W/sts-ca.pem" "$url" | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"])'
+}
 
 # The helper runs with its defaults under the private HOME: config in
 # ~/.config, cache in ~/.cache, the OS keyring (gnome-keyring) as store.
@@ -282,6 +287,8 @@ done
 table growth-list "$GROWTH_RUNS" 1 "$ROUNDS" "${BASE[@]}" "${rows[@]}"
 
 say "network rows: $ROUNDS rounds x $SLOW_RUNS runs"
+before_http=$(sts_requests)
+before_tls=$(sts_requests tls)
 FORM="-d grant_type=urn:ietf:params:oauth:grant-type:token-exchange -d subject_token_type=urn:ietf:params:oauth:token-type:jwt"
 NOCACHE=DOCKER_CREDENTIAL_EXCHANGE_NO_CACHE=1
 table slow "$SLOW_RUNS" 1 "$ROUNDS" "${BASE[@]}" \
@@ -289,6 +296,13 @@ table slow "$SLOW_RUNS" 1 "$ROUNDS" "${BASE[@]}" \
     curl "curl -fsS -o /dev/null $FORM -d subject_token=$SUBJECT $TOKEN_URL" \
     cold-https "$LAUNCH $NOCACHE $W/req-tls $BIN get" \
     curl-https "curl -fsS -o /dev/null --cacert $W/sts-ca.pem $FORM -d subject_token=$TLS_SUBJECT $TLS_URL"
+# Every timed run of a network row is one token request (warm-ups too):
+# a cold get that answered from somewhere else would show here.
+expected=$((ROUNDS * (SLOW_RUNS + 1)))
+echo "$(($(sts_requests) - before_http)) $(($(sts_requests tls) - before_tls)) $expected" >"$W/slow-requests"
+read -r got_http got_tls _ <"$W/slow-requests"
+[ "$got_http" -eq $((2 * expected)) ] && [ "$got_tls" -eq $((2 * expected)) ] ||
+    { echo "bench: the network rows made $got_http and $got_tls token requests, expected $((2 * expected)) each" >&2; exit 1; }
 
 say "peak RSS: $RSS_RUNS runs each"
 rss_of() { # rss_of NAME STDIN [VAR=VALUE...] -- PROGRAM ARGS...
