@@ -231,14 +231,22 @@ done
 # to the STS it must see.
 say "network proof (strace)"
 net_calls() { # net_calls NAME PROGRAM... : network system calls made, all threads
-    strace -f -qq -e trace=network -o "$W/strace-$1" "$@" >/dev/null 2>&1 || true
-    grep -cE '^[0-9]+ +(socket|connect|sendto|sendmsg|bind)\(' "$W/strace-$1" || true
+    local name=$1
+    shift
+    # -q drops attach notes, so the file holds only the traced calls
+    # and the exit line; the exit line proves the program ran to the end.
+    strace -f -q -e trace=network -o "$W/strace-$name" "$@" >"$W/strace-$name.out" 2>&1 ||
+        { cat "$W/strace-$name.out" >&2; echo "bench: $name failed under strace" >&2; exit 1; }
+    grep -q '+++ exited with 0 +++' "$W/strace-$name" ||
+        { echo "bench: strace did not see $name exit" >&2; exit 1; }
+    echo "$name $(grep -cE '^[0-9]+ +(socket|connect|sendto|sendmsg|sendmmsg|bind)\(' "$W/strace-$name")" >>"$W/netcalls"
 }
-{
-    echo "ecr $(net_calls ecr "$LAUNCH" "${ECR_ENV[@]}" "$W/req-ecr" "$ECR" get)"
-    echo "hit $(net_calls hit "$LAUNCH" "$W/req-hit" "$BIN" get)"
-    echo "curl $(net_calls curl curl -fsS -o /dev/null "$STATS_URL")"
-} >"$W/netcalls"
+: >"$W/netcalls"
+net_calls ecr "$LAUNCH" "${ECR_ENV[@]}" "$W/req-ecr" "$ECR" get
+net_calls hit "$LAUNCH" "$W/req-hit" "$BIN" get
+net_calls curl curl -fsS -o /dev/null "$STATS_URL"
+grep -q '"Secret":"ecr-cached-password"' "$W/strace-ecr.out" || { echo "bench: ECR gave no token under strace" >&2; exit 1; }
+grep -q '"Username":"bench"' "$W/strace-hit.out" || { echo "bench: the hit gave no token under strace" >&2; exit 1; }
 grep -q '^curl [1-9]' "$W/netcalls" || { echo "bench: strace saw no connect() from curl" >&2; exit 1; }
 grep -qE '^(ecr|hit) [1-9]' "$W/netcalls" && { cat "$W/netcalls" >&2; echo "bench: a cache-hit row made network calls" >&2; exit 1; }
 
