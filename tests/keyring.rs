@@ -102,3 +102,32 @@ fn keyring_items_have_a_readable_label() {
     let found = service.secret_tool_search(&[("username", "a.example")]);
     assert!(found.contains("label = Docker credentials for a.example"), "{found}");
 }
+
+#[test]
+fn an_item_with_the_helpers_attributes_made_elsewhere_is_read() {
+    // The shape earlier releases wrote through zbus-secret-service-keyring-store,
+    // or a person restores by hand: any label, and extra attributes (here
+    // the store crate's optional `target`) do not hide it.
+    let Some((sandbox, service)) = keyring_sandbox() else { return };
+    service.secret_tool_store(
+        "keyring:registry.example.com@docker-credential-exchange",
+        &[
+            ("service", "docker-credential-exchange"),
+            ("username", "registry.example.com"),
+            ("target", "default"),
+        ],
+        "made-elsewhere",
+    );
+    assert_eq!(sandbox.get("registry.example.com").quiet_success().secret(), "made-elsewhere");
+}
+
+#[test]
+fn storing_again_replaces_the_item_instead_of_adding_one() {
+    let Some((sandbox, service)) = keyring_sandbox() else { return };
+    sandbox.store("a.example", "alice", "first-secret").quiet_success();
+    sandbox.store("a.example", "alice", "second-secret").quiet_success();
+    let found = service.secret_tool_search(&[("username", "a.example")]);
+    assert_eq!(found.matches("secret = ").count(), 1, "{found}");
+    assert!(found.contains("second-secret"), "{found}");
+    assert_eq!(sandbox.get("a.example").quiet_success().secret(), "second-secret");
+}
