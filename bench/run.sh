@@ -21,8 +21,10 @@
 #   BENCH_DAY_REPOS (1000), BENCH_DAY_HOURS (24),
 #   BENCH_CALLGRIND_MAX (largest growth size run under callgrind, 10000;
 #   0 skips callgrind), BENCH_BIN (the helper to measure; default: build
-#   this checkout), BENCH_KEEP=1 keeps the work directory (callgrind
-#   files included, for callgrind_annotate). CARGO_TARGET_DIR is honoured.
+#   this checkout), BENCH_QUANTILE (the statistic of the tables, 0.1: see
+#   bench/report.py), BENCH_KEEP=1 keeps the work directory (callgrind
+#   files included, for callgrind_annotate; `python3 bench/report.py DIR
+#   BINARY "SIZES" REPOS` reprints its tables). CARGO_TARGET_DIR is honoured.
 #
 # Public tools only: cargo/rustc, hyperfine, GNU time, gnome-keyring, dbus,
 # libsecret-tools, curl, python3, strace, valgrind, and the two peers. What
