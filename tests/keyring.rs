@@ -131,3 +131,18 @@ fn storing_again_replaces_the_item_instead_of_adding_one() {
     assert!(found.contains("second-secret"), "{found}");
     assert_eq!(sandbox.get("a.example").quiet_success().secret(), "second-secret");
 }
+
+#[test]
+fn two_items_for_one_registry_are_an_error_not_a_guess() {
+    let Some((sandbox, service)) = keyring_sandbox() else { return };
+    for (target, secret) in [("one", "first-copy"), ("two", "second-copy")] {
+        service.secret_tool_store(
+            "duplicate",
+            &[("service", "docker-credential-exchange"), ("username", "dup.example"), ("target", target)],
+            secret,
+        );
+    }
+    let out = sandbox.get("dup.example").failure();
+    assert!(out.stdout.contains("2 keyring items match dup.example"), "{out:?}");
+    assert!(!out.stdout.contains("-copy"), "a secret leaked into the message: {out:?}");
+}
