@@ -157,8 +157,12 @@ fn fast_read(name: &str) -> FastRead {
     if session_algorithm(address.as_deref()) != EncryptionType::Plain {
         return FastRead::Unsettled;
     }
-    zbus::block_on(async {
-        let Ok(conn) = zbus::Connection::session().await else { return FastRead::Unsettled };
+    // zbus's own executor thread would hand every reply from its reader
+    // task to this thread; ticking the executor here instead saves a
+    // thread and those hand-offs (another 0.2 ms).
+    let connect = async { zbus::connection::Builder::session()?.internal_executor(false).build().await };
+    let Ok(conn) = zbus::block_on(connect) else { return FastRead::Unsettled };
+    zbus::block_on(driven(&conn, async {
         let open_args = ("plain", Value::from(""));
         let search_args = (attributes(name),);
         let (opened, searched) = both(
@@ -204,7 +208,28 @@ fn fast_read(name: &str) -> FastRead {
             (_, 0) => FastRead::Ambiguous(unlocked.len()),
             _ => FastRead::Unsettled,
         }
+    }))
+}
+
+/// Runs `work` while ticking `conn`'s executor, which reads the socket and
+/// dispatches replies (the connection was built without its own thread).
+async fn driven<F: Future>(conn: &zbus::Connection, work: F) -> F::Output {
+    use std::task::Poll;
+    let mut work = std::pin::pin!(work);
+    let mut ticker = std::pin::pin!(async {
+        loop {
+            conn.executor().tick().await;
+        }
+    });
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = work.as_mut().poll(cx) {
+            return Poll::Ready(out);
+        }
+        // The ticker never finishes; it only makes progress.
+        let _: Poll<()> = ticker.as_mut().poll(cx);
+        Poll::Pending
     })
+    .await
 }
 
 /// Awaits two futures together (both make progress; neither waits for the
