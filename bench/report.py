@@ -89,10 +89,11 @@ def main():
 
     fmt_i = lambda n: f"{n:,}" if n is not None else "-"
     floor, ss, ecr = fast.floor, fast["ss-get"], fast["ecr-get"]
-    print(f"docker-credential-exchange benchmark ({binary}, {os.path.getsize(binary) / 1e6:.1f} MB)")
-    print(open(os.path.join(work, "load")).read().strip().replace("\n", "; "), "(load averages: table 1/5/15 min)")
+    print(f"- docker-credential-exchange benchmark ({binary}, {os.path.getsize(binary) / 1e6:.1f} MB)")
+    print("- load averages (1/5/15 min) at the start of each table:",
+          open(os.path.join(work, "load")).read().strip().replace("\n", "; "))
     stat_name = "median" if QUANTILE == 0.5 else f"p{QUANTILE * 100:g}"
-    print(f"times: {stat_name} of all runs, median in parentheses; "
+    print(f"- times: {stat_name} of all runs, median in parentheses; "
           f"fast rows: {fast.runs} runs each; growth rows: {growth_hit.runs}; network rows: {slow.runs}; "
           f"launcher subtracted: {fast.launcher:.3f} ms (fast), {growth_hit.launcher:.3f} / {growth_list.launcher:.3f} "
           f"(growth), {slow.launcher:.3f} (network)")
@@ -173,12 +174,13 @@ def main():
     for hour, wall, exchanges, files, size, kib in day:
         print(f"| {hour} | {int(wall) / 1000:.1f} s | {exchanges} | {files} | {int(size):,} | {kib} |")
     if instr("write-empty"):
-        print(f"one cold get into an empty cache: {fmt_i(instr('write-empty'))} instructions; "
+        print()
+        print(f"One cold get into an empty cache: {fmt_i(instr('write-empty'))} instructions; "
               f"into the day's cache ({day[-1][3]} files): {fmt_i(instr('write-full'))}")
 
     net = dict(line.split() for line in open(os.path.join(work, "netcalls")).read().splitlines())
     print()
-    print(f"network system calls (strace -f -e trace=network): ECR cache-hit get {net['ecr']}, "
+    print(f"Network system calls (strace -f -e trace=network): ECR cache-hit get {net['ecr']}, "
           f"helper cache-hit get {net['hit']}, curl (control) {net['curl']}")
 
     def check(what, ok, measured):
@@ -214,7 +216,7 @@ def main():
     ]
     print()
     for what, ok, measured in checks:
-        print(f"{'PASS' if ok else 'FAIL'}  {what}  ({measured})")
+        print(f"- {'PASS' if ok else 'FAIL'}  {what}  ({measured})")
 
 
 if __name__ == "__main__":
