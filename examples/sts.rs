@@ -18,6 +18,11 @@
 //! Scripts ask for `--json` (one JSON line: `url`, `subject_token`,
 //! `mint_url`, `oidc_url`, `oidc_request_token`, `stats_url`) and may tie the
 //! server's life to a pipe with `--until-stdin-closes`, as bench/run.sh does.
+//!
+//! `--https` serves TLS with a fresh self-signed certificate for 127.0.0.1
+//! and adds its PEM to the JSON line as `ca_pem` (the benchmark's cold
+//! HTTPS row trusts it through the config's `ca_file`, and curl through
+//! `--cacert`).
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
@@ -33,7 +38,8 @@ use test_servers::sts::{self, Fault, Sts, StsOptions};
 #[command(after_help = "Examples:\n  \
 cargo run --example sts                        # a free port, printed; Ctrl-C stops it\n  \
 cargo run --example sts -- --port 8080 --lifetime 60\n  \
-cargo run --example sts -- --json --until-stdin-closes <fifo   # for scripts")]
+cargo run --example sts -- --json --until-stdin-closes <fifo   # for scripts\n  \
+cargo run --example sts -- --json --https      # TLS; the JSON line carries ca_pem")]
 struct Args {
     /// Listen on 127.0.0.1:N (default: a free port, printed at start).
     #[arg(long, value_name = "N", default_value_t = 0)]
@@ -57,16 +63,31 @@ struct Args {
     /// as long as the pipe a script holds open.
     #[arg(long)]
     until_stdin_closes: bool,
+    /// Serve HTTPS with a fresh self-signed certificate for 127.0.0.1 (on a
+    /// free port); --json then carries its PEM as `ca_pem`.
+    #[arg(long, conflicts_with = "port")]
+    https: bool,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     let options = StsOptions { lifetime_secs: args.lifetime, ..StsOptions::default() };
-    let server = match Sts::bind(args.port, options) {
-        Ok(server) => server,
-        Err(e) => {
-            eprintln!("sts: {e}");
+    let (server, ca_pem) = if args.https {
+        let Ok(cert) =
+            rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        else {
+            eprintln!("sts: cannot make a self-signed certificate");
             return ExitCode::FAILURE;
+        };
+        let pem = cert.cert.pem();
+        (Sts::start_https(options, &pem, &cert.signing_key.serialize_pem()), Some(pem))
+    } else {
+        match Sts::bind(args.port, options) {
+            Ok(server) => (server, None),
+            Err(e) => {
+                eprintln!("sts: {e}");
+                return ExitCode::FAILURE;
+            }
         }
     };
     if args.delay_ms > 0 {
@@ -74,7 +95,7 @@ fn main() -> ExitCode {
     }
     let subject_token = server.mint_subject_token(&args.subject, args.subject_lifetime);
     let text = if args.json {
-        json_line(&server, &subject_token)
+        json_line(&server, &subject_token, ca_pem.as_deref())
     } else {
         for_people(&server, &args, &subject_token)
     };
@@ -97,8 +118,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn json_line(server: &Sts, subject_token: &str) -> String {
-    let line = serde_json::json!({
+fn json_line(server: &Sts, subject_token: &str, ca_pem: Option<&str>) -> String {
+    let mut line = serde_json::json!({
         "url": server.url(),
         "subject_token": subject_token,
         "mint_url": server.mint_url(),
@@ -106,6 +127,9 @@ fn json_line(server: &Sts, subject_token: &str) -> String {
         "oidc_request_token": server.oidc_request_token(),
         "stats_url": format!("{}/stats", server.base_url()),
     });
+    if let Some(pem) = ca_pem {
+        line["ca_pem"] = pem.into();
+    }
     format!("{line}\n")
 }
 

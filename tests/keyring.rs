@@ -239,3 +239,47 @@ fn time_spent_waiting_for_the_login_token_is_not_counted_against_the_keyring() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "the keyring answers at once: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn an_item_with_the_helpers_attributes_made_elsewhere_is_read() {
+    // The shape earlier releases wrote through zbus-secret-service-keyring-store,
+    // or a person restores by hand: any label, and extra attributes (here
+    // the store crate's optional `target`) do not hide it.
+    let Some((sandbox, service)) = keyring_sandbox() else { return };
+    service.secret_tool_store(
+        "keyring:registry.example.com@docker-credential-exchange",
+        &[
+            ("service", "docker-credential-exchange"),
+            ("username", "registry.example.com"),
+            ("target", "default"),
+        ],
+        "made-elsewhere",
+    );
+    assert_eq!(sandbox.get("registry.example.com").quiet_success().secret(), "made-elsewhere");
+}
+
+#[test]
+fn storing_again_replaces_the_item_instead_of_adding_one() {
+    let Some((sandbox, service)) = keyring_sandbox() else { return };
+    sandbox.store("a.example", "alice", "first-secret").quiet_success();
+    sandbox.store("a.example", "alice", "second-secret").quiet_success();
+    let found = service.secret_tool_search(&[("username", "a.example")]);
+    assert_eq!(found.matches("secret = ").count(), 1, "{found}");
+    assert!(found.contains("second-secret"), "{found}");
+    assert_eq!(sandbox.get("a.example").quiet_success().secret(), "second-secret");
+}
+
+#[test]
+fn two_items_for_one_registry_are_an_error_not_a_guess() {
+    let Some((sandbox, service)) = keyring_sandbox() else { return };
+    for (target, secret) in [("one", "first-copy"), ("two", "second-copy")] {
+        service.secret_tool_store(
+            "duplicate",
+            &[("service", "docker-credential-exchange"), ("username", "dup.example"), ("target", target)],
+            secret,
+        );
+    }
+    let out = sandbox.get("dup.example").failure();
+    assert!(out.stdout.contains("2 keyring items match dup.example"), "{out:?}");
+    assert!(!out.stdout.contains("-copy"), "a secret leaked into the message: {out:?}");
+}

@@ -1,8 +1,9 @@
 //! What each OS keyring accepts, in one table, so that a setting valid on
 //! one OS can never silently break another.
 //!
-//! `keyring-core` builds an entry by handing the caller's *modifiers* to the
-//! platform store, and every store crate passes them through
+//! On macOS and Windows `keyring-core` builds an entry by handing the
+//! caller's *modifiers* to the platform store, and every store crate passes
+//! them through
 //! `keyring_core::attributes::parse_attributes` with its own list of keys:
 //! an unknown key is `Invalid(key, "unknown key")` and the entry is never
 //! built. A `label` modifier, which only the Secret Service store accepts,
@@ -18,7 +19,8 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Backend {
     /// Linux: the freedesktop Secret Service (gnome-keyring, KWallet)
-    /// through `zbus-secret-service-keyring-store`.
+    /// through the helper's own client on the `secret-service` crate
+    /// (`secret_service.rs`), which sets the label itself.
     SecretService,
     /// macOS: the login Keychain through `apple-native-keyring-store`.
     MacKeychain,
@@ -26,11 +28,13 @@ pub(crate) enum Backend {
     WindowsCredentialManager,
 }
 
-/// The store crates and versions whose `build` the tables were read from.
+/// The store crates and versions whose `build` the tables were read from,
+/// and the `secret-service` version whose search, unlock and create
+/// semantics `secret_service.rs` was written against.
 #[cfg(test)]
 pub(crate) const CHECKED_AGAINST: &[(&str, &str)] = &[
     ("keyring-core", "1.1.0"),
-    ("zbus-secret-service-keyring-store", "1.0.1"),
+    ("secret-service", "5.2.0"),
     ("apple-native-keyring-store", "1.0.3"),
     ("windows-native-keyring-store", "1.1.0"),
 ];
@@ -59,8 +63,8 @@ impl Backend {
     }
 
     /// The modifier keys the store crate's `build` accepts:
-    /// - zbus-secret-service-keyring-store 1.0.1, `Store::build`:
-    ///   `parse_attributes(&["target", "label"], modifiers)`;
+    /// - Secret Service: none, no store crate is involved (the helper's own
+    ///   client labels its items);
     /// - apple-native-keyring-store 1.0.3, `keychain::Store::build`:
     ///   `parse_attributes(&["keychain"], modifiers)`;
     /// - windows-native-keyring-store 1.1.0, `Store::build`:
@@ -68,25 +72,20 @@ impl Backend {
     #[cfg(test)]
     pub(crate) const fn accepted_modifiers(self) -> &'static [&'static str] {
         match self {
-            Backend::SecretService => &["target", "label"],
+            Backend::SecretService => &[],
             Backend::MacKeychain => &["keychain"],
             Backend::WindowsCredentialManager => &["target", "persistence"],
         }
     }
 
-    /// The modifiers the helper passes when it builds the entry for `name`.
-    ///
-    /// Only the Secret Service shows a label to people (seahorse, KWallet);
-    /// the Keychain shows the service and account, and Credential Manager
-    /// the target `name.docker-credential-exchange`, both readable already.
-    pub(crate) fn modifiers(self, name: &str) -> HashMap<&'static str, String> {
-        match self {
-            Backend::SecretService => HashMap::from([(
-                "label",
-                format!("Docker credentials for {name} (docker-credential-exchange)"),
-            )]),
-            Backend::MacKeychain | Backend::WindowsCredentialManager => HashMap::new(),
-        }
+    /// The modifiers the helper passes to `keyring-core` when it builds the
+    /// entry for `name`: none. The Keychain shows the service and account,
+    /// and Credential Manager the target `name.docker-credential-exchange`,
+    /// both readable already; the Secret Service, which shows a label to
+    /// people (seahorse, KWallet), is labelled by `secret_service.rs`.
+    #[cfg_attr(target_os = "linux", allow(dead_code))]
+    pub(crate) fn modifiers(self, _name: &str) -> HashMap<&'static str, String> {
+        HashMap::new()
     }
 
     /// The longest secret one item may hold; longer ones are split across
@@ -133,7 +132,7 @@ mod tests {
     fn a_label_is_refused_where_the_store_does_not_list_it() {
         // The bug this table exists to prevent, reproduced on Linux.
         let label = HashMap::from([("label", "x")]);
-        for backend in [Backend::MacKeychain, Backend::WindowsCredentialManager] {
+        for backend in Backend::ALL {
             let parsed =
                 keyring_core::attributes::parse_attributes(backend.accepted_modifiers(), Some(&label));
             assert!(parsed.is_err(), "{backend:?}");

@@ -1,19 +1,20 @@
 //! The OS keyring (Secret Service on Linux, Keychain on macOS, Credential
-//! Manager on Windows) through `keyring-core` and the platform store crates,
-//! plus an index file of server URLs and usernames, because `list` must
-//! enumerate and not every keyring can.
+//! Manager on Windows), plus an index file of server URLs and usernames,
+//! because `list` must enumerate and not every keyring can.
 //!
-//! The platform store is created on first use, never at start-up: a cache
-//! hit or a `list` must not pay for a D-Bus connection.
+//! macOS and Windows go through `keyring-core` and their platform store
+//! crates; Linux through the helper's own Secret Service client
+//! (`secret_service.rs`), which can open the cheap `plain` session that
+//! the store crate cannot (bench/RESULTS.md). Either way the keyring is
+//! reached on first use, never at start-up: a cache hit or a `list` must
+//! not pay for a D-Bus connection.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
-
-use keyring_core::{CredentialStore as KeyringBackend, Entry};
+use std::sync::Arc;
 
 use super::backend::Backend;
-use super::chunked::{self, RawKeyring};
+use super::chunked;
 use super::jsonfile::JsonMapFile;
 use super::{CredentialStore, ListedCredential, SERVICE, StoreError, StoredCredential, Write};
 use crate::deadline::Deadline;
@@ -25,6 +26,12 @@ const MAX_BLOB: usize = match Backend::current() {
     Some(backend) => backend.max_blob(),
     None => usize::MAX,
 };
+
+/// The platform keyring, connected lazily.
+#[cfg(target_os = "linux")]
+type OsKeyring = super::secret_service::SecretServiceKeyring;
+#[cfg(not(target_os = "linux"))]
+type OsKeyring = super::core_keyring::CoreKeyring;
 
 /// The keyring plus its index.
 pub struct KeyringStore {
@@ -146,136 +153,5 @@ impl CredentialStore for KeyringStore {
 
     fn describe(&self) -> String {
         format!("OS keyring (service {SERVICE}), index {}", self.index.path().display())
-    }
-}
-
-/// The platform keyring, connected lazily.
-#[derive(Default)]
-struct OsKeyring {
-    backend: OnceLock<Result<Arc<KeyringBackend>, String>>,
-}
-
-impl OsKeyring {
-    fn backend(&self) -> Result<&Arc<KeyringBackend>, StoreError> {
-        self.backend
-            .get_or_init(|| platform_store().map_err(|e| describe(&e)))
-            .as_ref()
-            .map_err(|e| StoreError::KeyringUnavailable(e.clone()))
-    }
-
-    fn entry(&self, name: &str) -> Result<Entry, StoreError> {
-        // Only the modifiers this platform's store accepts (see `backend`).
-        let owned = Backend::current().map(|b| b.modifiers(name)).unwrap_or_default();
-        let modifiers: HashMap<&str, &str> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        Entry::new_in_store_with_modifiers(self.backend()?, SERVICE, name, &modifiers).map_err(to_store_error)
-    }
-}
-
-impl RawKeyring for OsKeyring {
-    fn get(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.entry(name)?.get_secret() {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(keyring_core::Error::NoEntry) => Ok(None),
-            Err(e) => Err(to_store_error(e)),
-        }
-    }
-
-    fn set(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
-        self.entry(name)?.set_secret(bytes).map_err(to_store_error)
-    }
-
-    fn delete(&self, name: &str) -> Result<bool, StoreError> {
-        match self.entry(name)?.delete_credential() {
-            Ok(()) => Ok(true),
-            Err(keyring_core::Error::NoEntry) => Ok(false),
-            Err(e) => Err(to_store_error(e)),
-        }
-    }
-}
-
-#[cfg(target_os = "linux")]
-fn platform_store() -> keyring_core::Result<Arc<KeyringBackend>> {
-    let store: Arc<KeyringBackend> = zbus_secret_service_keyring_store::Store::new()?;
-    Ok(store)
-}
-
-#[cfg(target_os = "macos")]
-fn platform_store() -> keyring_core::Result<Arc<KeyringBackend>> {
-    let store: Arc<KeyringBackend> = apple_native_keyring_store::keychain::Store::new()?;
-    Ok(store)
-}
-
-#[cfg(windows)]
-fn platform_store() -> keyring_core::Result<Arc<KeyringBackend>> {
-    let store: Arc<KeyringBackend> = windows_native_keyring_store::Store::new()?;
-    Ok(store)
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
-fn platform_store() -> keyring_core::Result<Arc<KeyringBackend>> {
-    Err(keyring_core::Error::NotSupportedByStore("no OS keyring on this platform".into()))
-}
-
-/// keyring-core errors, described without the data some variants carry
-/// (`BadEncoding` and `BadDataFormat` hold the secret's bytes).
-fn describe(e: &keyring_core::Error) -> String {
-    use keyring_core::Error as E;
-    match e {
-        E::PlatformFailure(p) | E::NoStorageAccess(p) => p.to_string(),
-        E::BadEncoding(_) | E::BadDataFormat(..) => "a keyring item is not in the expected format".into(),
-        E::Ambiguous(items) => format!(
-            "{} keyring items match; remove the duplicates (e.g. with seahorse or secret-tool clear)",
-            items.len()
-        ),
-        other => other.to_string(),
-    }
-}
-
-fn to_store_error(e: keyring_core::Error) -> StoreError {
-    use keyring_core::Error as E;
-    match &e {
-        E::NoStorageAccess(_) | E::NoDefaultStore => StoreError::KeyringUnavailable(describe(&e)),
-        // A Secret Service that is absent shows up as a D-Bus failure on
-        // first use; name the ways out rather than the D-Bus error alone.
-        E::PlatformFailure(p) if looks_unreachable(&p.to_string()) => {
-            StoreError::KeyringUnavailable(describe(&e))
-        }
-        _ => StoreError::Keyring(describe(&e)),
-    }
-}
-
-fn looks_unreachable(msg: &str) -> bool {
-    let msg = msg.to_ascii_lowercase();
-    // The last is macOS's errSecInteractionNotAllowed (-25308), which
-    // apple-native-keyring-store 1.0.3's `decode_error` leaves a
-    // `PlatformFailure`: the login keychain is locked and nobody can be
-    // asked to unlock it (an SSH session, a launchd job).
-    [
-        "dbus",
-        "d-bus",
-        "connect",
-        "no such file",
-        "not provided",
-        "serviceunknown",
-        "locked",
-        "interaction is not allowed",
-    ]
-    .iter()
-    .any(|needle| msg.contains(needle))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_locked_keychain_that_cannot_prompt_is_unreachable() {
-        // SecCopyErrorMessageString's text for errSecInteractionNotAllowed.
-        assert!(looks_unreachable("User interaction is not allowed."));
-    }
-
-    #[test]
-    fn an_ordinary_keyring_failure_is_not_unreachable() {
-        assert!(!looks_unreachable("Windows error code 1783"));
     }
 }

@@ -8,9 +8,13 @@
 
 mod backend;
 mod chunked;
+#[cfg(not(target_os = "linux"))]
+mod core_keyring;
 mod file;
 mod jsonfile;
 mod keyring;
+#[cfg(target_os = "linux")]
+mod secret_service;
 
 use std::path::PathBuf;
 
