@@ -16,6 +16,7 @@ mod names;
 mod records;
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 pub use entry::{CacheKey, CachedToken, Freshness, Identity, KeyFields, MAX_LIFETIME, Schedule};
 pub use records::{Commit, Failure, Generation};
@@ -134,7 +135,9 @@ impl Cache {
         }
         self.ensure_dir()?;
         let bytes = serde_json::to_vec(token).unwrap_or_default();
-        fsutil::write_atomic(&self.entry_path(key), &bytes)?;
+        // Dated by its expiry: pruning skips an entry whose date is still
+        // ahead without opening it.
+        fsutil::write_atomic_dated(&self.entry_path(key), &bytes, epoch_time(token.expires_at))?;
         self.prune(token.obtained_at, Some(key));
         Ok(())
     }
@@ -150,11 +153,20 @@ impl Cache {
     /// Removes expired and unreadable entries, the lock files of entries
     /// that are gone, and the temporary files of killed writers, so the
     /// cache stays bounded. Touches nothing the cache did not make.
+    ///
+    /// Every write prunes, so its cost must not grow with what the cache
+    /// holds: an entry dated (by [`Cache::store`]) after `now` is live and
+    /// only `stat`ed. Any other date (an entry copied, touched or written
+    /// by an older version) means reading it, as before.
     pub fn prune(&self, now: i64, keep: Option<&CacheKey>) {
         let keep = keep.map(|k| self.entry_path(k));
+        let now_time = epoch_time(now);
         for (path, kind) in self.own_files() {
             match kind {
                 CacheFile::Entry if Some(&path) != keep.as_ref() => {
+                    if dated_after(&path, now_time) {
+                        continue;
+                    }
                     let stem = stem_of(&path);
                     let expired = match read_entry(&path, &stem) {
                         Ok(Some(e)) => e.schedule().freshness(now) == Freshness::Expired,
@@ -237,6 +249,17 @@ impl Cache {
 
 fn stem_of(path: &Path) -> String {
     path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned()
+}
+
+/// `secs` after the Unix epoch, if representable (not before 1970).
+fn epoch_time(secs: i64) -> Option<SystemTime> {
+    u64::try_from(secs).ok().and_then(|s| SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(s)))
+}
+
+/// Whether the file at `path` is dated strictly after `now`.
+fn dated_after(path: &Path, now: Option<SystemTime>) -> bool {
+    let Some(now) = now else { return false };
+    std::fs::symlink_metadata(path).and_then(|m| m.modified()).is_ok_and(|date| date > now)
 }
 
 fn older_than(path: &Path, secs: u64) -> bool {
@@ -381,6 +404,35 @@ mod tests {
         cache.store(&new, &token(&new, 5000, 3600, None)).unwrap();
         assert!(!cache.entry_path(&old).exists());
         assert!(cache.entry_path(&new).exists());
+    }
+
+    #[test]
+    fn pruning_passes_over_entries_dated_ahead_without_reading_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = cache(&dir);
+        let live = CacheKey::new(&fields(Some("live")));
+        cache.store(&live, &token(&live, 1000, 3600, None)).unwrap();
+        // Unreadable content would be pruned if read; the date (its expiry,
+        // 4600) says it is live at 2000, so it is not even opened.
+        let path = cache.entry_path(&live);
+        std::fs::write(&path, b"not an entry").unwrap();
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(epoch_time(4600).unwrap()).unwrap();
+        cache.prune(2000, None);
+        assert!(path.exists());
+        // Past its date it is read, found invalid and removed.
+        cache.prune(4600, None);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn an_entry_is_dated_by_its_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = cache(&dir);
+        let key = CacheKey::new(&fields(None));
+        cache.store(&key, &token(&key, 1000, 3600, None)).unwrap();
+        let date = std::fs::metadata(cache.entry_path(&key)).unwrap().modified().unwrap();
+        assert_eq!(date, epoch_time(4600).unwrap());
     }
 
     #[test]

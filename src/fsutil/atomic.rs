@@ -15,6 +15,7 @@ use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::Path;
+use std::time::SystemTime;
 
 use super::{FsError, io_err, remove_if_exists};
 
@@ -30,6 +31,16 @@ const RANDOM_LEN: usize = 6;
 /// # Errors
 /// An I/O failure; the target is then unchanged.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), FsError> {
+    write_atomic_dated(path, contents, None)
+}
+
+/// [`write_atomic`], then the file's modification time set to `modified`
+/// (best effort): the cache dates each entry by its expiry, so pruning can
+/// pass over live entries with a `stat` instead of reading them.
+///
+/// # Errors
+/// An I/O failure; the target is then unchanged.
+pub fn write_atomic_dated(path: &Path, contents: &[u8], modified: Option<SystemTime>) -> Result<(), FsError> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().and_then(OsStr::to_str).unwrap_or("file");
     remove_orphans(dir, name);
@@ -41,11 +52,17 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), FsError> {
         .map_err(io_err("cannot create a temporary file in", dir))?;
     tmp.write_all(contents).map_err(io_err("cannot write", tmp.path()))?;
     tmp.as_file().sync_all().map_err(io_err("cannot sync", path))?;
-    tmp.persist(path).map_err(|e| FsError::Io {
+    let file = tmp.persist(path).map_err(|e| FsError::Io {
         what: "cannot replace",
         path: path.to_owned(),
         source: e.error,
     })?;
+    // Dated only once renamed: a temporary file keeps its true age, which
+    // is how an orphan is told from a live writer's. Best effort: the date
+    // is an optimisation for the reader of dates, never a correctness one.
+    if let Some(time) = modified {
+        let _ = file.set_modified(time);
+    }
     sync_dir(dir);
     Ok(())
 }

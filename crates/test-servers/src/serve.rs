@@ -67,8 +67,23 @@ impl<H: Handler> Drop for Serving<H> {
 /// # Errors
 /// The port cannot be bound.
 pub(crate) fn bind_http(port: u16) -> Result<tiny_http::Server, String> {
-    tiny_http::Server::http(("127.0.0.1", port))
+    tiny_http::Server::from_listener(listener(port)?, None)
         .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))
+}
+
+/// A listener on 127.0.0.1:`port` whose connections send without Nagle's
+/// delay, as production servers do (nginx's `tcp_nodelay on`): tiny_http
+/// writes a TLS response in several records, and with Nagle each waits for
+/// the client's delayed ACK, adding 40 ms to a request that takes 5. The
+/// option is set on the listener because tiny_http never shows us the
+/// accepted sockets; Linux, macOS and Windows copy it to them.
+fn listener(port: u16) -> Result<std::net::TcpListener, String> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port))
+        .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
+    socket2::SockRef::from(&listener)
+        .set_tcp_nodelay(true)
+        .map_err(|e| format!("cannot set TCP_NODELAY on 127.0.0.1:{port}: {e}"))?;
+    Ok(listener)
 }
 
 /// HTTPS on 127.0.0.1:`port` with a PEM certificate chain and PKCS#8 key.
@@ -80,7 +95,7 @@ pub(crate) fn bind_https(port: u16, cert_pem: &str, key_pem: &str) -> Result<tin
         certificate: cert_pem.as_bytes().to_vec(),
         private_key: key_pem.as_bytes().to_vec(),
     };
-    tiny_http::Server::https(("127.0.0.1", port), ssl)
+    tiny_http::Server::from_listener(listener(port)?, Some(ssl))
         .map_err(|e| format!("cannot listen with TLS on 127.0.0.1:{port}: {e}"))
 }
 
