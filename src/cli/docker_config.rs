@@ -19,15 +19,16 @@ use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::server_url::{DOCKER_HUB, DOCKER_HUB_LEGACY_URL, ServerUrl};
+use crate::server_url::{DOCKER_HUB, DOCKER_HUB_LEGACY_URL};
+
+mod auths;
+
+pub(crate) use auths::Credential;
 
 /// The name Docker appends to `docker-credential-` to find this helper.
 pub(crate) const HELPER_NAME: &str = "exchange";
 /// Docker's config is small; anything larger is not one.
 const MAX_DOCKER_CONFIG: u64 = 16 * 1024 * 1024;
-/// `auths` fields that hold a credential, which clients use before asking
-/// any helper.
-const STORED_FIELDS: [&str; 3] = ["auth", "identitytoken", "password"];
 
 /// `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
 ///
@@ -354,52 +355,6 @@ impl Document {
         Ok(changes)
     }
 
-    /// `auths` entries holding a stored credential for a registry host in
-    /// `hosts`: (the entry's key, the field that holds it).
-    pub fn stored_auths(&self, hosts: &std::collections::BTreeSet<String>) -> Vec<(String, &'static str)> {
-        let Ok(auths) = self.object("auths") else { return Vec::new() };
-        auths
-            .iter()
-            .filter(|(key, _)| ServerUrl::parse(key).is_ok_and(|u| hosts.contains(u.registry())))
-            .filter_map(|(key, entry)| {
-                let entry: Value = serde_json::from_str(entry.get()).ok()?;
-                let field = STORED_FIELDS
-                    .iter()
-                    .find(|f| entry.get(**f).and_then(Value::as_str).is_some_and(|s| !s.is_empty()))?;
-                Some((key.clone(), *field))
-            })
-            .collect()
-    }
-
-    /// Removes the stored credential of `auths` entries for the hosts in
-    /// `hosts`, which would shadow this helper, keeping any other field of
-    /// the entry.
-    ///
-    /// # Errors
-    /// `auths` is not an object.
-    pub fn remove_stored_auths(
-        &mut self,
-        hosts: &std::collections::BTreeSet<String>,
-    ) -> anyhow::Result<Vec<String>> {
-        let shadowing: Vec<String> = self.stored_auths(hosts).into_iter().map(|(k, _)| k).collect();
-        if shadowing.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut auths = self.object("auths")?;
-        let mut changes = Vec::new();
-        for (key, value) in auths.iter_mut().filter(|(k, _)| shadowing.contains(k)) {
-            let Ok(Value::Object(mut entry)) = serde_json::from_str::<Value>(value.get()) else { continue };
-            for field in STORED_FIELDS.iter().chain(&["username"]) {
-                entry.remove(*field);
-            }
-            *value = raw(Value::Object(entry).to_string())?;
-            changes.push(format!("removed the stored credential of auths {}", quoted(key)));
-        }
-        auths.retain(|(k, v)| !(shadowing.contains(k) && v.get() == "{}"));
-        self.set_object("auths", &auths)?;
-        Ok(changes)
-    }
-
     /// Docker's own layout (`json.MarshalIndent` with a tab), so a file
     /// Docker wrote changes only where the helper changed it.
     pub fn render(&self, trailing_newline: bool) -> String {
@@ -421,7 +376,6 @@ impl Document {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeSet;
 
     #[test]
     fn untouched_values_keep_their_bytes_and_order() {
@@ -460,20 +414,6 @@ mod tests {
         assert_eq!(doc.remove_cred_helpers(None).unwrap().len(), 1);
         assert!(doc.unset_creds_store().is_some());
         assert_eq!(doc.render(false), "{\n\t\"credHelpers\": {\n\t\t\"b\": \"gcloud\"\n\t}\n}");
-    }
-
-    #[test]
-    fn a_shadowing_auth_is_removed_and_other_fields_kept() {
-        let hosts = BTreeSet::from(["r.example".to_owned()]);
-        let mut doc = Document::parse(
-            br#"{"auths": {"r.example": {"auth": "dTpw", "email": "x"}, "other": {"auth": "eDp5"}}}"#,
-        )
-        .unwrap();
-        assert_eq!(doc.stored_auths(&hosts), [("r.example".to_owned(), "auth")]);
-        doc.remove_stored_auths(&hosts).unwrap();
-        assert!(doc.stored_auths(&hosts).is_empty());
-        let rendered = doc.render(false);
-        assert!(rendered.contains("\"email\":\"x\"") && rendered.contains("eDp5"), "{rendered}");
     }
 
     #[test]
