@@ -6,7 +6,9 @@
 //! login, and an ordinary registry's password is first moved into the
 //! helper's store, never lost; `--remove` takes the helper out again;
 //! switching `credsStore` away from a helper that holds credentials warns
-//! first, and a change made to the file meanwhile is kept.
+//! first, and a change made to the file meanwhile is kept. A file that
+//! cannot be edited safely (read-only, a directory, a link to one) is
+//! refused with nothing changed.
 
 mod support;
 
@@ -461,4 +463,60 @@ fn a_change_made_to_config_json_while_the_old_helper_is_asked_is_kept() {
     assert!(out.stderr.contains("docker-credential-desktop holds 1 credential(s)"), "{out:?}");
     let doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     assert_eq!(doc, json!({"credsStore": "exchange", "auths": {"new.example.com": {}}}));
+}
+
+// ---------------------------------------------------------------------------
+// Files that cannot be edited safely
+
+// Unix modes; Windows has a read-only attribute instead.
+#[cfg(unix)]
+#[test]
+fn a_read_only_config_json_is_refused_and_left_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let config = format!(r#"{{"auths": {{"{PLAIN}": {{"auth": "{USER_HUNTER2}"}}}}}}"#);
+    let (sandbox, path) = plain_sandbox(&config);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+
+    let out = sandbox.cmd(&["configure-docker", PLAIN]).run().failure();
+
+    assert!(out.stderr.contains("is read-only") && out.stderr.contains("chmod u+w"), "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), config);
+    assert_eq!(mode(&path), 0o444);
+    assert!(backups_of(&path).is_empty());
+    // Nothing was moved either: the refusal comes first.
+    sandbox.get(PLAIN).protocol_error("credentials not found in native keychain");
+}
+
+#[test]
+fn a_config_json_that_is_a_directory_is_refused_without_suggesting_removal() {
+    let mut sandbox = Sandbox::new();
+    let path = docker_config(&mut sandbox);
+    std::fs::create_dir_all(path.join("keep")).unwrap();
+
+    let out = sandbox.cmd(&["configure-docker", REGISTRY]).run().failure();
+
+    assert!(out.stderr.contains("is a directory, not a file"), "{out:?}");
+    assert!(!out.stderr.contains("remove"), "the user's data is not to be removed: {out:?}");
+    assert!(path.join("keep").is_dir());
+}
+
+// Windows needs a privilege to make symlinks.
+#[cfg(unix)]
+#[test]
+fn a_config_json_that_links_to_a_directory_is_refused_without_suggesting_removal() {
+    let mut sandbox = Sandbox::new();
+    let path = docker_config(&mut sandbox);
+    let target = sandbox.root().join("dotfiles");
+    std::fs::create_dir_all(target.join("keep")).unwrap();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&target, &path).unwrap();
+
+    let out = sandbox.cmd(&["configure-docker", REGISTRY]).run().failure();
+
+    assert!(out.stderr.contains("is a symbolic link to the directory"), "{out:?}");
+    assert!(out.stderr.contains("point the link at a file"), "{out:?}");
+    assert!(!out.stderr.contains("remove"), "the user's data is not to be removed: {out:?}");
+    assert!(std::fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
+    assert!(target.join("keep").is_dir());
 }

@@ -78,6 +78,15 @@ pub(super) fn configure_docker(args: ConfigureDockerArgs, helper: &Helper) -> an
         .filter(|f| f.original.is_some())
         .collect();
     let moves = Moves::plan(helper, std::iter::once(&first).chain(&auth_files), &hosts)?;
+    // A read-only file is refused before anything is moved or written.
+    if !edit_docker_config(&mut first.doc.clone(), &args, &keys, &hosts, helper, &moves)?.changes.is_empty() {
+        first.ensure_writable()?;
+    }
+    for file in &auth_files {
+        if !remove_shadowing(&mut file.doc.clone(), &hosts, helper, &moves)?.changes.is_empty() {
+            file.ensure_writable()?;
+        }
+    }
     moves.execute(helper)?;
 
     let mut kept = Vec::new();

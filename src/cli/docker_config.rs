@@ -93,7 +93,25 @@ impl ConfigFile {
     /// # Errors
     /// Unreadable, over 16 MiB, not UTF-8 or not a JSON object.
     pub fn read(path: &Path) -> anyhow::Result<ConfigFile> {
+        let link = path;
         let path = resolve_symlink(path)?;
+        // A directory is somebody's data: say what it is, and never
+        // suggest removing it (the generic "not a regular file" does).
+        if std::fs::metadata(&path).is_ok_and(|m| m.is_dir()) {
+            if path.as_path() == link {
+                bail!(
+                    "{} is a directory, not a file; clients read it as a JSON file, so move the directory \
+                     elsewhere (or point the client at another config), then run again",
+                    path.display()
+                );
+            }
+            bail!(
+                "{} is a symbolic link to the directory {}, not to a file; clients read it as a JSON file, so \
+                 point the link at a file, then run again",
+                link.display(),
+                path.display()
+            );
+        }
         let original = crate::fsutil::read_regular_file(&path, MAX_DOCKER_CONFIG)
             .with_context(|| format!("cannot read {}", path.display()))?;
         let doc = match &original {
@@ -105,13 +123,35 @@ impl ConfigFile {
         Ok(ConfigFile { path, original, doc })
     }
 
+    /// Refuses a file that is read-only. The edit replaces the file by a
+    /// rename, which a read-only file does not stop, so a file the user
+    /// made read-only (or that belongs to another user, after `sudo docker
+    /// login`) would be replaced without a word.
+    ///
+    /// # Errors
+    /// The file exists and cannot be written by this user, or its owner
+    /// has no write permission on it (mode 0444).
+    pub fn ensure_writable(&self) -> anyhow::Result<()> {
+        if self.original.is_none() || !is_read_only(&self.path) {
+            return Ok(());
+        }
+        bail!(
+            "{} is read-only, and this change would replace it; make it writable (chmod u+w {}) and run again, \
+             or edit it by hand; nothing was changed",
+            self.path.display(),
+            self.path.display()
+        )
+    }
+
     /// Writes the document back, keeping the old file as a timestamped
     /// backup and its mode (0600 for a new file: `auths` holds passwords).
     /// Returns the backup's path.
     ///
     /// # Errors
-    /// The backup or the file cannot be written; then nothing was changed.
+    /// The file is read-only, or the backup or the file cannot be written;
+    /// then nothing was changed.
     pub fn write(&self) -> anyhow::Result<Option<PathBuf>> {
+        self.ensure_writable()?;
         let trailing_newline = self.original.as_deref().is_none_or(|b| b.ends_with(b"\n"));
         let contents = self.doc.render(trailing_newline);
         // An existing directory (a dotfile manager's symlink included) is
@@ -137,6 +177,28 @@ impl ConfigFile {
         }
         Ok(backup)
     }
+}
+
+/// Whether this user may not write `path`: opening it for writing (which
+/// changes nothing) is refused, or, since root may write anything, its
+/// owner's write bit is off.
+fn is_read_only(path: &Path) -> bool {
+    if let Err(e) = std::fs::OpenOptions::new().write(true).open(path) {
+        return e.kind() == std::io::ErrorKind::PermissionDenied;
+    }
+    owner_cannot_write(path)
+}
+
+#[cfg(unix)]
+fn owner_cannot_write(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o200 == 0)
+}
+
+// Windows has no owner bits; its read-only attribute refuses the open.
+#[cfg(not(unix))]
+fn owner_cannot_write(_: &Path) -> bool {
+    false
 }
 
 /// A dotfile manager may have made the file a symlink; edit the file it
@@ -165,7 +227,7 @@ fn backup_path(target: &Path) -> PathBuf {
 }
 
 /// A JSON object as an ordered list of keys and untouched raw values.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct Document {
     entries: Vec<(String, Box<RawValue>)>,
 }
