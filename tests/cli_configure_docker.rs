@@ -1,10 +1,14 @@
 //! `configure-docker` (DESIGN.md section 5): Docker's config gets
 //! `credHelpers` (or `credsStore`) for this helper and keeps every other
 //! key byte for byte; each change keeps its own timestamped backup; a
-//! stored `auth` that would shadow the helper is removed (in Docker's
+//! stored `auth` that would shadow the helper is taken out (in Docker's
 //! config and in containers' `auth.json`) without touching the helper's
-//! login; `--remove` takes the helper out again; switching `credsStore`
-//! away from a helper that holds credentials warns.
+//! login, and an ordinary registry's password is first moved into the
+//! helper's store, never lost; `--remove` takes the helper out again;
+//! switching `credsStore` away from a helper that holds credentials warns
+//! first, and a change made to the file meanwhile is kept. A file that
+//! cannot be edited safely (read-only, a directory, a link to one) is
+//! refused with nothing changed.
 
 mod support;
 
@@ -116,17 +120,10 @@ fn switching_creds_store_away_from_a_helper_that_holds_credentials_warns() {
     let mut sandbox = Sandbox::new();
     let path = docker_config(&mut sandbox);
     write(&path, r#"{"credsStore": "fake"}"#);
-    let bin = sandbox.root().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let helper = bin.join("docker-credential-fake");
-    std::fs::write(
-        &helper,
-        "#!/bin/sh\n[ \"$1\" = list ] && echo '{\"a.example\":\"u\",\"b.example\":\"v\"}'\n",
-    )
-    .unwrap();
-    std::process::Command::new("chmod").arg("+x").arg(&helper).status().unwrap();
-    let path_var = format!("{}:{}", bin.display(), sandbox.env()["PATH"]);
-    sandbox.set_env("PATH", &path_var);
+    sandbox.add_script(
+        "docker-credential-fake",
+        "[ \"$1\" = list ] && echo '{\"a.example\":\"u\",\"b.example\":\"v\"}'\n",
+    );
 
     let out = sandbox.cmd(&["configure-docker", "--store"]).run().success();
 
@@ -286,4 +283,240 @@ fn a_docker_config_directory_that_is_a_symlink_is_used_where_it_points() {
     sandbox.cmd(&["configure-docker", REGISTRY]).run().success();
     assert!(std::fs::read_to_string(real.join("config.json")).unwrap().contains(REGISTRY));
     assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link was replaced");
+}
+
+// ---------------------------------------------------------------------------
+// An ordinary registry's stored password is moved, never lost
+
+const PLAIN: &str = "plain.example.com";
+/// base64("user:hunter2-plain"), as `docker login` without a helper stores it.
+const USER_HUNTER2: &str = "dXNlcjpodW50ZXIyLXBsYWlu";
+const HUNTER2: &str = "hunter2-plain";
+
+/// A sandbox with no exchange registries and Docker's config at `config`.
+fn plain_sandbox(config: &str) -> (Sandbox, PathBuf) {
+    let mut sandbox = Sandbox::new();
+    sandbox.write_config(&json!({"registries": {}}));
+    let path = docker_config(&mut sandbox);
+    write(&path, config);
+    (sandbox, path)
+}
+
+#[track_caller]
+fn assert_no_secret(out: &support::cmd::Output) {
+    for secret in [HUNTER2, USER_HUNTER2] {
+        assert!(!out.stdout.contains(secret) && !out.stderr.contains(secret), "a secret is shown: {out:?}");
+    }
+}
+
+#[test]
+fn a_plain_registrys_only_stored_password_is_moved_into_the_helper_before_it_is_removed() {
+    let (sandbox, path) =
+        plain_sandbox(&format!(r#"{{"auths": {{"{PLAIN}": {{"auth": "{USER_HUNTER2}"}}}}}}"#));
+
+    let out = sandbox.cmd(&["configure-docker", PLAIN]).run().quiet_success();
+
+    assert!(
+        out.stdout.contains(
+            "moved the stored credential of auths \"plain.example.com\" (user user) into docker-credential-exchange's store"
+        ),
+        "{out:?}"
+    );
+    assert_no_secret(&out);
+    let doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(doc, json!({"credHelpers": {PLAIN: "exchange"}}));
+    let got = sandbox.get(PLAIN).quiet_success().json();
+    assert_eq!((got["Username"].as_str(), got["Secret"].as_str()), (Some("user"), Some(HUNTER2)));
+}
+
+#[test]
+fn a_plain_registrys_password_in_containers_auth_json_is_moved_too() {
+    let (mut sandbox, _) = plain_sandbox("{}");
+    let auth_file = sandbox.root().join("auth.json");
+    std::fs::write(&auth_file, format!(r#"{{"auths": {{"{PLAIN}": {{"auth": "{USER_HUNTER2}"}}}}}}"#))
+        .unwrap();
+    sandbox.set_env("REGISTRY_AUTH_FILE", auth_file.to_str().unwrap());
+
+    let out = sandbox.cmd(&["configure-docker", PLAIN]).run().quiet_success();
+
+    assert!(
+        out.stdout.contains("auth.json: moved the stored credential of auths \"plain.example.com\""),
+        "{out:?}"
+    );
+    let containers: Value = serde_json::from_slice(&std::fs::read(&auth_file).unwrap()).unwrap();
+    assert_eq!(containers, json!({}));
+    assert_eq!(sandbox.get(PLAIN).quiet_success().secret(), HUNTER2);
+}
+
+#[test]
+fn a_password_the_helper_already_holds_is_removed_without_storing_it_again() {
+    let (sandbox, path) =
+        plain_sandbox(&format!(r#"{{"auths": {{"{PLAIN}": {{"auth": "{USER_HUNTER2}"}}}}}}"#));
+    sandbox.store(PLAIN, "user", HUNTER2).quiet_success();
+
+    let out = sandbox.cmd(&["configure-docker", PLAIN]).run().quiet_success();
+
+    assert!(
+        out.stdout.contains("docker-credential-exchange's store already holds it (user user)"),
+        "{out:?}"
+    );
+    assert!(!std::fs::read_to_string(&path).unwrap().contains(USER_HUNTER2));
+}
+
+#[test]
+fn a_stored_password_that_differs_from_the_helpers_is_refused_and_nothing_changed() {
+    let config = format!(r#"{{"auths": {{"{PLAIN}": {{"auth": "{USER_HUNTER2}"}}}}}}"#);
+    let (sandbox, path) = plain_sandbox(&config);
+    sandbox.store(PLAIN, "user", "the-helpers-own-password").quiet_success();
+
+    let out = sandbox.cmd(&["configure-docker", PLAIN]).run().failure();
+
+    assert!(out.stderr.contains("holds a different credential for plain.example.com"), "{out:?}");
+    assert!(out.stderr.contains("nothing was changed") && out.stderr.lines().count() == 1, "{out:?}");
+    assert_no_secret(&out);
+    assert!(!out.stderr.contains("the-helpers-own-password"), "{out:?}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), config);
+    assert!(backups_of(&path).is_empty());
+    assert_eq!(sandbox.get(PLAIN).quiet_success().secret(), "the-helpers-own-password");
+}
+
+#[test]
+fn two_files_with_different_passwords_for_one_registry_are_refused_and_nothing_changed() {
+    let config = format!(r#"{{"auths": {{"https://{PLAIN}": {{"auth": "{USER_HUNTER2}"}}}}}}"#);
+    let (mut sandbox, path) = plain_sandbox(&config);
+    let auth_file = sandbox.root().join("auth.json");
+    // base64("user:other")
+    let containers = format!(r#"{{"auths": {{"{PLAIN}": {{"auth": "dXNlcjpvdGhlcg=="}}}}}}"#);
+    std::fs::write(&auth_file, &containers).unwrap();
+    sandbox.set_env("REGISTRY_AUTH_FILE", auth_file.to_str().unwrap());
+
+    let out = sandbox.cmd(&["configure-docker", PLAIN]).run().failure();
+
+    assert!(out.stderr.contains("hold different credentials for plain.example.com"), "{out:?}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), config);
+    assert_eq!(std::fs::read_to_string(&auth_file).unwrap(), containers);
+    sandbox.get(PLAIN).protocol_error("credentials not found in native keychain");
+}
+
+#[test]
+fn a_stored_password_the_helpers_store_cannot_take_is_kept_and_nothing_changed() {
+    let config = format!(r#"{{"auths": {{"{PLAIN}": {{"auth": "{USER_HUNTER2}"}}}}}}"#);
+    let (mut sandbox, path) = plain_sandbox(&config);
+    // A file where the store's directory should be: the store cannot open.
+    let blocked = sandbox.root().join("not-a-directory");
+    std::fs::write(&blocked, "x").unwrap();
+    sandbox.set_env("DOCKER_CREDENTIAL_EXCHANGE_DATA_DIR", blocked.to_str().unwrap());
+
+    let out = sandbox.cmd(&["configure-docker", PLAIN]).run().failure();
+
+    assert!(out.stderr.contains("docker-credential-exchange's store"), "{out:?}");
+    assert!(out.stderr.contains("nothing was changed") && out.stderr.lines().count() == 1, "{out:?}");
+    assert_no_secret(&out);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), config);
+    assert!(backups_of(&path).is_empty());
+}
+
+#[test]
+fn a_stored_auth_that_is_not_user_and_password_is_refused_and_nothing_changed() {
+    let config = format!(r#"{{"auths": {{"{PLAIN}": {{"auth": "not base64!"}}}}}}"#);
+    let (sandbox, path) = plain_sandbox(&config);
+
+    let out = sandbox.cmd(&["configure-docker", PLAIN]).run().failure();
+
+    assert!(out.stderr.contains("is not base64 of user:password"), "{out:?}");
+    assert!(!out.stderr.contains("not base64!"), "the value is not echoed: {out:?}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), config);
+}
+
+#[test]
+fn an_entry_without_a_stored_secret_is_left_alone() {
+    let (sandbox, path) = plain_sandbox(&format!(r#"{{"auths": {{"{PLAIN}": {{}}}}}}"#));
+    sandbox.cmd(&["configure-docker", PLAIN]).run().quiet_success();
+    let doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(doc["auths"], json!({PLAIN: {}}));
+    sandbox.get(PLAIN).protocol_error("credentials not found in native keychain");
+}
+
+// ---------------------------------------------------------------------------
+// --store: the old helper first, the edit last
+
+// The old helper is a sh script.
+#[cfg(unix)]
+#[test]
+fn a_change_made_to_config_json_while_the_old_helper_is_asked_is_kept() {
+    let mut sandbox = Sandbox::new();
+    let path = docker_config(&mut sandbox);
+    write(&path, "{\"credsStore\": \"desktop\"}\n");
+    // While configure-docker waits for the old helper's `list`, another
+    // program (`docker login`, Docker Desktop) rewrites config.json.
+    sandbox.add_script(
+        "docker-credential-desktop",
+        &format!(
+            "printf '{{\"credsStore\": \"desktop\", \"auths\": {{\"new.example.com\": {{}}}}}}\\n' > '{}'\n\
+             echo '{{\"https://index.docker.io/v1/\":\"bob\"}}'\n",
+            path.display()
+        ),
+    );
+
+    let out = sandbox.cmd(&["configure-docker", "--store"]).run().success();
+
+    assert!(out.stderr.contains("docker-credential-desktop holds 1 credential(s)"), "{out:?}");
+    let doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(doc, json!({"credsStore": "exchange", "auths": {"new.example.com": {}}}));
+}
+
+// ---------------------------------------------------------------------------
+// Files that cannot be edited safely
+
+// Unix modes; Windows has a read-only attribute instead.
+#[cfg(unix)]
+#[test]
+fn a_read_only_config_json_is_refused_and_left_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let config = format!(r#"{{"auths": {{"{PLAIN}": {{"auth": "{USER_HUNTER2}"}}}}}}"#);
+    let (sandbox, path) = plain_sandbox(&config);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+
+    let out = sandbox.cmd(&["configure-docker", PLAIN]).run().failure();
+
+    assert!(out.stderr.contains("is read-only") && out.stderr.contains("chmod u+w"), "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), config);
+    assert_eq!(mode(&path), 0o444);
+    assert!(backups_of(&path).is_empty());
+    // Nothing was moved either: the refusal comes first.
+    sandbox.get(PLAIN).protocol_error("credentials not found in native keychain");
+}
+
+#[test]
+fn a_config_json_that_is_a_directory_is_refused_without_suggesting_removal() {
+    let mut sandbox = Sandbox::new();
+    let path = docker_config(&mut sandbox);
+    std::fs::create_dir_all(path.join("keep")).unwrap();
+
+    let out = sandbox.cmd(&["configure-docker", REGISTRY]).run().failure();
+
+    assert!(out.stderr.contains("is a directory, not a file"), "{out:?}");
+    assert!(!out.stderr.contains("remove"), "the user's data is not to be removed: {out:?}");
+    assert!(path.join("keep").is_dir());
+}
+
+// Windows needs a privilege to make symlinks.
+#[cfg(unix)]
+#[test]
+fn a_config_json_that_links_to_a_directory_is_refused_without_suggesting_removal() {
+    let mut sandbox = Sandbox::new();
+    let path = docker_config(&mut sandbox);
+    let target = sandbox.root().join("dotfiles");
+    std::fs::create_dir_all(target.join("keep")).unwrap();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&target, &path).unwrap();
+
+    let out = sandbox.cmd(&["configure-docker", REGISTRY]).run().failure();
+
+    assert!(out.stderr.contains("is a symbolic link to the directory"), "{out:?}");
+    assert!(out.stderr.contains("point the link at a file"), "{out:?}");
+    assert!(!out.stderr.contains("remove"), "the user's data is not to be removed: {out:?}");
+    assert!(std::fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
+    assert!(target.join("keep").is_dir());
 }

@@ -19,15 +19,16 @@ use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::server_url::{DOCKER_HUB, DOCKER_HUB_LEGACY_URL, ServerUrl};
+use crate::server_url::{DOCKER_HUB, DOCKER_HUB_LEGACY_URL};
+
+mod auths;
+
+pub(crate) use auths::Credential;
 
 /// The name Docker appends to `docker-credential-` to find this helper.
 pub(crate) const HELPER_NAME: &str = "exchange";
 /// Docker's config is small; anything larger is not one.
 const MAX_DOCKER_CONFIG: u64 = 16 * 1024 * 1024;
-/// `auths` fields that hold a credential, which clients use before asking
-/// any helper.
-const STORED_FIELDS: [&str; 3] = ["auth", "identitytoken", "password"];
 
 /// `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
 ///
@@ -92,7 +93,25 @@ impl ConfigFile {
     /// # Errors
     /// Unreadable, over 16 MiB, not UTF-8 or not a JSON object.
     pub fn read(path: &Path) -> anyhow::Result<ConfigFile> {
+        let link = path;
         let path = resolve_symlink(path)?;
+        // A directory is somebody's data: say what it is, and never
+        // suggest removing it (the generic "not a regular file" does).
+        if std::fs::metadata(&path).is_ok_and(|m| m.is_dir()) {
+            if path.as_path() == link {
+                bail!(
+                    "{} is a directory, not a file; clients read it as a JSON file, so move the directory \
+                     elsewhere (or point the client at another config), then run again",
+                    path.display()
+                );
+            }
+            bail!(
+                "{} is a symbolic link to the directory {}, not to a file; clients read it as a JSON file, so \
+                 point the link at a file, then run again",
+                link.display(),
+                path.display()
+            );
+        }
         let original = crate::fsutil::read_regular_file(&path, MAX_DOCKER_CONFIG)
             .with_context(|| format!("cannot read {}", path.display()))?;
         let doc = match &original {
@@ -104,13 +123,35 @@ impl ConfigFile {
         Ok(ConfigFile { path, original, doc })
     }
 
+    /// Refuses a file that is read-only. The edit replaces the file by a
+    /// rename, which a read-only file does not stop, so a file the user
+    /// made read-only (or that belongs to another user, after `sudo docker
+    /// login`) would be replaced without a word.
+    ///
+    /// # Errors
+    /// The file exists and cannot be written by this user, or its owner
+    /// has no write permission on it (mode 0444).
+    pub fn ensure_writable(&self) -> anyhow::Result<()> {
+        if self.original.is_none() || !is_read_only(&self.path) {
+            return Ok(());
+        }
+        bail!(
+            "{} is read-only, and this change would replace it; make it writable (chmod u+w {}) and run again, \
+             or edit it by hand; nothing was changed",
+            self.path.display(),
+            self.path.display()
+        )
+    }
+
     /// Writes the document back, keeping the old file as a timestamped
     /// backup and its mode (0600 for a new file: `auths` holds passwords).
     /// Returns the backup's path.
     ///
     /// # Errors
-    /// The backup or the file cannot be written; then nothing was changed.
+    /// The file is read-only, or the backup or the file cannot be written;
+    /// then nothing was changed.
     pub fn write(&self) -> anyhow::Result<Option<PathBuf>> {
+        self.ensure_writable()?;
         let trailing_newline = self.original.as_deref().is_none_or(|b| b.ends_with(b"\n"));
         let contents = self.doc.render(trailing_newline);
         // An existing directory (a dotfile manager's symlink included) is
@@ -136,6 +177,28 @@ impl ConfigFile {
         }
         Ok(backup)
     }
+}
+
+/// Whether this user may not write `path`: opening it for writing (which
+/// changes nothing) is refused, or, since root may write anything, its
+/// owner's write bit is off.
+fn is_read_only(path: &Path) -> bool {
+    if let Err(e) = std::fs::OpenOptions::new().write(true).open(path) {
+        return e.kind() == std::io::ErrorKind::PermissionDenied;
+    }
+    owner_cannot_write(path)
+}
+
+#[cfg(unix)]
+fn owner_cannot_write(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o200 == 0)
+}
+
+// Windows has no owner bits; its read-only attribute refuses the open.
+#[cfg(not(unix))]
+fn owner_cannot_write(_: &Path) -> bool {
+    false
 }
 
 /// A dotfile manager may have made the file a symlink; edit the file it
@@ -164,7 +227,7 @@ fn backup_path(target: &Path) -> PathBuf {
 }
 
 /// A JSON object as an ordered list of keys and untouched raw values.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct Document {
     entries: Vec<(String, Box<RawValue>)>,
 }
@@ -354,52 +417,6 @@ impl Document {
         Ok(changes)
     }
 
-    /// `auths` entries holding a stored credential for a registry host in
-    /// `hosts`: (the entry's key, the field that holds it).
-    pub fn stored_auths(&self, hosts: &std::collections::BTreeSet<String>) -> Vec<(String, &'static str)> {
-        let Ok(auths) = self.object("auths") else { return Vec::new() };
-        auths
-            .iter()
-            .filter(|(key, _)| ServerUrl::parse(key).is_ok_and(|u| hosts.contains(u.registry())))
-            .filter_map(|(key, entry)| {
-                let entry: Value = serde_json::from_str(entry.get()).ok()?;
-                let field = STORED_FIELDS
-                    .iter()
-                    .find(|f| entry.get(**f).and_then(Value::as_str).is_some_and(|s| !s.is_empty()))?;
-                Some((key.clone(), *field))
-            })
-            .collect()
-    }
-
-    /// Removes the stored credential of `auths` entries for the hosts in
-    /// `hosts`, which would shadow this helper, keeping any other field of
-    /// the entry.
-    ///
-    /// # Errors
-    /// `auths` is not an object.
-    pub fn remove_stored_auths(
-        &mut self,
-        hosts: &std::collections::BTreeSet<String>,
-    ) -> anyhow::Result<Vec<String>> {
-        let shadowing: Vec<String> = self.stored_auths(hosts).into_iter().map(|(k, _)| k).collect();
-        if shadowing.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut auths = self.object("auths")?;
-        let mut changes = Vec::new();
-        for (key, value) in auths.iter_mut().filter(|(k, _)| shadowing.contains(k)) {
-            let Ok(Value::Object(mut entry)) = serde_json::from_str::<Value>(value.get()) else { continue };
-            for field in STORED_FIELDS.iter().chain(&["username"]) {
-                entry.remove(*field);
-            }
-            *value = raw(Value::Object(entry).to_string())?;
-            changes.push(format!("removed the stored credential of auths {}", quoted(key)));
-        }
-        auths.retain(|(k, v)| !(shadowing.contains(k) && v.get() == "{}"));
-        self.set_object("auths", &auths)?;
-        Ok(changes)
-    }
-
     /// Docker's own layout (`json.MarshalIndent` with a tab), so a file
     /// Docker wrote changes only where the helper changed it.
     pub fn render(&self, trailing_newline: bool) -> String {
@@ -421,7 +438,6 @@ impl Document {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeSet;
 
     #[test]
     fn untouched_values_keep_their_bytes_and_order() {
@@ -460,20 +476,6 @@ mod tests {
         assert_eq!(doc.remove_cred_helpers(None).unwrap().len(), 1);
         assert!(doc.unset_creds_store().is_some());
         assert_eq!(doc.render(false), "{\n\t\"credHelpers\": {\n\t\t\"b\": \"gcloud\"\n\t}\n}");
-    }
-
-    #[test]
-    fn a_shadowing_auth_is_removed_and_other_fields_kept() {
-        let hosts = BTreeSet::from(["r.example".to_owned()]);
-        let mut doc = Document::parse(
-            br#"{"auths": {"r.example": {"auth": "dTpw", "email": "x"}, "other": {"auth": "eDp5"}}}"#,
-        )
-        .unwrap();
-        assert_eq!(doc.stored_auths(&hosts), [("r.example".to_owned(), "auth")]);
-        doc.remove_stored_auths(&hosts).unwrap();
-        assert!(doc.stored_auths(&hosts).is_empty());
-        let rendered = doc.render(false);
-        assert!(rendered.contains("\"email\":\"x\"") && rendered.contains("eDp5"), "{rendered}");
     }
 
     #[test]

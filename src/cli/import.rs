@@ -2,14 +2,25 @@
 //! (secretservice, pass, osxkeychain, wincred, desktop, …) through that
 //! helper's own `list` and `get`, so that switching `credsStore` to this
 //! one loses no login. Nothing is removed from the other helper.
+//!
+//! One credential that cannot be read (a locked keyring item, a gpg error
+//! in `pass`) does not strand the rest: every other one is still copied,
+//! and the summary names each failure. Helpers list one registry under
+//! several spellings (`https://index.docker.io/v1/` and `docker.io`,
+//! `https://h` and `h`), which this helper files under one key; they are
+//! copied once, and when they disagree none of them is, rather than the
+//! last one silently replacing the others.
 
+use std::collections::BTreeMap;
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 
 use super::docker_config::HELPER_NAME;
 use super::output;
+use crate::command::CommandError;
 use crate::deadline::Deadline;
 use crate::helper::Helper;
 use crate::secret::Secret;
@@ -27,7 +38,7 @@ pub struct ImportArgs {
 }
 
 /// A credential as a helper's `get` answers it.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, PartialEq, Eq)]
 struct Answer {
     #[serde(rename = "Username", default)]
     username: String,
@@ -39,6 +50,39 @@ struct Answer {
 /// the user to unlock it).
 const PER_CALL: Duration = Duration::from_secs(60);
 
+/// The longest cause shown for one failed credential: the other helper's
+/// output may be anything, and the summary keeps one line per failure.
+const MAX_CAUSE: usize = 200;
+
+/// Why a call to the other helper failed.
+#[derive(Debug, thiserror::Error)]
+enum CallError {
+    /// It could not be run, or not to the end.
+    #[error("{action}: {source}")]
+    Run {
+        /// The action (`list`, `get`).
+        action: &'static str,
+        #[source]
+        source: CommandError,
+    },
+    /// It ran and reported failure; what it printed, redacted and on one
+    /// line (helpers print their error on stdout).
+    #[error("{program} {action} failed ({status}): {said}")]
+    Failed { program: String, action: &'static str, status: std::process::ExitStatus, said: String },
+    /// Its answer is not what the protocol says.
+    #[error("{program} {action} did not answer {expected}: {reason}")]
+    BadAnswer { program: String, action: &'static str, expected: &'static str, reason: String },
+}
+
+/// What happened to the credentials listed.
+#[derive(Default)]
+struct Tally {
+    copied: usize,
+    skipped: usize,
+    /// (the registry as listed, why), one line each.
+    failed: Vec<(String, String)>,
+}
+
 pub(super) fn import(args: ImportArgs, helper: &Helper) -> anyhow::Result<ExitCode> {
     let name = args.from.strip_prefix("docker-credential-").unwrap_or(&args.from);
     if name == HELPER_NAME || name.is_empty() || name.contains(['/', '\\']) {
@@ -47,59 +91,148 @@ pub(super) fn import(args: ImportArgs, helper: &Helper) -> anyhow::Result<ExitCo
         );
     }
     let program = format!("docker-credential-{name}");
-    let listed = call(&program, "list", b"")?;
+    let listed = match call(&program, "list", b"") {
+        Ok(out) => out,
+        Err(CallError::Run { source: CommandError::Spawn { reason, .. }, .. }) => bail!(
+            "cannot run {program} (named by --from): {reason}; install it or put it on PATH, or name another helper"
+        ),
+        Err(e) => return Err(e.into()),
+    };
     let listed: serde_json::Map<String, serde_json::Value> = crate::json::from_object_slice(&listed)
         .map_err(|e| anyhow::anyhow!("{program} list did not answer a JSON object: {e}"))?;
-    let (mut copied, mut skipped) = (0, 0);
+
+    let mut tally = Tally::default();
+    // One registry, however many ways the other helper spells it.
+    let mut registries: BTreeMap<ServerUrl, Vec<String>> = BTreeMap::new();
     for server in listed.keys() {
-        let Ok(url) = ServerUrl::parse(server) else {
-            crate::warn!("skipping {server:?}: not a registry");
-            skipped += 1;
-            continue;
-        };
-        if helper.config().ok().is_some_and(|c| c.lookup(&url).is_some()) {
-            output::line(&format!(
-                "skipped {server}: it is an exchange registry here; log in with `docker-credential-exchange login {}`",
-                url.registry()
-            ))?;
-            skipped += 1;
-            continue;
+        match ServerUrl::parse(server) {
+            Ok(url) => registries.entry(url).or_default().push(server.clone()),
+            Err(_) => {
+                crate::warn!("skipping {server:?}: not a registry");
+                tally.skipped += 1;
+            }
         }
-        let answer = call(&program, "get", server.as_bytes())?;
-        let answer: Answer = crate::json::from_object_slice(&answer)
-            .map_err(|e| anyhow::anyhow!("{program} get {server} did not answer credentials: {e}"))?;
-        if answer.username.is_empty() || answer.secret.is_empty() {
-            crate::warn!("skipping {server}: {program} answered without a username or secret");
-            skipped += 1;
-            continue;
-        }
-        if args.dry_run {
-            output::line(&format!("would copy {server} (user {})", answer.username))?;
-        } else {
-            helper
-                .store_credential(&url, server, &answer.username, answer.secret)
-                .with_context(|| format!("storing the credential for {server}"))?;
-            output::line(&format!("copied {server} (user {})", answer.username))?;
-        }
-        copied += 1;
     }
+    for (url, spellings) in &registries {
+        import_registry(helper, &program, url, spellings, args.dry_run, &mut tally)?;
+    }
+
     let verb = if args.dry_run { "would copy" } else { "copied" };
-    output::line(&format!("{verb} {copied} credential(s) from {program}; skipped {skipped}"))?;
-    Ok(ExitCode::SUCCESS)
+    output::line(&format!(
+        "{verb} {} credential(s) from {program}; skipped {}; failed {}",
+        tally.copied,
+        tally.skipped,
+        tally.failed.len()
+    ))?;
+    if tally.failed.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (server, why) in &tally.failed {
+        // On stderr, beside the error that ends the run; a closed stderr
+        // leaves the exit status to say it.
+        let line = crate::redact::line(&format!("docker-credential-exchange: not copied {server}: {why}"));
+        let _ = writeln!(std::io::stderr(), "{line}");
+    }
+    let (failed, done) =
+        if args.dry_run { ("would not be copied", "would be") } else { ("were not copied", "were") };
+    bail!(
+        "{} credential(s) of {program} {failed} (each is named above with its cause) and {} {done}; fix the \
+         causes and run the import again",
+        tally.failed.len(),
+        tally.copied
+    )
+}
+
+/// Copies the credential of one registry, which the other helper lists as
+/// `spellings` (one or more names that normalize to `url`).
+fn import_registry(
+    helper: &Helper,
+    program: &str,
+    url: &ServerUrl,
+    spellings: &[String],
+    dry_run: bool,
+    tally: &mut Tally,
+) -> anyhow::Result<()> {
+    let listed_as = spellings.join(", ");
+    if helper.config().ok().is_some_and(|c| c.lookup(url).is_some()) {
+        output::line(&format!(
+            "skipped {listed_as}: it is an exchange registry here; log in with `docker-credential-exchange login {}`",
+            url.registry()
+        ))?;
+        tally.skipped += 1;
+        return Ok(());
+    }
+    let mut answers: Vec<(&String, Answer)> = Vec::new();
+    for server in spellings {
+        match get(program, server) {
+            Ok(answer) if answer.username.is_empty() || answer.secret.is_empty() => {
+                crate::warn!("skipping {server}: {program} answered without a username or secret");
+                tally.skipped += 1;
+            }
+            Ok(answer) => answers.push((server, answer)),
+            Err(e) => tally.failed.push((server.clone(), cause(&e))),
+        }
+    }
+    let Some((first, answer)) = answers.first() else { return Ok(()) };
+    if answers.iter().any(|(_, other)| other != answer) {
+        let names: Vec<&str> = answers.iter().map(|(s, _)| s.as_str()).collect();
+        tally.failed.push((
+            names.join(" and "),
+            format!(
+                "{program} lists them with different credentials for the one registry {url}; copy the right one \
+                 by hand, e.g. echo {} | {program} get | docker-credential-exchange store",
+                names[0]
+            ),
+        ));
+        return Ok(());
+    }
+    // The spelling `list` shows for Docker Hub is Docker's own.
+    let server = answers.iter().map(|(s, _)| *s).find(|s| *s == url.display_name()).unwrap_or(first);
+    let also: Vec<&str> = answers.iter().map(|(s, _)| s.as_str()).filter(|s| s != server).collect();
+    let note = if also.is_empty() {
+        String::new()
+    } else {
+        format!("; also listed as {}, the same registry with the same credential", also.join(", "))
+    };
+    if dry_run {
+        output::line(&format!("would copy {server} (user {}{note})", answer.username))?;
+    } else if let Err(e) = helper.store_credential(url, server, &answer.username, answer.secret.clone()) {
+        tally.failed.push((server.clone(), format!("storing it here failed: {}", cause(&e))));
+        return Ok(());
+    } else {
+        output::line(&format!("copied {server} (user {}{note})", answer.username))?;
+    }
+    tally.copied += 1;
+    Ok(())
+}
+
+/// `get` of the other helper for `server`.
+fn get(program: &str, server: &str) -> Result<Answer, CallError> {
+    let out = call(program, "get", server.as_bytes())?;
+    crate::json::from_object_slice(&out).map_err(|e| CallError::BadAnswer {
+        program: program.to_owned(),
+        action: "get",
+        expected: "credentials",
+        reason: e.to_string(),
+    })
+}
+
+/// An error as one short line, redacted before it is cut.
+fn cause(e: &(dyn std::error::Error + 'static)) -> String {
+    crate::redact::bounded(&crate::redact::chain(std::iter::successors(Some(e), |e| e.source())), MAX_CAUSE)
 }
 
 /// Runs `program action` with `input` on stdin, as Docker would.
-fn call(program: &str, action: &str, input: &[u8]) -> anyhow::Result<Vec<u8>> {
+fn call(program: &str, action: &'static str, input: &[u8]) -> Result<Vec<u8>, CallError> {
     let done = crate::command::run(
         &[program.to_owned(), action.to_owned()],
         Some(input),
         &Deadline::after(PER_CALL),
     )
-    .with_context(|| format!("{program} {action}"))?;
+    .map_err(|source| CallError::Run { action, source })?;
     if !done.status.success() {
-        // Helpers print their error on stdout; it never holds a secret.
-        let said = crate::redact::bounded(&String::from_utf8_lossy(&done.stdout), 200);
-        bail!("{program} {action} failed ({}): {said}", done.status);
+        let said = crate::redact::bounded(&String::from_utf8_lossy(&done.stdout), MAX_CAUSE);
+        return Err(CallError::Failed { program: program.to_owned(), action, status: done.status, said });
     }
     Ok(done.stdout)
 }

@@ -185,6 +185,26 @@ impl Sandbox {
         token
     }
 
+    /// Writes an executable `sh` script `name` running `body` into the
+    /// sandbox's own `bin` directory, which comes first on its PATH: a
+    /// stand-in for another credential helper that the helper runs by
+    /// name. Returns the script's path.
+    #[cfg(unix)]
+    pub fn add_script(&mut self, name: &str, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let bin = self.dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let path = bin.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let on_path = self.env["PATH"].split(':').next() == Some(bin.to_str().unwrap());
+        if !on_path {
+            let path_var = format!("{}:{}", bin.display(), self.env["PATH"]);
+            self.env.insert("PATH".into(), path_var);
+        }
+        path
+    }
+
     /// Every file under the sandbox (relative paths), for "nothing changed"
     /// assertions, with contents.
     pub fn snapshot(&self) -> BTreeMap<PathBuf, Vec<u8>> {

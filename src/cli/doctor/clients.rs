@@ -131,8 +131,9 @@ fn shadowing(
             "shadowing",
             format!("{} has a stored \"{field}\" in auths.\"{key}\", which this helper serves; {why}", path.display()),
             format!(
-                "run `docker-credential-exchange configure-docker {host}`, which removes that entry and keeps a backup \
-                 (not `docker logout`, which would also erase this helper's login), or delete auths.\"{key}\" by hand"
+                "run `docker-credential-exchange configure-docker {host}`, which moves that credential into this \
+                 helper's store before it removes the entry (an exchange registry's is only removed) and keeps a \
+                 backup; not `docker logout`, which would also erase this helper's login"
             ),
         )?;
     }

@@ -1,0 +1,286 @@
+//! The credentials stored in a client config's `auths`: which entries hold
+//! one, what it is, and taking it out again.
+//!
+//! `docker login` without a helper (and podman's `login`, in `auth.json`)
+//! stores the password itself as `"auth": base64(user:password)`, or an
+//! `identitytoken`. Such an entry shadows this helper, but it may also be
+//! the only copy of the password, so it is read the way Docker's own
+//! config loader reads it and handed over as Docker's native store would
+//! hand it to a helper, before anything removes it.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use super::{Document, raw};
+use crate::secret::Secret;
+use crate::server_url::ServerUrl;
+
+/// `auths` fields that hold a credential, which clients use before asking
+/// any helper.
+const STORED_FIELDS: [&str; 3] = ["auth", "identitytoken", "password"];
+
+/// The username Docker's native store files an identity token under.
+const IDENTITY_TOKEN_USERNAME: &str = "<token>";
+
+/// A username and secret, as a helper's `store` takes them.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Credential {
+    /// The username (`<token>` for an identity token, as Docker files it).
+    pub username: String,
+    /// The password or identity token.
+    pub secret: Secret,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential").field("username", &self.username).finish_non_exhaustive()
+    }
+}
+
+/// Why an `auths` entry's credential cannot be read. None of these says
+/// anything of the value itself.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum AuthError {
+    /// `auth` is not base64 of `user:password`; Docker refuses it too.
+    #[error("its \"auth\" is not base64 of user:password (Docker cannot read it either)")]
+    Malformed,
+    /// A password without a username; no helper can store that.
+    #[error("it has a password but no username")]
+    NoUsername,
+}
+
+/// An `auths` entry that holds a credential.
+#[derive(Debug)]
+pub(crate) struct StoredAuth {
+    /// The entry's key as the file spells it.
+    pub key: String,
+    /// The registry it names.
+    pub url: ServerUrl,
+    /// The credential, or why it cannot be read.
+    pub credential: Result<Credential, AuthError>,
+}
+
+impl Document {
+    /// `auths` entries holding a stored credential for a registry host in
+    /// `hosts`: (the entry's key, the field that holds it).
+    pub fn stored_auths(&self, hosts: &BTreeSet<String>) -> Vec<(String, &'static str)> {
+        self.auths_for(hosts)
+            .into_iter()
+            .filter_map(|(key, _, entry)| stored_field(&entry).map(|field| (key, field)))
+            .collect()
+    }
+
+    /// The credentials stored in `auths` entries for a registry host in
+    /// `hosts`, read as Docker reads them.
+    pub fn stored_credentials(&self, hosts: &BTreeSet<String>) -> Vec<StoredAuth> {
+        self.auths_for(hosts)
+            .into_iter()
+            .filter(|(_, _, entry)| stored_field(entry).is_some())
+            .map(|(key, url, entry)| StoredAuth { key, url, credential: credential_of(&entry) })
+            .collect()
+    }
+
+    /// The `auths` entries for a registry host in `hosts` that are JSON
+    /// objects: (key, registry, entry).
+    fn auths_for(
+        &self,
+        hosts: &BTreeSet<String>,
+    ) -> Vec<(String, ServerUrl, serde_json::Map<String, Value>)> {
+        let Ok(auths) = self.object("auths") else { return Vec::new() };
+        auths
+            .iter()
+            .filter_map(|(key, entry)| {
+                let url = ServerUrl::parse(key).ok().filter(|u| hosts.contains(u.registry()))?;
+                match serde_json::from_str::<Value>(entry.get()) {
+                    Ok(Value::Object(entry)) => Some((key.clone(), url, entry)),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
+    /// Takes the stored credential (and its username) out of the `auths`
+    /// entries named in `keys`, keeping any other field; an entry left
+    /// empty is removed. Returns the keys whose entry changed.
+    ///
+    /// # Errors
+    /// `auths` is not an object.
+    pub fn remove_auths_credentials(&mut self, keys: &[String]) -> anyhow::Result<Vec<String>> {
+        let mut auths = self.object("auths")?;
+        let mut removed = Vec::new();
+        for (key, value) in auths.iter_mut().filter(|(k, _)| keys.contains(k)) {
+            let Ok(Value::Object(mut entry)) = serde_json::from_str::<Value>(value.get()) else { continue };
+            if stored_field(&entry).is_none() {
+                continue;
+            }
+            for field in STORED_FIELDS.iter().chain(&["username"]) {
+                entry.remove(*field);
+            }
+            *value = raw(Value::Object(entry).to_string())?;
+            removed.push(key.clone());
+        }
+        if removed.is_empty() {
+            return Ok(removed);
+        }
+        auths.retain(|(k, v)| !(removed.contains(k) && v.get() == "{}"));
+        self.set_object("auths", &auths)?;
+        Ok(removed)
+    }
+}
+
+/// The field of an `auths` entry that holds a credential, if any.
+fn stored_field(entry: &serde_json::Map<String, Value>) -> Option<&'static str> {
+    STORED_FIELDS
+        .iter()
+        .find(|f| entry.get(**f).and_then(Value::as_str).is_some_and(|s| !s.is_empty()))
+        .copied()
+}
+
+fn non_empty<'a>(entry: &'a serde_json::Map<String, Value>, field: &str) -> Option<&'a str> {
+    entry.get(field).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+/// The credential an entry holds, as Docker's native store would pass it
+/// to a helper: an identity token under the username `<token>`, else the
+/// user and password of `auth` (base64 of `user:password`, the password's
+/// trailing NULs trimmed as Docker trims them), else `username` and
+/// `password`.
+fn credential_of(entry: &serde_json::Map<String, Value>) -> Result<Credential, AuthError> {
+    if let Some(token) = non_empty(entry, "identitytoken") {
+        return Ok(Credential {
+            username: IDENTITY_TOKEN_USERNAME.to_owned(),
+            secret: Secret::new(token.to_owned()),
+        });
+    }
+    let (username, password) = match non_empty(entry, "auth") {
+        Some(auth) => {
+            use base64::Engine as _;
+            // The encoded pair is as secret as the password in it.
+            crate::redact::remember(auth);
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(auth.trim())
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .ok_or(AuthError::Malformed)?;
+            let decoded = zeroize::Zeroizing::new(decoded);
+            let (user, password) = decoded.split_once(':').ok_or(AuthError::Malformed)?;
+            (user.to_owned(), password.trim_matches('\0').to_owned())
+        }
+        None => (
+            non_empty(entry, "username").unwrap_or_default().to_owned(),
+            non_empty(entry, "password").unwrap_or_default().to_owned(),
+        ),
+    };
+    if username.is_empty() {
+        return Err(AuthError::NoUsername);
+    }
+    Ok(Credential { username, secret: Secret::new(password) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hosts(h: &str) -> BTreeSet<String> {
+        BTreeSet::from([h.to_owned()])
+    }
+
+    fn only_credential(json: &str, host: &str) -> Result<Credential, AuthError> {
+        let doc = Document::parse(json.as_bytes()).unwrap();
+        let mut found = doc.stored_credentials(&hosts(host));
+        assert_eq!(found.len(), 1, "{found:?}");
+        found.remove(0).credential
+    }
+
+    #[test]
+    fn an_auth_field_is_read_as_base64_of_user_and_password() {
+        // bob:pa:ss
+        let cred =
+            only_credential(r#"{"auths": {"r.example": {"auth": "Ym9iOnBhOnNz"}}}"#, "r.example").unwrap();
+        assert_eq!((cred.username.as_str(), cred.secret.expose()), ("bob", "pa:ss"));
+    }
+
+    #[test]
+    fn an_identity_token_is_filed_under_the_token_username() {
+        let cred = only_credential(
+            r#"{"auths": {"r.example": {"auth": "Ym9iOnB3", "identitytoken": "refresh-123"}}}"#,
+            "r.example",
+        )
+        .unwrap();
+        assert_eq!((cred.username.as_str(), cred.secret.expose()), ("<token>", "refresh-123"));
+    }
+
+    #[test]
+    fn plain_username_and_password_fields_are_read() {
+        let cred = only_credential(
+            r#"{"auths": {"https://r.example": {"username": "u", "password": "p"}}}"#,
+            "r.example",
+        )
+        .unwrap();
+        assert_eq!((cred.username.as_str(), cred.secret.expose()), ("u", "p"));
+    }
+
+    #[test]
+    fn an_auth_that_is_not_base64_of_a_pair_is_malformed() {
+        assert_eq!(
+            only_credential(r#"{"auths": {"r.example": {"auth": "%%%"}}}"#, "r.example"),
+            Err(AuthError::Malformed)
+        );
+        // "nocolon"
+        assert_eq!(
+            only_credential(r#"{"auths": {"r.example": {"auth": "bm9jb2xvbg=="}}}"#, "r.example"),
+            Err(AuthError::Malformed)
+        );
+    }
+
+    #[test]
+    fn a_password_without_a_username_cannot_be_moved() {
+        // ":pw"
+        assert_eq!(
+            only_credential(r#"{"auths": {"r.example": {"auth": "OnB3"}}}"#, "r.example"),
+            Err(AuthError::NoUsername)
+        );
+    }
+
+    #[test]
+    fn stored_auths_names_the_field_that_holds_the_credential() {
+        let doc = Document::parse(
+            br#"{"auths": {"https://r.example": {"identitytoken": "t"}, "r.example/v2/": {}, "other": {"auth": "eDp5"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            doc.stored_auths(&hosts("r.example")),
+            [("https://r.example".to_owned(), "identitytoken")]
+        );
+    }
+
+    #[test]
+    fn entries_without_a_secret_hold_no_credential() {
+        let doc = Document::parse(br#"{"auths": {"r.example": {}, "s.example": {"email": "x"}}}"#).unwrap();
+        let all = BTreeSet::from(["r.example".to_owned(), "s.example".to_owned()]);
+        assert!(doc.stored_credentials(&all).is_empty());
+    }
+
+    #[test]
+    fn removing_a_credential_keeps_other_fields_and_drops_an_empty_entry() {
+        let mut doc = Document::parse(
+            br#"{"auths": {"r.example": {"auth": "dTpw", "email": "x"}, "s.example": {"auth": "dTpw"}, "other": {"auth": "eDp5"}}}"#,
+        )
+        .unwrap();
+        let removed = doc.remove_auths_credentials(&["r.example".into(), "s.example".into()]).unwrap();
+        assert_eq!(removed, ["r.example", "s.example"]);
+        let rendered: Value = serde_json::from_str(&doc.render(false)).unwrap();
+        assert_eq!(
+            rendered["auths"],
+            serde_json::json!({"r.example": {"email": "x"}, "other": {"auth": "eDp5"}})
+        );
+    }
+
+    #[test]
+    fn an_entry_without_a_credential_is_not_removed() {
+        let mut doc = Document::parse(br#"{"auths": {"r.example": {}}}"#).unwrap();
+        assert!(doc.remove_auths_credentials(&["r.example".into()]).unwrap().is_empty());
+        assert!(doc.render(false).contains("r.example"));
+    }
+}

@@ -1,0 +1,159 @@
+//! `import --from HELPER` (DESIGN.md section 5) against stand-in helpers:
+//! every credential that can be read is copied even when another cannot,
+//! each failure is named on one line with a redacted cause and the run
+//! exits 1; one registry listed under several spellings is copied once,
+//! or not at all when the spellings disagree; a helper that cannot be run
+//! is named as it was given. (Copying from the real
+//! docker-credential-secretservice is in keyring.rs.)
+
+mod support;
+
+use serde_json::json;
+use support::cmd::Sandbox;
+
+/// A sandbox with no exchange registries, using the file store.
+fn sandbox() -> Sandbox {
+    let sandbox = Sandbox::new();
+    sandbox.write_config(&json!({"registries": {}}));
+    sandbox
+}
+
+/// A stand-in `docker-credential-other` whose `list` answers `list` and
+/// whose `get` runs the `case` arms in `gets` on the server URL `$s`.
+#[cfg(unix)]
+fn other_helper(sandbox: &mut Sandbox, list: &serde_json::Value, gets: &str) {
+    sandbox.add_script(
+        "docker-credential-other",
+        &format!(
+            "case \"$1\" in\nlist) echo '{list}';;\nget) read s; case \"$s\" in\n{gets}\nesac;;\nesac\n"
+        ),
+    );
+}
+
+#[test]
+fn a_helper_that_cannot_be_run_is_named_as_it_was_given() {
+    let sandbox = sandbox();
+    let out = sandbox.cmd(&["import", "--from", "docker-credential-nosuchhelper"]).run().failure();
+    assert!(out.stderr.contains("cannot run docker-credential-nosuchhelper"), "{out:?}");
+    assert!(!out.stderr.contains("[REDACTED]"), "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+}
+
+// The other helpers are sh scripts.
+#[cfg(unix)]
+#[test]
+fn every_credential_is_copied_with_an_empty_stderr_when_all_can_be_read() {
+    let mut sandbox = sandbox();
+    other_helper(
+        &mut sandbox,
+        &json!({"a.example.com": "ua", "b.example.com": "ub"}),
+        r#"a.example.com) echo '{"Username":"ua","Secret":"secret-for-a-1"}';;
+b.example.com) echo '{"Username":"ub","Secret":"secret-for-b-2"}';;"#,
+    );
+
+    let out = sandbox.cmd(&["import", "--from", "other"]).run().quiet_success();
+
+    assert_eq!(
+        out.stdout,
+        "copied a.example.com (user ua)\ncopied b.example.com (user ub)\n\
+         copied 2 credential(s) from docker-credential-other; skipped 0; failed 0\n"
+    );
+    assert_eq!(sandbox.get("b.example.com").quiet_success().secret(), "secret-for-b-2");
+}
+
+#[cfg(unix)]
+#[test]
+fn every_other_credential_is_copied_when_one_cannot_be_read() {
+    let mut sandbox = sandbox();
+    other_helper(
+        &mut sandbox,
+        &json!({"a.example.com": "ua", "b.example.com": "ub", "c.example.com": "uc"}),
+        r#"b.example.com) echo "locked item"; exit 1;;
+*) echo '{"Username":"u","Secret":"readable-secret-1"}';;"#,
+    );
+
+    let out = sandbox.cmd(&["import", "--from", "other"]).run().failure();
+
+    assert!(
+        out.stdout.contains("copied 2 credential(s) from docker-credential-other; skipped 0; failed 1"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains(
+            "not copied b.example.com: docker-credential-other get failed (exit status: 1): locked item"
+        ),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("1 credential(s) of docker-credential-other were not copied"), "{out:?}");
+    for copied in ["a.example.com", "c.example.com"] {
+        assert_eq!(sandbox.get(copied).quiet_success().secret(), "readable-secret-1");
+    }
+    sandbox.get("b.example.com").protocol_error("credentials not found in native keychain");
+}
+
+#[cfg(unix)]
+#[test]
+fn the_cause_of_a_failure_is_redacted_and_kept_to_one_line() {
+    let mut sandbox = sandbox();
+    let jwt = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLXNpZ25hdHVyZQ";
+    let noise = "x".repeat(5000);
+    other_helper(
+        &mut sandbox,
+        &json!({"b.example.com": "ub"}),
+        &format!("b.example.com) printf 'bad token\\n{jwt}\\n{noise}\\n'; exit 1;;"),
+    );
+
+    let out = sandbox.cmd(&["import", "--from", "other"]).run().failure();
+
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("not copied b.example.com"))
+        .unwrap_or_else(|| panic!("no line for b.example.com: {out:?}"));
+    assert!(line.contains("bad token [REDACTED]"), "{out:?}");
+    assert!(!out.stderr.contains("eyJzdWIi"), "{out:?}");
+    assert!(line.chars().count() < 400, "{out:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn one_registry_listed_under_two_names_with_one_credential_is_copied_once() {
+    let mut sandbox = sandbox();
+    other_helper(
+        &mut sandbox,
+        &json!({"https://index.docker.io/v1/": "bob", "docker.io": "bob"}),
+        r#"*) echo '{"Username":"bob","Secret":"hub-secret-1"}';;"#,
+    );
+
+    let out = sandbox.cmd(&["import", "--from", "other"]).run().quiet_success();
+
+    assert!(
+        out.stdout.contains(
+            "copied https://index.docker.io/v1/ (user bob; also listed as docker.io, the same registry with the same credential)"
+        ),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("copied 1 credential(s)"), "{out:?}");
+    assert_eq!(sandbox.list().quiet_success().json(), json!({"https://index.docker.io/v1/": "bob"}));
+}
+
+#[cfg(unix)]
+#[test]
+fn one_registry_listed_under_two_names_with_different_credentials_is_not_copied() {
+    let mut sandbox = sandbox();
+    other_helper(
+        &mut sandbox,
+        &json!({"https://a.example.com": "old", "a.example.com": "new"}),
+        r#"https://a.example.com) echo '{"Username":"old","Secret":"old-secret-1"}';;
+a.example.com) echo '{"Username":"new","Secret":"new-secret-2"}';;"#,
+    );
+
+    let out = sandbox.cmd(&["import", "--from", "other"]).run().failure();
+
+    assert!(
+        out.stderr.contains("not copied a.example.com and https://a.example.com: docker-credential-other lists them with different credentials"),
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains("old-secret-1") && !out.stderr.contains("new-secret-2"), "{out:?}");
+    sandbox.get("a.example.com").protocol_error("credentials not found in native keychain");
+}
