@@ -38,6 +38,19 @@ fn stored_secret_is_in_the_keyring_and_in_no_file() {
 }
 
 #[test]
+fn on_this_users_own_bus_the_secret_travels_in_a_plain_session() {
+    let Some((mut sandbox, _service)) = keyring_sandbox() else { return };
+    sandbox.store("registry.example.com", "alice", "s3cret-value").quiet_success();
+    sandbox.set_env("DOCKER_CREDENTIAL_EXCHANGE_LOG", "debug");
+    // The bus daemon and gnome-keyring run as this user: the read takes
+    // the plain session, after checking both.
+    let read = sandbox.get("registry.example.com").success();
+    assert!(read.stderr.contains("over a plain session"), "{read:?}");
+    let write = sandbox.store("other.example.com", "bob", "another-s3cret").success();
+    assert!(write.stderr.contains("opening a plain Secret Service session"), "{write:?}");
+}
+
+#[test]
 fn get_reads_the_secret_back_from_the_keyring() {
     let Some((sandbox, _service)) = keyring_sandbox() else { return };
     sandbox.store("registry.example.com", "alice", "pw-from-keyring").quiet_success();

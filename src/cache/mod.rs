@@ -155,9 +155,10 @@ impl Cache {
     /// cache stays bounded. Touches nothing the cache did not make.
     ///
     /// Every write prunes, so its cost must not grow with what the cache
-    /// holds: an entry dated (by [`Cache::store`]) after `now` is live and
-    /// only `stat`ed. Any other date (an entry copied, touched or written
-    /// by an older version) means reading it, as before.
+    /// holds: an entry dated (by [`Cache::store`]) after `now`, and no
+    /// further ahead than a token can live, is live and only `stat`ed. Any
+    /// other date (an entry copied, touched, written by an older version or
+    /// under a clock that was ahead) means reading it, as before.
     pub fn prune(&self, now: i64, keep: Option<&CacheKey>) {
         let keep = keep.map(|k| self.entry_path(k));
         let now_time = epoch_time(now);
@@ -169,7 +170,14 @@ impl Cache {
                     }
                     let stem = stem_of(&path);
                     let expired = match read_entry(&path, &stem) {
-                        Ok(Some(e)) => e.schedule().freshness(now) == Freshness::Expired,
+                        // From the future: written under a clock that was
+                        // ahead; a miss until then, and by then stale.
+                        Ok(Some(e)) => {
+                            matches!(
+                                e.schedule().freshness(now),
+                                Freshness::Expired | Freshness::FromTheFuture
+                            )
+                        }
                         Ok(None) => false,
                         Err(_) => true,
                     };
@@ -256,10 +264,13 @@ fn epoch_time(secs: i64) -> Option<SystemTime> {
     u64::try_from(secs).ok().and_then(|s| SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(s)))
 }
 
-/// Whether the file at `path` is dated strictly after `now`.
+/// Whether the file at `path` is dated after `now` by at most the longest
+/// life a cached token can have: what an entry written at or before `now`
+/// can honestly carry.
 fn dated_after(path: &Path, now: Option<SystemTime>) -> bool {
     let Some(now) = now else { return false };
-    std::fs::symlink_metadata(path).and_then(|m| m.modified()).is_ok_and(|date| date > now)
+    let horizon = now + Duration::from_secs(entry::MAX_LIFETIME.unsigned_abs());
+    std::fs::symlink_metadata(path).and_then(|m| m.modified()).is_ok_and(|date| date > now && date <= horizon)
 }
 
 fn older_than(path: &Path, secs: u64) -> bool {
@@ -422,6 +433,32 @@ mod tests {
         assert!(path.exists());
         // Past its date it is read, found invalid and removed.
         cache.prune(4600, None);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn an_entry_dated_beyond_any_tokens_life_is_read_and_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = cache(&dir);
+        let key = CacheKey::new(&fields(None));
+        cache.store(&key, &token(&key, 1000, 10, None)).unwrap();
+        // Expired since 1010, but dated two days ahead of 2000.
+        let path = cache.entry_path(&key);
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(epoch_time(2000 + 2 * 86_400).unwrap()).unwrap();
+        cache.prune(2000, None);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn an_entry_from_the_future_is_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = cache(&dir);
+        let key = CacheKey::new(&fields(None));
+        // Written while the clock was days ahead; it is right again.
+        cache.store(&key, &token(&key, 900_000, 3600, None)).unwrap();
+        let path = cache.entry_path(&key);
+        cache.prune(2000, None);
         assert!(!path.exists());
     }
 

@@ -102,7 +102,27 @@ fn to_store_error(e: keyring_core::Error) -> StoreError {
 
 fn looks_unreachable(msg: &str) -> bool {
     let msg = msg.to_ascii_lowercase();
-    ["dbus", "d-bus", "connect", "no such file", "not provided", "serviceunknown", "locked"]
+    // The last is macOS's errSecInteractionNotAllowed (-25308), which
+    // apple-native-keyring-store 1.0.3's `decode_error` leaves a
+    // `PlatformFailure`: the login keychain is locked and nobody can be
+    // asked to unlock it (an SSH session, a launchd job).
+    ["connect", "no such file", "not provided", "locked", "interaction is not allowed"]
         .iter()
         .any(|needle| msg.contains(needle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_locked_keychain_that_cannot_prompt_is_unreachable() {
+        // SecCopyErrorMessageString's text for errSecInteractionNotAllowed.
+        assert!(looks_unreachable("User interaction is not allowed."));
+    }
+
+    #[test]
+    fn an_ordinary_keyring_failure_is_not_unreachable() {
+        assert!(!looks_unreachable("Windows error code 1783"));
+    }
 }

@@ -70,6 +70,11 @@ impl KeyringStore {
         write: Write,
         op: impl FnOnce(&OsKeyring) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        // Spent already (waiting for the index lock, say): ask nothing, so
+        // that no write can land after the error is reported.
+        if self.deadline.expired() {
+            return Err(StoreError::KeyringTimedOut { limit: self.deadline.limit(), write: Write::None });
+        }
         let os = Arc::clone(&self.os);
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         std::thread::Builder::new()

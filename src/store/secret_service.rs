@@ -10,8 +10,10 @@
 //! that also carries a `target` is still found.
 //!
 //! The session uses the Secret Service's `plain` algorithm when the bus is
-//! a local Unix socket, and the encrypted `dh-ietf1024-sha256-aes128-cbc-pkcs7`
-//! one otherwise (or when a service refuses `plain`). The encrypted session
+//! a local Unix socket and both the bus daemon (its peer credentials) and
+//! the service (`GetConnectionUnixUser`) run as this user, and the
+//! encrypted `dh-ietf1024-sha256-aes128-cbc-pkcs7` one otherwise (or when
+//! a service refuses `plain`). The encrypted session
 //! costs a 1024-bit Diffie-Hellman key agreement on both ends of every
 //! process's first keyring call: 31 M instructions in the client and about
 //! 2.5 ms of the service's time, against 0.65 M for the whole plain
@@ -165,23 +167,32 @@ fn fast_read(name: &str) -> FastRead {
     zbus::block_on(driven(&conn, async {
         let open_args = ("plain", Value::from(""));
         let search_args = (attributes(name),);
-        let (opened, searched) = both(
-            conn.call_method(
-                Some(BUS_NAME),
-                SERVICE_PATH,
-                Some(SERVICE_INTERFACE),
-                "OpenSession",
-                &open_args,
-            ),
-            conn.call_method(
-                Some(BUS_NAME),
-                SERVICE_PATH,
-                Some(SERVICE_INTERFACE),
-                "SearchItems",
-                &search_args,
+        // The owner check travels with the other two: no round trip of
+        // its own, and no secret is asked for until it has passed.
+        let (ours, (opened, searched)) = both(
+            all_ours(&conn),
+            both(
+                conn.call_method(
+                    Some(BUS_NAME),
+                    SERVICE_PATH,
+                    Some(SERVICE_INTERFACE),
+                    "OpenSession",
+                    &open_args,
+                ),
+                conn.call_method(
+                    Some(BUS_NAME),
+                    SERVICE_PATH,
+                    Some(SERVICE_INTERFACE),
+                    "SearchItems",
+                    &search_args,
+                ),
             ),
         )
         .await;
+        if !ours {
+            crate::debug!("the session bus or its Secret Service is not this user's: no plain session");
+            return FastRead::Unsettled;
+        }
         let Ok((_, session)) = opened.and_then(|m| m.body().deserialize::<Session>()) else {
             return FastRead::Unsettled;
         };
@@ -201,7 +212,10 @@ fn fast_read(name: &str) -> FastRead {
                     )
                     .await;
                 match reply.and_then(|m| m.body().deserialize::<(SecretStruct,)>()) {
-                    Ok(((_, _, value, _),)) => FastRead::Found(value),
+                    Ok(((_, _, value, _),)) => {
+                        crate::debug!("read the keyring item for {name} over a plain session");
+                        FastRead::Found(value)
+                    }
                     Err(_) => FastRead::Unsettled,
                 }
             }
@@ -209,6 +223,45 @@ fn fast_read(name: &str) -> FastRead {
             _ => FastRead::Unsettled,
         }
     }))
+}
+
+/// Whether the bus daemon at the other end of `conn` and the process that
+/// owns the Secret Service's name both run as this user. Only then does a
+/// `plain` session keep secrets among this user's processes: a bus or a
+/// service of another user (a shared `/tmp` socket, a relay, a name taken
+/// first) gets the encrypted session, and anything that cannot be told is
+/// treated the same way.
+async fn all_ours(conn: &zbus::Connection) -> bool {
+    let me = crate::fsutil::current_uid();
+    let bus = conn.peer_creds().await.ok().and_then(|c| c.unix_user_id());
+    if bus != Some(me) {
+        return false;
+    }
+    let owner = conn
+        .call_method(
+            Some("org.freedesktop.DBus"),
+            "/org/freedesktop/DBus",
+            Some("org.freedesktop.DBus"),
+            "GetConnectionUnixUser",
+            &(BUS_NAME,),
+        )
+        .await
+        .and_then(|m| m.body().deserialize::<u32>());
+    matches!(owner, Ok(uid) if uid == me)
+}
+
+/// [`all_ours`] on a connection of its own, for the crate's path, which
+/// does not lend its connection.
+fn bus_and_service_are_ours() -> bool {
+    zbus::block_on(async {
+        match zbus::connection::Builder::session() {
+            Ok(builder) => match builder.build().await {
+                Ok(conn) => all_ours(&conn).await,
+                Err(_) => false,
+            },
+            Err(_) => false,
+        }
+    })
 }
 
 /// Runs `work` while ticking `conn`'s executor, which reads the socket and
@@ -264,11 +317,20 @@ fn attributes(name: &str) -> HashMap<&str, &str> {
     HashMap::from([("service", SERVICE), ("username", name)])
 }
 
-/// Opens the session: `plain` on a local bus, else (or if the service
-/// refuses `plain`) the encrypted one.
+/// Opens the session: `plain` on a local bus that is this user's, with a
+/// service that is this user's; else (or if the service refuses `plain`)
+/// the encrypted one.
 fn connect() -> Result<SecretService<'static>, Unreachable> {
     let address = std::env::var("DBUS_SESSION_BUS_ADDRESS").ok();
-    let result = match session_algorithm(address.as_deref()) {
+    let mut algorithm = session_algorithm(address.as_deref());
+    if algorithm == EncryptionType::Plain && !bus_and_service_are_ours() {
+        algorithm = EncryptionType::Dh;
+    }
+    crate::debug!(
+        "opening a {} Secret Service session",
+        if algorithm == EncryptionType::Plain { "plain" } else { "encrypted" }
+    );
+    let result = match algorithm {
         EncryptionType::Plain => match SecretService::connect(EncryptionType::Plain) {
             // A service that refuses `plain` still speaks the encrypted one.
             Err(e) if !matches!(e, SsError::Unavailable) => SecretService::connect(EncryptionType::Dh),
@@ -283,11 +345,11 @@ fn connect() -> Result<SecretService<'static>, Unreachable> {
 /// (`DBUS_SESSION_BUS_ADDRESS`; unset means zbus's default,
 /// `$XDG_RUNTIME_DIR/bus`, a Unix socket).
 ///
-/// Secrets cross the bus in the clear with `plain`, so it is chosen only
-/// when every address the client might use is a Unix socket: that traffic
-/// stays in the kernel, between processes of this user and the bus daemon.
-/// A TCP bus (`tcp:`, `nonce-tcp:`, anything unknown) gets the encrypted
-/// session.
+/// Secrets cross the bus in the clear with `plain`, so it is considered
+/// only when every address the client might use is a Unix socket: that
+/// traffic stays in the kernel. A TCP bus (`tcp:`, `nonce-tcp:`, anything
+/// unknown) gets the encrypted session; a Unix one gets `plain` only once
+/// [`all_ours`] has seen that the bus and the service are this user's.
 fn session_algorithm(address: Option<&str>) -> EncryptionType {
     let local = match address {
         None => true,
@@ -308,8 +370,12 @@ fn describe(e: &SsError) -> String {
         SsError::NoResult => {
             "the Secret Service has no default collection (create one, e.g. in seahorse)".into()
         }
-        SsError::Prompt => "the keyring's unlock prompt was dismissed".into(),
-        SsError::PromptDisconnected => "the keyring's unlock prompt was cut off".into(),
+        SsError::Prompt => {
+            "the keyring's unlock prompt was dismissed; unlock the keyring and run again".into()
+        }
+        SsError::PromptDisconnected => {
+            "the keyring's unlock prompt was cut off; unlock the keyring and run again".into()
+        }
         other => format!("Secret Service: {other}"),
     }
 }
@@ -317,11 +383,11 @@ fn describe(e: &SsError) -> String {
 fn to_store_error(e: SsError) -> StoreError {
     match e {
         // The keyring exists but cannot be opened: name the ways out.
-        SsError::Unavailable
-        | SsError::Locked
-        | SsError::NoResult
-        | SsError::Prompt
-        | SsError::PromptDisconnected => StoreError::KeyringUnavailable(describe(&e)),
+        SsError::Unavailable | SsError::Locked | SsError::NoResult => {
+            StoreError::KeyringUnavailable(describe(&e))
+        }
+        // The keyring is there and someone said no (or the prompt died):
+        // starting a Secret Service is not the way out.
         _ => StoreError::Keyring(describe(&e)),
     }
 }
