@@ -132,7 +132,9 @@ fn a_failed_check_keeps_the_previous_login_and_mentions_no_verify() {
 fn an_expired_token_is_refused_without_telling_to_run_login_again() {
     let (sandbox, sts) = setup();
     let out = sandbox.login(REGISTRY, &sts.mint_subject_token("alice", -60)).failure();
-    assert!(out.stderr.contains("this token has already expired; get a fresh one"), "{out:?}");
+    assert!(out.stderr.contains("was not stored: it expired at "), "{out:?}");
+    assert!(out.stderr.contains("get a fresh one from your identity provider"), "{out:?}");
+    assert_eq!(out.stderr.matches("expired").count(), 1, "said more than once: {out:?}");
     assert!(!out.stderr.contains("run `docker-credential-exchange login"), "{out:?}");
     assert_eq!(sts.requests(), 0);
 }

@@ -15,6 +15,7 @@ use crate::helper::{Helper, HelperError};
 use crate::plan::PlanError;
 use crate::secret::Secret;
 use crate::server_url::ServerUrl;
+use crate::subject::SubjectError;
 
 /// `login`'s arguments. The token is never an argument: arguments are
 /// visible to every user in `ps` and land in shell history.
@@ -92,6 +93,9 @@ pub(super) fn login(args: LoginArgs, helper: Helper) -> anyhow::Result<ExitCode>
             "the login token for {key} was not stored: the entry's {field} uses {{repository}}, so the token is proved \
              against a repository; run `docker-credential-exchange login {key}/REPOSITORY`, or store it without the \
              proof with --no-verify"
+        ),
+        Err(HelperError::Subject(SubjectError::Expired { at, .. })) => bail!(
+            "the login token for {key} was not stored: it expired at {at}; get a fresh one from your identity provider"
         ),
         Err(e @ (HelperError::Exchange(_) | HelperError::Plan(_))) => bail!(
             "the login token for {key} was not stored, and the previous login is unchanged: the proving exchange failed: {e}. \

@@ -39,9 +39,11 @@ pub fn width() -> usize {
 }
 
 /// A table with a header, columns two spaces apart, fitted to `max_width`
-/// by shortening the widest cells of the columns that may shrink (with
-/// `…`), never the header.
-pub fn table(header: &[&str], rows: &[Vec<String>], shrinkable: &[usize], max_width: usize) -> String {
+/// by shortening cells (with `…`), never the header: `shrinkable` lists
+/// groups of columns, and the widest column of a group shrinks first, the
+/// next group only once the first is as narrow as it goes (so the column a
+/// reader scans by, the registry, stays whole the longest).
+pub fn table(header: &[&str], rows: &[Vec<String>], shrinkable: &[&[usize]], max_width: usize) -> String {
     let count = |s: &str| s.chars().count();
     let mut widths: Vec<usize> = header.iter().map(|h| count(h)).collect();
     for row in rows {
@@ -50,13 +52,15 @@ pub fn table(header: &[&str], rows: &[Vec<String>], shrinkable: &[usize], max_wi
         }
     }
     let total = |w: &[usize]| w.iter().sum::<usize>() + 2 * w.len().saturating_sub(1);
-    while total(&widths) > max_width {
-        let Some(&widest) =
-            shrinkable.iter().filter(|&&i| widths[i] > count(header[i]).max(8)).max_by_key(|&&i| widths[i])
-        else {
-            break;
-        };
-        widths[widest] -= 1;
+    for group in shrinkable {
+        while total(&widths) > max_width {
+            let Some(&widest) =
+                group.iter().filter(|&&i| widths[i] > count(header[i]).max(8)).max_by_key(|&&i| widths[i])
+            else {
+                break;
+            };
+            widths[widest] -= 1;
+        }
     }
     let render = |cells: &mut dyn Iterator<Item = &str>| {
         let mut out = String::new();
@@ -138,8 +142,18 @@ mod tests {
     #[test]
     fn a_wide_table_is_fitted_by_shortening_the_widest_shrinkable_column() {
         let long = "a-very-long-registry-name.example.com/with/a/deep/repository/path";
-        let out = table(&["REGISTRY", "KIND"], &rows(&[&[long, "exchange"]]), &[0], 40);
+        let out = table(&["REGISTRY", "KIND"], &rows(&[&[long, "exchange"]]), &[&[0]], 40);
         assert!(out.lines().all(|l| l.chars().count() <= 40), "{out}");
         assert!(out.contains('…'));
+    }
+
+    #[test]
+    fn a_later_group_of_columns_shrinks_only_once_the_earlier_ones_cannot() {
+        let row = ["registry.example.com", "exchange", "oauth2accesstoken", "valid 23h 59m (file store)"];
+        let out =
+            table(&["REGISTRY", "KIND", "USERNAME", "LOGIN TOKEN"], &rows(&[&row]), &[&[2, 3], &[0]], 70);
+        assert!(out.lines().all(|l| l.chars().count() <= 70), "{out}");
+        assert!(out.contains("registry.example.com "), "the registry was cut first: {out}");
+        assert!(out.contains("valid 23h"), "{out}");
     }
 }

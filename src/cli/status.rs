@@ -175,7 +175,7 @@ impl LoginToken {
     /// A short cell for the table.
     fn cell(&self) -> String {
         match (self.state, &self.remaining) {
-            (LoginState::Valid, Some(r)) => format!("valid, {r}"),
+            (LoginState::Valid, Some(r)) => format!("valid {r}"),
             (LoginState::Expired, _) => "EXPIRED".into(),
             (LoginState::NoExpiry, _) => "present".into(),
             (LoginState::Absent, _) => "ABSENT".into(),
@@ -466,8 +466,10 @@ fn table(report: &Report) -> String {
             (Kind::Exchange, None) => "none".into(),
             _ => "-".into(),
         };
+        // The state first: where the token lives is what a narrow
+        // terminal cuts.
         let login = match (&r.login_token, &r.subject_where) {
-            (Some(l), Some(w)) => format!("{w}: {}", l.cell()),
+            (Some(l), Some(w)) => format!("{} ({w})", l.cell()),
             (Some(l), None) => l.cell(),
             (None, _) => "-".into(),
         };
@@ -502,7 +504,7 @@ fn table(report: &Report) -> String {
             ));
         }
     }
-    out.push_str(&super::output::table(&header, &rows, &[0, 2, 3], super::output::width()));
+    out.push_str(&super::output::table(&header, &rows, &[&[2, 3], &[0]], super::output::width()));
     if !notes.is_empty() {
         out.push('\n');
         for note in notes {

@@ -41,7 +41,7 @@ impl Helper {
             return Err(SubjectError::Expired {
                 registry: key.to_string(),
                 at: crate::time::rfc3339_signed(exp),
-                hint: "this token has already expired; get a fresh one from your identity provider".into(),
+                hint: "get a fresh one from your identity provider".into(),
             }
             .into());
         }
