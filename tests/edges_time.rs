@@ -329,23 +329,8 @@ fn a_login_store_that_fails_part_way_still_retires_the_tokens_of_the_old_login()
 #[test]
 fn a_get_whose_stdin_is_never_closed_ends_by_the_deadline() {
     let sandbox = Sandbox::new();
-    let (mut cmd, _) = sandbox.cmd(&["get"]).env(TIMEOUT_ENV, DEADLINE.to_string()).into_command();
-    let mut child = cmd
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut open = child.stdin.take().unwrap();
-    std::io::Write::write_all(&mut open, REGISTRY.as_bytes()).unwrap();
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(DEADLINE) + SLACK {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let ended = child.try_wait().unwrap();
-    let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(ended.and_then(|s| s.code()), Some(1), "still waiting for stdin past the deadline");
-    assert!(stdout.contains("stdin was not closed"), "{stdout}");
+    let (child, _open) = sandbox.cmd(&["get"]).env(TIMEOUT_ENV, DEADLINE.to_string()).stdin(REGISTRY).spawn();
+    let (ended, out) = support::cmd::finish_within(child, Duration::from_secs(DEADLINE) + SLACK);
+    assert_eq!(ended, Some(1), "still waiting for stdin past the deadline: {out:?}");
+    assert!(out.stdout.contains("stdin was not closed"), "{out:?}");
 }

@@ -442,15 +442,7 @@ fn sixty_four_concurrent_cold_gets_make_one_exchange() {
     sts.set_fault(Fault::Delay { millis: 300 });
     let children: Vec<_> = (0..64)
         .map(|_| {
-            let (mut cmd, stdin) = sandbox.cmd(&["get"]).stdin(REGISTRY).into_command();
-            let mut child = cmd
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(&stdin).unwrap();
+            let (child, _closed_when_dropped) = sandbox.cmd(&["get"]).stdin(REGISTRY).spawn();
             child
         })
         .collect();

@@ -56,27 +56,13 @@ fn an_oversized_request_states_its_cause_once() {
 #[cfg(unix)]
 #[test]
 fn a_request_whose_stdin_is_never_closed_ends_by_the_deadline() {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
     let sandbox = Sandbox::new();
-    let (mut cmd, _) = sandbox
+    let (child, _open) = sandbox
         .cmd(&["kubelet-credential-provider"])
         .env("DOCKER_CREDENTIAL_EXCHANGE_TIMEOUT_SECONDS", "2")
-        .into_command();
-    let mut child = cmd
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _open = child.stdin.take().unwrap();
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let ended = child.try_wait().unwrap();
-    let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(ended.and_then(|s| s.code()), Some(1), "still running 20 s after a 2 s deadline");
-    assert!(stderr.contains("stdin was not closed within 2s"), "{stderr}");
+        .spawn();
+    let (ended, out) = support::cmd::finish_within(child, Duration::from_secs(20));
+    assert_eq!(ended, Some(1), "still running 20 s after a 2 s deadline: {out:?}");
+    assert!(out.stderr.contains("stdin was not closed within 2s"), "{out:?}");
 }

@@ -277,6 +277,23 @@ impl TestCommand {
         (self.cmd, self.stdin)
     }
 
+    /// Starts the helper with every stream piped and the stdin bytes
+    /// written, but stdin left open: the caller closes it (drops it), or
+    /// holds it open to play a client that never does.
+    pub fn spawn(mut self) -> (std::process::Child, std::process::ChildStdin) {
+        let description = format!("{:?}", self.cmd);
+        let mut child = self
+            .cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {description}: {e}"));
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        stdin.write_all(&self.stdin).unwrap();
+        (child, stdin)
+    }
+
     /// Runs to completion.
     pub fn run(mut self) -> Output {
         let description = format!("{:?}", self.cmd);
@@ -321,6 +338,27 @@ impl TestCommand {
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
     }
+}
+
+/// Waits up to `limit` for `child` to exit, then kills it if it has not:
+/// its exit code (None: still running at the limit, or killed by a
+/// signal) and what it printed. For tests of a time bound, which must fail
+/// rather than hang the suite.
+pub fn finish_within(mut child: std::process::Child, limit: std::time::Duration) -> (Option<i32>, Output) {
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() && started.elapsed() < limit {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let ended = child.try_wait().unwrap();
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let output = Output {
+        description: "a spawned helper".into(),
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    (ended.and_then(|s| s.code()), output)
 }
 
 /// What a run produced.
