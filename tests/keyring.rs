@@ -51,6 +51,25 @@ fn on_this_users_own_bus_the_secret_travels_in_a_plain_session() {
 }
 
 #[test]
+fn on_a_bus_another_user_runs_the_secret_travels_encrypted() {
+    if !require_tools(&["dbus-daemon", "gnome-keyring-daemon", "secret-tool"]) {
+        return;
+    }
+    let mut sandbox = Sandbox::new();
+    let Some(service) = SecretService::start_on_a_bus_of_nobody(&sandbox.home()) else { return };
+    sandbox.use_keyring(&service.env());
+    sandbox.set_env("DOCKER_CREDENTIAL_EXCHANGE_LOG", "debug");
+    // The bus daemon is nobody's: whatever its address says, what crosses
+    // it is for another user to see, so `plain` is never opened.
+    let write = sandbox.store("registry.example.com", "alice", "s3cret-value").success();
+    assert!(write.stderr.contains("opening an encrypted Secret Service session"), "{write:?}");
+    let read = sandbox.get("registry.example.com").success();
+    assert_eq!(read.clone().json()["Secret"], "s3cret-value");
+    assert!(!read.stderr.contains("over a plain session"), "{read:?}");
+    assert!(read.stderr.contains("the session bus is not this user's"), "{read:?}");
+}
+
+#[test]
 fn get_reads_the_secret_back_from_the_keyring() {
     let Some((sandbox, _service)) = keyring_sandbox() else { return };
     sandbox.store("registry.example.com", "alice", "pw-from-keyring").quiet_success();
@@ -234,19 +253,12 @@ fn an_erase_that_reports_failure_leaves_the_credential_in_place() {
 fn time_spent_waiting_for_the_login_token_is_not_counted_against_the_keyring() {
     let Some((sandbox, _service)) = keyring_sandbox() else { return };
     sandbox.write_exchange_config("registry.example.com", "https://sts.invalid/token", json!({}));
-    let (mut cmd, _) = sandbox
+    let (child, mut stdin) = sandbox
         .cmd(&["login", "registry.example.com", "--token-stdin", "--no-verify"])
         .env("DOCKER_CREDENTIAL_EXCHANGE_TIMEOUT_SECONDS", "2")
-        .into_command();
-    let mut child = cmd
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn();
     // A person pasting at the prompt, or a slow token producer: 3 s.
     std::thread::sleep(std::time::Duration::from_secs(3));
-    let mut stdin = child.stdin.take().unwrap();
     std::io::Write::write_all(&mut stdin, b"opaque-login-token-0123456789abcdef\n").unwrap();
     drop(stdin);
     let out = child.wait_with_output().unwrap();

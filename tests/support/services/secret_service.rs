@@ -22,7 +22,9 @@ pub const KEYRING_PASSWORD: &str = "test-keyring-password";
 /// A bus configuration with no service activation: if the keyring daemon
 /// dies, clients get a clear error rather than a second, locked keyring that
 /// the bus started on its own.
-fn bus_config(socket: &Path) -> String {
+fn bus_config(socket: &Path, anyone: bool) -> String {
+    // A bus another user runs must let this one connect.
+    let anyone = if anyone { "\n    <allow user=\"*\"/>" } else { "" };
     format!(
         r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -30,7 +32,7 @@ fn bus_config(socket: &Path) -> String {
   <type>session</type>
   <listen>unix:path={}</listen>
   <auth>EXTERNAL</auth>
-  <policy context="default">
+  <policy context="default">{anyone}
     <allow send_destination="*" eavesdrop="true"/>
     <allow eavesdrop="true"/>
     <allow own="*"/>
@@ -45,15 +47,38 @@ impl SecretService {
     /// Starts the bus and the keyring for `home` (created if missing) and
     /// waits until the default collection exists and is unlocked.
     pub fn start(home: &Path) -> SecretService {
+        SecretService::start_with(home, None)
+    }
+
+    /// The same, but with the bus run by `nobody` (through `setpriv`) and
+    /// open to every user: a bus of another user's, as a socket in a shared
+    /// `/tmp` or a relay would be. `None` unless this process is root (the
+    /// only one that may start a process as another user) and `setpriv`
+    /// is installed.
+    pub fn start_on_a_bus_of_nobody(home: &Path) -> Option<SecretService> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIP: only root can run a bus as another user");
+            return None;
+        }
+        require_tool("setpriv").then(|| SecretService::start_with(home, Some(65534)))
+    }
+
+    fn start_with(home: &Path, bus_uid: Option<u32>) -> SecretService {
         let started = Instant::now();
         let dir = short_tempdir("ss");
+        if bus_uid.is_some() {
+            // The other user creates its socket here.
+            fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777))
+                .expect("chmod the bus directory");
+        }
         let runtime_dir = dir.path().join("run");
         fs::create_dir(&runtime_dir).expect("create XDG_RUNTIME_DIR");
         fs::set_permissions(&runtime_dir, fs::Permissions::from_mode(0o700)).expect("chmod XDG_RUNTIME_DIR");
         fs::create_dir_all(home).expect("create HOME");
         let socket = dir.path().join("bus");
         let config = dir.path().join("bus.conf");
-        fs::write(&config, bus_config(&socket)).expect("write bus config");
+        fs::write(&config, bus_config(&socket, bus_uid.is_some())).expect("write bus config");
         let address = format!("unix:path={}", socket.display());
         let env = vec![
             ("HOME".to_string(), home.display().to_string()),
@@ -61,7 +86,17 @@ impl SecretService {
             ("DBUS_SESSION_BUS_ADDRESS".to_string(), address.clone()),
         ];
 
-        let mut command = Command::new(tool("dbus-daemon"));
+        let mut command = match bus_uid {
+            None => Command::new(tool("dbus-daemon")),
+            Some(uid) => {
+                let mut c = Command::new(tool("setpriv"));
+                c.arg(format!("--reuid={uid}"))
+                    .arg(format!("--regid={uid}"))
+                    .arg("--clear-groups")
+                    .arg(tool("dbus-daemon"));
+                c
+            }
+        };
         command
             .arg(format!("--config-file={}", config.display()))
             .arg("--nofork")
