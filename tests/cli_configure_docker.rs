@@ -103,14 +103,23 @@ fn each_change_keeps_its_own_backup_so_the_original_survives() {
 }
 
 #[test]
-fn store_sets_creds_store_in_place() {
+fn store_sets_creds_store_in_place_and_moves_every_stored_password_into_the_helper() {
     let mut sandbox = Sandbox::new();
     let path = docker_config(&mut sandbox);
     write(&path, FULL_DOCKER_CONFIG);
     let out = sandbox.cmd(&["configure-docker", "--store"]).run().success();
     assert!(out.stdout.contains("was \"desktop\""), "{out:?}");
-    let expected = FULL_DOCKER_CONFIG.replace("\"credsStore\": \"desktop\"", "\"credsStore\": \"exchange\"");
+    // Under credsStore Docker takes the helper's answer over the file's
+    // `auths`, so ghcr.io's password (bob:pass) moves into the helper.
+    let expected = FULL_DOCKER_CONFIG
+        .replace("\"credsStore\": \"desktop\"", "\"credsStore\": \"exchange\"")
+        .replace("{},\n\t\t\"ghcr.io\": {\n\t\t\t\"auth\": \"Ym9iOnBhc3M=\"\n\t\t}\n", "{}\n");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), expected);
+    assert_eq!(sandbox.get("ghcr.io").quiet_success().secret(), "pass");
+    assert!(
+        out.stdout.contains("still holds the stored credentials"),
+        "the backup's secret is not mentioned: {out:?}"
+    );
 }
 
 // The other helper is a sh script.
@@ -346,6 +355,35 @@ fn a_plain_registrys_password_in_containers_auth_json_is_moved_too() {
     let containers: Value = serde_json::from_slice(&std::fs::read(&auth_file).unwrap()).unwrap();
     assert_eq!(containers, json!({}));
     assert_eq!(sandbox.get(PLAIN).quiet_success().secret(), HUNTER2);
+}
+
+#[test]
+fn a_credential_for_one_namespace_stays_in_the_file_as_no_helper_is_asked_for_it() {
+    let (mut sandbox, _) = plain_sandbox("{}");
+    let auth_file = sandbox.root().join("auth.json");
+    let original = format!(
+        r#"{{"auths": {{"{PLAIN}/team-a": {{"auth": "{USER_HUNTER2}"}}, "{PLAIN}": {{"auth": "{USER_HUNTER2}"}}}}}}"#
+    );
+    std::fs::write(&auth_file, &original).unwrap();
+    sandbox.set_env("REGISTRY_AUTH_FILE", auth_file.to_str().unwrap());
+
+    let out = sandbox.cmd(&["configure-docker", PLAIN]).run().success();
+
+    // The host's own entry moves; the namespace's stays where podman finds it.
+    let containers: Value = serde_json::from_slice(&std::fs::read(&auth_file).unwrap()).unwrap();
+    assert_eq!(containers, json!({"auths": {"plain.example.com/team-a": {"auth": USER_HUNTER2}}}), "{out:?}");
+    assert!(out.stderr.contains("credential for one namespace"), "{out:?}");
+    assert_eq!(sandbox.get(PLAIN).quiet_success().secret(), HUNTER2);
+    assert!(sandbox.list().success().json().get("plain.example.com/team-a").is_none());
+    assert_no_secret(&out);
+}
+
+#[test]
+fn the_store_a_moved_password_went_to_is_named() {
+    let (sandbox, _) = plain_sandbox(&format!(r#"{{"auths": {{"{PLAIN}": {{"auth": "{USER_HUNTER2}"}}}}}}"#));
+    let out = sandbox.cmd(&["configure-docker", PLAIN]).run().quiet_success();
+    // The sandbox uses the file store; Docker's environment may not.
+    assert!(out.stdout.contains("docker-credential-exchange's store (file store"), "{out:?}");
 }
 
 #[test]

@@ -157,3 +157,91 @@ a.example.com) echo '{"Username":"new","Secret":"new-secret-2"}';;"#,
     assert!(!out.stderr.contains("old-secret-1") && !out.stderr.contains("new-secret-2"), "{out:?}");
     sandbox.get("a.example.com").protocol_error("credentials not found in native keychain");
 }
+
+#[cfg(unix)]
+#[test]
+fn a_different_credential_this_helper_holds_is_not_replaced() {
+    let mut sandbox = sandbox();
+    sandbox.store("a.example.com", "ua", "the-newer-password-1").quiet_success();
+    other_helper(
+        &mut sandbox,
+        &json!({"a.example.com": "ua", "b.example.com": "ub"}),
+        r#"a.example.com) echo '{"Username":"ua","Secret":"a-stale-password-2"}';;
+b.example.com) echo '{"Username":"ub","Secret":"secret-for-b-2"}';;"#,
+    );
+
+    let out = sandbox.cmd(&["import", "--from", "other"]).run().failure();
+
+    assert!(out.stderr.contains("not copied a.example.com"), "{out:?}");
+    assert!(out.stderr.contains("holds a different credential"), "{out:?}");
+    assert_eq!(sandbox.get("a.example.com").quiet_success().secret(), "the-newer-password-1");
+    assert_eq!(sandbox.get("b.example.com").quiet_success().secret(), "secret-for-b-2");
+}
+
+#[cfg(unix)]
+#[test]
+fn the_same_credential_this_helper_holds_is_skipped() {
+    let mut sandbox = sandbox();
+    sandbox.store("a.example.com", "ua", "secret-for-a-1").quiet_success();
+    other_helper(
+        &mut sandbox,
+        &json!({"a.example.com": "ua"}),
+        r#"a.example.com) echo '{"Username":"ua","Secret":"secret-for-a-1"}';;"#,
+    );
+
+    let out = sandbox.cmd(&["import", "--from", "other"]).run().quiet_success();
+
+    assert!(
+        out.stdout.contains("skipped a.example.com: docker-credential-exchange holds the same"),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("copied 0 credential(s) from docker-credential-other; skipped 1; failed 0"));
+}
+
+#[cfg(unix)]
+#[test]
+fn when_one_spelling_of_a_registry_cannot_be_read_none_is_copied() {
+    let mut sandbox = sandbox();
+    other_helper(
+        &mut sandbox,
+        &json!({"https://a.example.com": "ua", "a.example.com": "ua"}),
+        r#"https://a.example.com) echo "locked item"; exit 1;;
+a.example.com) echo '{"Username":"ua","Secret":"maybe-stale-secret-1"}';;"#,
+    );
+
+    let out = sandbox.cmd(&["import", "--from", "other"]).run().failure();
+
+    // Whether the two agree cannot be told, so neither is filed.
+    assert!(out.stderr.contains("could not be read to compare"), "{out:?}");
+    assert_eq!(sandbox.get("a.example.com").code, Some(1));
+}
+
+#[test]
+fn an_unusable_config_stops_the_import_before_anything_is_copied() {
+    let sandbox = sandbox();
+    std::fs::write(sandbox.root().join("config.json"), "{\"registries\": {,}}").unwrap();
+    let out = sandbox.cmd(&["import", "--from", "other"]).run().failure();
+    assert!(out.stderr.contains("config is unusable"), "{out:?}");
+    assert!(out.stderr.contains("nothing was copied"), "{out:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_neither_stops_the_import_nor_hides_its_failures() {
+    let mut sandbox = sandbox();
+    other_helper(
+        &mut sandbox,
+        &json!({"a.example.com": "ua", "b.example.com": "ub", "c.example.com": "uc"}),
+        r#"b.example.com) echo "locked item"; exit 1;;
+*) echo '{"Username":"u","Secret":"readable-secret-1"}';;"#,
+    );
+    // `import --from other | head -0`: the reader is gone before the
+    // first line.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let (mut command, _) = sandbox.cmd(&["import", "--from", "other"]).into_command();
+    let status = command.stdin(std::process::Stdio::null()).stdout(writer).status().unwrap();
+
+    assert_eq!(status.code(), Some(1), "a failure must still fail the run");
+    assert_eq!(sandbox.get("c.example.com").quiet_success().secret(), "readable-secret-1");
+}

@@ -27,11 +27,11 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use super::docker_config::{self, ConfigFile, Credential, Document, HELPER_NAME};
+use super::held::{already_held, check_stored, difference};
 use super::output;
 use crate::deadline::Deadline;
 use crate::helper::Helper;
 use crate::server_url::ServerUrl;
-use crate::store::EntryKind;
 
 /// This helper's program, as messages name it.
 const HELPER: &str = "docker-credential-exchange";
@@ -72,14 +72,28 @@ pub(super) fn configure_docker(args: ConfigureDockerArgs, helper: &Helper) -> an
         }
         _ => first,
     };
+    // Under credsStore Docker asks this helper for every registry and takes
+    // its answer (a "not found" too) over the file's `auths`: every stored
+    // credential in config.json moves. containers/image has no credsStore,
+    // so auth.json keeps what is not named.
+    let mut docker_hosts = hosts.clone();
+    if args.store {
+        docker_hosts.extend(first.doc.stored_hosts());
+    }
     let auth_files: Vec<ConfigFile> = docker_config::containers_auth_paths()
         .iter()
         .filter_map(|p| ConfigFile::read(p).ok())
         .filter(|f| f.original.is_some())
         .collect();
-    let moves = Moves::plan(helper, std::iter::once(&first).chain(&auth_files), &hosts)?;
+    let moves = Moves::plan(
+        helper,
+        std::iter::once((&first, &docker_hosts)).chain(auth_files.iter().map(|f| (f, &hosts))),
+    )?;
     // A read-only file is refused before anything is moved or written.
-    if !edit_docker_config(&mut first.doc.clone(), &args, &keys, &hosts, helper, &moves)?.changes.is_empty() {
+    if !edit_docker_config(&mut first.doc.clone(), &args, &keys, &docker_hosts, helper, &moves)?
+        .changes
+        .is_empty()
+    {
         first.ensure_writable()?;
     }
     for file in &auth_files {
@@ -91,7 +105,7 @@ pub(super) fn configure_docker(args: ConfigureDockerArgs, helper: &Helper) -> an
 
     let mut kept = Vec::new();
     let mut file = read(&path)?;
-    let edit = edit_docker_config(&mut file.doc, &args, &keys, &hosts, helper, &moves)?;
+    let edit = edit_docker_config(&mut file.doc, &args, &keys, &docker_hosts, helper, &moves)?;
     write(&file, &edit.changes, true)?;
     kept.extend(edit.kept.iter().map(|entry| format!("{entry} in {}", file.path.display())));
     for earlier in &auth_files {
@@ -149,18 +163,30 @@ fn read(path: &Path) -> anyhow::Result<ConfigFile> {
 fn write(file: &ConfigFile, changes: &[String], say_if_unchanged: bool) -> anyhow::Result<()> {
     if changes.is_empty() {
         if say_if_unchanged {
-            output::line(&format!("{}: already as asked; nothing changed", file.path.display()))?;
+            say(&format!("{}: already as asked; nothing changed", file.path.display()));
         }
         return Ok(());
     }
     let backup = file.write()?;
     for change in changes {
-        output::line(&format!("{}: {change}", file.path.display()))?;
+        say(&format!("{}: {change}", file.path.display()));
     }
     if let Some(backup) = backup {
-        output::line(&format!("the previous file is saved as {}", backup.display()))?;
+        let secrets = changes.iter().any(|c| c.contains("stored credential"));
+        let note = if secrets {
+            "; it still holds the stored credentials taken out of the file: delete it once pulls work"
+        } else {
+            ""
+        };
+        say(&format!("the previous file is saved as {}{note}", backup.display()));
     }
     Ok(())
+}
+
+/// Progress for the person running the command. Best effort: a closed
+/// stdout (`| head`) must not stop the work halfway between files.
+fn say(line: &str) {
+    let _ = output::line(line);
 }
 
 /// What an edit changed, and the `auths` entries it left alone because
@@ -203,6 +229,8 @@ fn remove_shadowing(
         let entry = format!("auths {}", serde_json::Value::String(stored.key.clone()));
         if is_exchange_registry(helper, &stored.url) {
             changes.push(format!("removed the stored credential of {entry}"));
+        } else if stored.url.repository().is_some() {
+            continue; // a namespace's credential stays (see `Moves::plan`)
         } else {
             let held = moves.held.get(&helper.storage_key(&stored.url));
             match (held, &stored.credential) {
@@ -254,7 +282,7 @@ struct Held {
 }
 
 impl Moves {
-    /// Reads what every file stores for `hosts` and checks that it can be
+    /// Reads what each file stores for its hosts and checks that it can be
     /// moved without losing anything: each ordinary registry has one
     /// credential in all the files, and the store holds either nothing for
     /// it or that same credential. Changes nothing.
@@ -264,11 +292,10 @@ impl Moves {
     /// disagree, or the store or the helper's config cannot be read.
     fn plan<'a>(
         helper: &Helper,
-        files: impl Iterator<Item = &'a ConfigFile>,
-        hosts: &BTreeSet<String>,
+        files: impl Iterator<Item = (&'a ConfigFile, &'a BTreeSet<String>)>,
     ) -> anyhow::Result<Moves> {
         let mut held: BTreeMap<ServerUrl, Held> = BTreeMap::new();
-        for file in files {
+        for (file, hosts) in files {
             let path = file.path.display();
             for stored in file.doc.stored_credentials(hosts) {
                 let entry = format!("auths {}", serde_json::Value::String(stored.key.clone()));
@@ -280,6 +307,16 @@ impl Moves {
                     );
                 }
                 if is_exchange_registry(helper, &stored.url) {
+                    continue;
+                }
+                if stored.url.repository().is_some() {
+                    // Docker and containers/image ask a helper per host:
+                    // stored under its namespace, no client would find it.
+                    crate::warn!(
+                        "{path}: {entry} is a credential for one namespace of {}; credential helpers are asked \
+                         per registry host, so it stays in the file",
+                        stored.url.registry()
+                    );
                     continue;
                 }
                 let credential = stored.credential.map_err(|why| {
@@ -322,58 +359,33 @@ impl Moves {
         for (key, held) in self.held.iter().filter(|(_, h)| h.moved_now) {
             let (path, entry) = &held.from;
             let credential = held.credential.clone();
-            if let Err(e) = helper.store_credential(key, entry, &credential.username, credential.secret) {
+            let stored = helper
+                .store_credential(key, entry, &credential.username, credential.secret.clone())
+                .map_err(anyhow::Error::from)
+                .and_then(|()| check_stored(helper, key, &credential));
+            if let Err(e) = stored {
                 let copies = if copied.is_empty() {
                     String::new()
                 } else {
                     format!(" (the store keeps the copies already made, of {})", copied.join(", "))
                 };
                 bail!(
-                    "cannot move the stored credential of auths {} in {} into {HELPER}'s store: {e}; no file \
+                    "cannot move the stored credential of auths {} in {} into {HELPER}'s store: {}; no file \
                      was changed{copies}",
                     serde_json::Value::String(entry.clone()),
-                    path.display()
+                    path.display(),
+                    crate::redact::chain(e.chain())
                 );
             }
             copied.push(key.to_string());
         }
+        if !copied.is_empty() {
+            // Docker runs the helper with its own environment: say which
+            // store was written, in case this shell chose another.
+            let store = helper.store().map(|s| s.describe()).unwrap_or_default();
+            say(&format!("{HELPER}'s store ({store}) now holds {}", copied.join(", ")));
+        }
         Ok(())
-    }
-}
-
-/// Whether the store holds `credential` for `key` already (`false`: it
-/// holds nothing for it).
-///
-/// # Errors
-/// The store holds something else for `key`, or cannot be read.
-fn already_held(helper: &Helper, key: &ServerUrl, credential: &Credential) -> anyhow::Result<bool> {
-    let existing = helper
-        .store()
-        .and_then(|s| Ok(s.get(key)?))
-        .with_context(|| format!("cannot read {HELPER}'s store"))?;
-    let Some(existing) = existing else { return Ok(false) };
-    if existing.kind == Some(EntryKind::LoginToken) {
-        bail!(
-            "{HELPER}'s store holds a login token for {key}; run `{HELPER} logout {key}` first if it is not needed"
-        );
-    }
-    let existing = Credential { username: existing.username, secret: existing.secret };
-    if existing != *credential {
-        bail!(
-            "{HELPER}'s store holds a different credential for {key} ({}); keep one: remove the entry by hand, or \
-             erase the helper's with `echo {key} | {HELPER} erase`, then run again",
-            difference(credential, &existing)
-        );
-    }
-    Ok(true)
-}
-
-/// How two credentials for one registry differ, without their secrets.
-fn difference(a: &Credential, b: &Credential) -> String {
-    if a.username == b.username {
-        format!("both for user {}, with different secrets", a.username)
-    } else {
-        format!("users {} and {}", a.username, b.username)
     }
 }
 
@@ -382,13 +394,21 @@ fn difference(a: &Credential, b: &Credential) -> String {
 fn warn_if_holding_credentials(old: &str) {
     let program = format!("docker-credential-{old}");
     let deadline = Deadline::after(Duration::from_secs(10));
-    let held = crate::command::run(&[program.clone(), "list".into()], Some(b""), &deadline)
+    let listed = crate::command::run(&[program.clone(), "list".into()], Some(b""), &deadline)
         .ok()
         .filter(|done| done.status.success())
         .and_then(|done| {
             serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&done.stdout).ok()
-        })
-        .map_or(0, |list| list.len());
+        });
+    let Some(list) = listed else {
+        crate::warn!(
+            "cannot ask {program} which credentials it holds (it did not run, failed, or took over 10s); if it \
+             holds any, Docker will no longer see them once credsStore is \"{HELPER_NAME}\": copy them with \
+             `docker-credential-exchange import --from {old}`"
+        );
+        return;
+    };
+    let held = list.len();
     if held > 0 {
         crate::warn!(
             "{program} holds {held} credential(s) that Docker will no longer see once credsStore is \"{HELPER_NAME}\"; \

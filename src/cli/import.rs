@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use anyhow::bail;
 
-use super::docker_config::HELPER_NAME;
+use super::docker_config::{Credential, HELPER_NAME};
+use super::held::{already_held, check_stored};
 use super::output;
 use crate::command::CommandError;
 use crate::deadline::Deadline;
@@ -45,6 +46,9 @@ struct Answer {
     #[serde(rename = "Secret")]
     secret: Secret,
 }
+
+/// This helper's program, as messages name it.
+const HELPER_PROGRAM: &str = "docker-credential-exchange";
 
 /// Each call to the other helper may take this long (a keyring may ask
 /// the user to unlock it).
@@ -91,6 +95,14 @@ pub(super) fn import(args: ImportArgs, helper: &Helper) -> anyhow::Result<ExitCo
         );
     }
     let program = format!("docker-credential-{name}");
+    // Without the config, an exchange registry cannot be told from an
+    // ordinary one, and a password would be filed where a login belongs.
+    if let Err(e) = helper.config() {
+        bail!(
+            "cannot import: the helper's config is unusable ({e}), so exchange registries cannot be told from \
+             others; fix the config first; nothing was copied"
+        );
+    }
     let listed = match call(&program, "list", b"") {
         Ok(out) => out,
         Err(CallError::Run { source: CommandError::Spawn { reason, .. }, .. }) => bail!(
@@ -118,12 +130,12 @@ pub(super) fn import(args: ImportArgs, helper: &Helper) -> anyhow::Result<ExitCo
     }
 
     let verb = if args.dry_run { "would copy" } else { "copied" };
-    output::line(&format!(
+    say(&format!(
         "{verb} {} credential(s) from {program}; skipped {}; failed {}",
         tally.copied,
         tally.skipped,
         tally.failed.len()
-    ))?;
+    ));
     if tally.failed.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
@@ -155,14 +167,15 @@ fn import_registry(
 ) -> anyhow::Result<()> {
     let listed_as = spellings.join(", ");
     if helper.config().ok().is_some_and(|c| c.lookup(url).is_some()) {
-        output::line(&format!(
+        say(&format!(
             "skipped {listed_as}: it is an exchange registry here; log in with `docker-credential-exchange login {}`",
             url.registry()
-        ))?;
+        ));
         tally.skipped += 1;
         return Ok(());
     }
     let mut answers: Vec<(&String, Answer)> = Vec::new();
+    let mut unread = Vec::new();
     for server in spellings {
         match get(program, server) {
             Ok(answer) if answer.username.is_empty() || answer.secret.is_empty() => {
@@ -170,8 +183,22 @@ fn import_registry(
                 tally.skipped += 1;
             }
             Ok(answer) => answers.push((server, answer)),
-            Err(e) => tally.failed.push((server.clone(), cause(&e))),
+            Err(e) => {
+                tally.failed.push((server.clone(), cause(&e)));
+                unread.push(server.as_str());
+            }
         }
+    }
+    // Whether the readable spellings agree with the unreadable one cannot
+    // be told: copying one could file a stale credential.
+    if !unread.is_empty() {
+        for (server, _) in &answers {
+            tally.failed.push((
+                (*server).clone(),
+                format!("not copied: {} (the same registry) could not be read to compare", unread.join(", ")),
+            ));
+        }
+        return Ok(());
     }
     let Some((first, answer)) = answers.first() else { return Ok(()) };
     if answers.iter().any(|(_, other)| other != answer) {
@@ -194,16 +221,49 @@ fn import_registry(
     } else {
         format!("; also listed as {}, the same registry with the same credential", also.join(", "))
     };
+    // What this helper holds already is never silently replaced: the same
+    // credential is nothing to do, another one (or a login token) a
+    // failure the person resolves.
+    let key = helper.storage_key(url);
+    let credential = Credential { username: answer.username.clone(), secret: answer.secret.clone() };
+    match already_held(helper, &key, &credential) {
+        Ok(true) => {
+            say(&format!(
+                "skipped {server}: {HELPER_PROGRAM} holds the same credential (user {})",
+                answer.username
+            ));
+            tally.skipped += 1;
+            return Ok(());
+        }
+        Ok(false) => {}
+        Err(e) => {
+            tally.failed.push((server.clone(), crate::redact::chain(e.chain())));
+            return Ok(());
+        }
+    }
     if dry_run {
-        output::line(&format!("would copy {server} (user {}{note})", answer.username))?;
-    } else if let Err(e) = helper.store_credential(url, server, &answer.username, answer.secret.clone()) {
-        tally.failed.push((server.clone(), format!("storing it here failed: {}", cause(&e))));
+        say(&format!("would copy {server} (user {}{note})", answer.username));
+    } else if let Err(e) = helper
+        .store_credential(url, server, &answer.username, answer.secret.clone())
+        .map_err(anyhow::Error::from)
+        .and_then(|()| check_stored(helper, &key, &credential))
+    {
+        tally
+            .failed
+            .push((server.clone(), format!("storing it here failed: {}", crate::redact::chain(e.chain()))));
         return Ok(());
     } else {
-        output::line(&format!("copied {server} (user {}{note})", answer.username))?;
+        say(&format!("copied {server} (user {}{note})", answer.username));
     }
     tally.copied += 1;
     Ok(())
+}
+
+/// Progress for the person running the command. Best effort: a closed
+/// stdout (`| head`) must not end the import halfway, nor hide its
+/// failures from the exit status.
+fn say(line: &str) {
+    let _ = output::line(line);
 }
 
 /// `get` of the other helper for `server`.

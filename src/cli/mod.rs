@@ -9,6 +9,7 @@ mod configure_docker;
 mod docker_config;
 mod doctor;
 mod generate;
+mod held;
 mod import;
 mod login;
 mod output;

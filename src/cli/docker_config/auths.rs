@@ -71,6 +71,18 @@ impl Document {
             .collect()
     }
 
+    /// The registry host of every `auths` entry that holds a credential.
+    pub fn stored_hosts(&self) -> BTreeSet<String> {
+        let Ok(auths) = self.object("auths") else { return BTreeSet::new() };
+        auths
+            .iter()
+            .filter(|(_, entry)| {
+                matches!(serde_json::from_str::<Value>(entry.get()), Ok(Value::Object(e)) if stored_field(&e).is_some())
+            })
+            .filter_map(|(key, _)| Some(ServerUrl::parse(key).ok()?.registry().to_owned()))
+            .collect()
+    }
+
     /// The credentials stored in `auths` entries for a registry host in
     /// `hosts`, read as Docker reads them.
     pub fn stored_credentials(&self, hosts: &BTreeSet<String>) -> Vec<StoredAuth> {
