@@ -87,6 +87,21 @@ impl ServerUrl {
         Ok(ServerUrl::from_parts(&host, path))
     }
 
+    /// The URL of `repository` on `registry`, for a name known to be an
+    /// image's (the kubelet's): there a repository may well be named `v2`,
+    /// which in a client's URL [`ServerUrl::parse`] takes for the API root.
+    ///
+    /// # Errors
+    /// `registry` is not a registry alone, or `repository` is not an OCI
+    /// repository name.
+    pub fn of_repository(registry: &str, repository: &str) -> Result<ServerUrl, ServerUrlError> {
+        let host = ServerUrl::parse(registry)?;
+        if host.repository().is_some() || !is_repository_name(repository) {
+            return Err(ServerUrlError::Invalid(truncate_for_message(&format!("{registry}/{repository}"))));
+        }
+        Ok(ServerUrl::from_parts(host.registry(), repository))
+    }
+
     /// A `ServerUrl` for a string that [`is_normalized`] accepts, without
     /// parsing it again.
     pub(crate) fn from_normalized(key: &str) -> ServerUrl {

@@ -178,7 +178,8 @@ impl ImageRef {
     pub fn server_url(&self) -> Result<ServerUrl, ServerUrlError> {
         let host = self.registry.to_ascii_lowercase();
         let host = if DOCKER_HUB_ALIASES.contains(&host.as_str()) { DOCKER_HUB } else { &host };
-        ServerUrl::parse(&format!("{host}/{}", self.repository))
+        // Not a client's URL: a repository named `v2` is one, not the API root.
+        ServerUrl::of_repository(host, &self.repository)
     }
 
     /// The `auth` key for credentials that cover `coverage`: the image's

@@ -212,6 +212,17 @@ fn the_config_lookup_folds_docker_hub_aliases() {
 }
 
 #[test]
+fn a_repository_named_v2_is_a_repository_not_the_api_root() {
+    // Found by the kubelet_request fuzz target: `T/v2`.
+    for image in ["T/v2", "registry.example.com/v2", "registry.example.com:5000/v2:1.0"] {
+        let parsed = parse(image);
+        let url = parsed.server_url().unwrap();
+        assert_eq!(url.repository(), Some("v2"), "{image}");
+        assert_eq!(url.repository(), Some(parsed.repository()), "{image}");
+    }
+}
+
+#[test]
 fn the_repository_key_is_the_name_the_kubelet_passed() {
     // The kubelet passes `docker.io/library/nginx` for `nginx`; its
     // matcher needs the same number of host labels, so the key must not
