@@ -176,7 +176,11 @@ impl Http {
                     && attempt <= MAX_RETRIES
                     && wait < deadline.remaining()
                 {
-                    crate::debug!("attempt {attempt} failed ({}); retrying in {wait:?}", describe(&outcome));
+                    crate::debug!(
+                        "attempt {attempt} failed ({}); retrying in {:.2}s",
+                        describe(&outcome),
+                        wait.as_secs_f64()
+                    );
                     tokio::time::sleep(wait).await;
                     continue;
                 }

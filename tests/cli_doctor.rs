@@ -347,3 +347,17 @@ fn a_stored_auth_is_not_shadowing_when_docker_sends_that_registry_to_another_hel
     .unwrap();
     doctor_fails_with(&sandbox, "auths.\"plain.example.com\"");
 }
+
+#[test]
+fn a_trailing_comma_in_an_entry_is_called_a_trailing_comma() {
+    let (sandbox, sts) = healthy();
+    let text = format!(
+        "{{\n  \"registries\": {{\n    \"{REGISTRY}\": {{\n      \"token_endpoint\": \"{}\",\n    }}\n  }}\n}}\n",
+        sts.url()
+    );
+    std::fs::write(sandbox.config_path(), text).unwrap();
+    let out = doctor_fails_with(&sandbox, "config:");
+    let line = line_with(&out, "config:");
+    assert!(line.contains("line 4") && line.contains("a trailing comma?"), "{out:?}");
+    assert!(!line.contains("key must be a string"), "{out:?}");
+}
