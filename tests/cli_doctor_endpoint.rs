@@ -115,7 +115,8 @@ fn an_unknown_client_is_told_to_check_its_credentials() {
 fn a_refused_login_token_is_told_to_log_in_again() {
     let (sandbox, sts) = healthy();
     sts.set_fault(Fault::InvalidGrant);
-    let (_, fix) = exchange_fix(&sandbox);
+    let (out, fix) = exchange_fix(&sandbox);
+    assert!(!out.stdout.contains("last get:"), "its own failure is said once: {out:?}");
     assert!(
         fix.contains(&format!("run `docker-credential-exchange login {REGISTRY}` with a fresh token")),
         "{fix}"

@@ -214,8 +214,8 @@ fn misspelt(
     checks.problem(
         "docker",
         format!(
-            "Docker sends {stray} here ({docker_path}, credHelpers), but the config has no registry {stray}; it \
-             has {configured}: did you mean one name?"
+            "Docker sends {stray} here ({docker_path}, credHelpers), but the config names {configured}, not \
+             {stray}: one registry spelt two ways?"
         ),
         format!(
             "if the registry is {stray} (what `docker pull` names), rename \"{configured}\" to \"{stray}\" in \

@@ -24,8 +24,8 @@ const MAX_SKEW_SECS: i64 = 60;
 const CHECK_TIME: Duration = Duration::from_secs(10);
 
 /// Where to look up a token endpoint's real URL.
-const DISCOVERY_HINT: &str = "the STS's documentation, or the token_endpoint of its \
-     /.well-known/openid-configuration or /.well-known/oauth-authorization-server";
+const DISCOVERY_HINT: &str = "the STS's documentation names it, and so does the token_endpoint field of its \
+     /.well-known/openid-configuration (or /.well-known/oauth-authorization-server)";
 
 /// The endpoint of one registry entry: it answers as a token endpoint, and
 /// its clock agrees with this machine's.
@@ -82,7 +82,7 @@ fn judge_answer(
                 "{endpoint} ({key}) answers HTTP {status} to a token request: something is there, but not a token \
                  endpoint; is the path right?"
             ),
-            format!("set token_endpoint to the STS's token endpoint URL, as {DISCOVERY_HINT} names it"),
+            format!("set token_endpoint to the STS's token endpoint; {DISCOVERY_HINT}"),
         ),
         (300..=399, _) => {
             let location = answer
@@ -126,7 +126,7 @@ fn judge_answer(
                  refuses with an OAuth error; is it the token endpoint?",
                 if error.is_none() { " without an OAuth error" } else { "" }
             ),
-            format!("compare token_endpoint with {DISCOVERY_HINT}; `doctor --exchange` tries a real exchange"),
+            format!("check token_endpoint ({DISCOVERY_HINT}); `doctor --exchange` tries a real exchange"),
         ),
     }
 }
@@ -272,12 +272,13 @@ fn refused_fix(error: &str, key: &ServerUrl, reg: &RegistryConfig) -> String {
         ),
         "unsupported_grant_type" => format!(
             "this endpoint does not do RFC 8693 token exchange: set token_endpoint to the STS's exchange \
-             endpoint, as {DISCOVERY_HINT} names it"
+             endpoint; {DISCOVERY_HINT}"
         ),
         "invalid_request" => format!(
-            "the STS found the request malformed: check subject_token_type ({}) and requested_token_type \
+            "the STS found the request malformed: check subject_token_type ({}) and requested_token_type ({}) \
              against what it accepts; its words above say which field",
-            reg.subject_token_type()
+            reg.subject_token_type(),
+            reg.requested_token_type.as_deref().unwrap_or("not set")
         ),
         "server_error" | "temporarily_unavailable" => {
             "the STS is failing: try again later, or check its health and logs".to_owned()
@@ -301,7 +302,7 @@ fn failed_fix(reason: &str, reg: &RegistryConfig) -> String {
             }
         ),
         Some(404 | 405) => {
-            format!("the token endpoint's path is wrong: set token_endpoint as {DISCOVERY_HINT} names it")
+            format!("the token endpoint's path is wrong: fix token_endpoint; {DISCOVERY_HINT}")
         }
         Some(403) => {
             "the endpoint forbids the request: a gateway, firewall or IP allow-list in front of the STS \

@@ -112,6 +112,7 @@ impl Checks {
 }
 
 pub(super) fn doctor(args: DoctorArgs, helper: &Helper) -> anyhow::Result<ExitCode> {
+    let started_ms = crate::time::now_ms();
     let mut checks = Checks { findings: Vec::new(), json: args.json };
     // Read first, reported last: the registries' checks need to know what
     // Docker sends here.
@@ -119,7 +120,7 @@ pub(super) fn doctor(args: DoctorArgs, helper: &Helper) -> anyhow::Result<ExitCo
     registries::config(&mut checks, helper)?;
     local::store(&mut checks, helper)?;
     registries::registries(&mut checks, helper, &docker, args.exchange)?;
-    registries::failures(&mut checks, helper)?;
+    registries::failures(&mut checks, helper, started_ms)?;
     local::cache(&mut checks, helper)?;
     local::path(&mut checks)?;
     clients::docker_config(&mut checks, helper, &docker)?;

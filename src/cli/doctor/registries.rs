@@ -284,8 +284,10 @@ fn client_secret(checks: &mut Checks, key: &ServerUrl, reg: &RegistryConfig) -> 
 }
 
 /// The last failure of each request, unless a token obtained since shows
-/// that a `get` succeeded after it.
-pub(super) fn failures(checks: &mut Checks, helper: &Helper) -> anyhow::Result<()> {
+/// that a `get` succeeded after it, or it is this run's own `--exchange`
+/// failing (said above, with its fix): failures since `since_ms` are left
+/// out.
+pub(super) fn failures(checks: &mut Checks, helper: &Helper, since_ms: i64) -> anyhow::Result<()> {
     let cache = helper.cache();
     let entries = cache.entries();
     let now = crate::time::now();
@@ -295,7 +297,7 @@ pub(super) fn failures(checks: &mut Checks, helper: &Helper) -> anyhow::Result<(
                 && e.obtained_at.saturating_mul(1000) > failure.at_ms
                 && e.schedule().freshness(now) != Freshness::Expired
         });
-        if superseded {
+        if superseded || failure.at_ms >= since_ms {
             continue;
         }
         checks.warn(
