@@ -362,3 +362,18 @@ fn a_trailing_comma_in_an_entry_is_called_a_trailing_comma() {
     assert!(line.contains("line 4") && line.contains("a trailing comma?"), "{out:?}");
     assert!(!line.contains("key must be a string"), "{out:?}");
 }
+
+#[test]
+fn a_repository_entry_alone_for_a_host_docker_sends_here_is_a_warning() {
+    let (sandbox, sts) = healthy();
+    let key = format!("{REGISTRY}/team/app");
+    sandbox.write_exchange_config(&key, &sts.url(), json!({"scope": "repository:{repository}:pull"}));
+    sandbox.store(&key, "alice", &sts.mint_subject_token("alice", 3600)).quiet_success();
+    let out = sandbox.cmd(&["doctor"]).run();
+    let line = line_with(&out, "scope:");
+    assert!(line.starts_with('!') && line.contains(&format!("\"{key}\" is never used")), "{out:?}");
+    assert!(
+        fix_after(&out, "scope:").contains(&format!("add an entry \"{REGISTRY}\" with a fixed scope")),
+        "{out:?}"
+    );
+}
