@@ -94,6 +94,27 @@ impl ExchangeRequest<'_> {
         form
     }
 
+    /// What the request asks for, as `key=value` words for the debug log:
+    /// the subject as its fingerprint, lists comma-separated, and unset
+    /// fields left out.
+    fn log_fields(&self) -> String {
+        let mut fields = vec![
+            format!("subject={}", self.subject_token.fingerprint()),
+            format!("subject_token_type={}", self.subject_token_type),
+        ];
+        let lists = [("audience", &self.audience), ("resource", &self.resource)];
+        fields
+            .extend(lists.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| format!("{k}={}", v.join(","))));
+        let optional = [
+            ("scope", self.scope.as_deref()),
+            ("requested_token_type", self.requested_token_type),
+            ("client_id", self.client_id),
+        ];
+        // Quoted: a scope holds spaces.
+        fields.extend(optional.iter().filter_map(|(k, v)| v.map(|v| format!("{k}=\"{v}\""))));
+        fields.join(" ")
+    }
+
     /// `Authorization: Basic` for `client_secret_basic`: id and secret are
     /// form-urlencoded before base64, as RFC 6749 section 2.3.1 requires.
     fn basic_auth(&self, client_secret: Option<&Secret>) -> Option<(String, String)> {
@@ -282,7 +303,7 @@ pub fn exchange(req: &ExchangeRequest<'_>, deadline: &Deadline) -> Result<TokenR
         use base64::Engine as _;
         crate::redact::remember(&base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")));
     }
-    crate::debug!("exchanging for {}: {:?}", req.registry, req);
+    crate::debug!("exchanging for {} at {}: {}", req.registry, req.endpoint, req.log_fields());
     let resp = http
         .send(deadline, |client| {
             let mut rb =

@@ -176,7 +176,11 @@ impl Http {
                     && attempt <= MAX_RETRIES
                     && wait < deadline.remaining()
                 {
-                    crate::debug!("attempt {attempt} failed ({}); retrying in {wait:?}", describe(&outcome));
+                    crate::debug!(
+                        "attempt {attempt} failed ({}); retrying in {:.2}s",
+                        describe(&outcome),
+                        wait.as_secs_f64()
+                    );
                     tokio::time::sleep(wait).await;
                     continue;
                 }
@@ -204,17 +208,53 @@ impl Http {
     }
 }
 
+/// What a token endpoint answered to [`Http::probe`].
+#[derive(Debug)]
+pub struct ProbeAnswer {
+    /// The HTTP status.
+    pub status: u16,
+    /// The headers (the `Date`, a redirect's `Location`).
+    pub headers: HeaderMap,
+    /// The start of the body (at most [`PROBE_BODY`] bytes): an RFC 6749
+    /// error body says that a token endpoint is listening.
+    pub body: Vec<u8>,
+}
+
+/// How much of a probe's answer is read.
+pub const PROBE_BODY: usize = 4096;
+
 impl Http {
-    /// One GET without retries and without reading the body, for `doctor`:
-    /// any answer proves DNS, TCP and TLS; its status and headers (the
-    /// `Date`, a redirect's `Location`) are returned.
+    /// One token-exchange POST with no subject token, without retries, for
+    /// `doctor`. It carries nothing secret, and it tells a token endpoint
+    /// from anything else at that URL: a token endpoint refuses it with an
+    /// RFC 6749 error (400 `invalid_request`, or 401 when it wants client
+    /// authentication), where a wrong path answers 404 or 405. (A GET
+    /// cannot tell them apart: a token endpoint answers a GET with 405.)
     ///
     /// # Errors
     /// No answer by `deadline`.
-    pub fn probe(&self, url: &url::Url, deadline: &Deadline) -> Result<(u16, HeaderMap), HttpError> {
+    pub fn probe(&self, url: &url::Url, deadline: &Deadline) -> Result<ProbeAnswer, HttpError> {
         let request = async {
-            let resp = self.client.get(url.clone()).send().await.map_err(classify)?;
-            Ok((resp.status().as_u16(), resp.headers().clone()))
+            let form = [("grant_type", crate::exchange::GRANT_TYPE)];
+            let mut resp = self
+                .client
+                .post(url.clone())
+                .header(reqwest::header::ACCEPT, "application/json")
+                .form(&form)
+                .send()
+                .await
+                .map_err(classify)?;
+            let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+            let mut body = Vec::new();
+            // A body that fails halfway still leaves the status to judge by.
+            while body.len() < PROBE_BODY {
+                match resp.chunk().await {
+                    Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            body.truncate(PROBE_BODY);
+            Ok(ProbeAnswer { status, headers, body })
         };
         self.within(deadline, request)
     }

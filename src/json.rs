@@ -19,6 +19,10 @@ pub struct JsonError {
 
 impl JsonError {
     pub(crate) fn from_serde(e: &serde_json::Error, text: &[u8]) -> JsonError {
+        if let Some((line, column, closing)) = comma_before_closing(e, text) {
+            let reason = format!("a trailing comma? JSON allows no comma before the closing {closing}");
+            return JsonError { reason, line, column };
+        }
         let (line, column) = position_of_error(e, text);
         JsonError { reason: describe_error(e), line, column }
     }
@@ -79,6 +83,29 @@ fn position_of_error(e: &serde_json::Error, text: &[u8]) -> (usize, usize) {
     }
 }
 
+/// A comma right before a closing `}` or `]`, which serde_json reports in
+/// words that do not say so when it skips a value unparsed ("key must be
+/// a string", "expected value"): where the comma is, and the bracket.
+fn comma_before_closing(e: &serde_json::Error, text: &[u8]) -> Option<(usize, usize, char)> {
+    let message = e.to_string();
+    let known = ["trailing comma", "key must be a string", "expected value"];
+    if !known.iter().any(|k| message.starts_with(k)) {
+        return None;
+    }
+    let offset = offset_of(text, e.line().max(1), e.column().max(1));
+    let closing = match text.get(offset) {
+        Some(b'}') => '}',
+        Some(b']') => ']',
+        _ => return None,
+    };
+    let comma = text[..offset].iter().rposition(|b| !b.is_ascii_whitespace())?;
+    if text[comma] != b',' {
+        return None;
+    }
+    let (line, column) = line_column(text, comma);
+    Some((line, column, closing))
+}
+
 /// The byte offset of a 1-based line and column.
 pub fn offset_of(text: &[u8], line: usize, column: usize) -> usize {
     let line_start = if line <= 1 {
@@ -132,6 +159,41 @@ mod tests {
         let text = b"{\n  \"a\": \"x\",\n  \"b\": \"y\",\n}\n";
         let err = from_object_slice::<Pair>(text).unwrap_err();
         assert_eq!((err.line, err.column), (3, 11), "{err}");
+    }
+
+    #[test]
+    fn a_trailing_comma_inside_a_value_skipped_unparsed_is_called_one() {
+        // A RawValue is skipped, not parsed: serde_json then says "key must
+        // be a string" at the brace.
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Raw<'a> {
+            #[serde(borrow)]
+            r: &'a serde_json::value::RawValue,
+        }
+        let text = b"{\n  \"r\": {\n    \"a\": \"x\",\n  }\n}\n";
+        let e = serde_json::from_slice::<Raw<'_>>(text).unwrap_err();
+        let err = JsonError::from_serde(&e, text);
+        assert!(err.reason.starts_with("a trailing comma?") && err.reason.ends_with('}'), "{err}");
+        assert_eq!((err.line, err.column), (3, 13), "{err}");
+    }
+
+    #[test]
+    fn a_trailing_comma_in_a_list_is_called_one() {
+        let text = b"{\"a\": \"x\", \"b\": [\"y\",]}";
+        let e = serde_json::from_slice::<serde_json::Value>(text).unwrap_err();
+        assert!(
+            JsonError::from_serde(&e, text)
+                .reason
+                .contains("trailing comma? JSON allows no comma before the closing ]")
+        );
+    }
+
+    #[test]
+    fn a_missing_key_is_not_taken_for_a_trailing_comma() {
+        let text = b"{\"a\": 1, 2}";
+        let e = serde_json::from_slice::<serde_json::Value>(text).unwrap_err();
+        assert_eq!(JsonError::from_serde(&e, text).reason, "key must be a string");
     }
 
     #[test]

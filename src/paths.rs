@@ -59,6 +59,59 @@ pub fn config_file() -> Result<PathBuf, NoHomeError> {
         .ok_or(NoHomeError { what: "config", env: CONFIG_ENV })
 }
 
+/// Where [`config_file`]'s answer came from, for the commands that tell a
+/// person which file they read (`status`, `doctor`): a config silently
+/// ignored because it sits in another platform's directory is a classic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigOrigin {
+    /// The global `--config FILE` option.
+    Flag,
+    /// `$DOCKER_CREDENTIAL_EXCHANGE_CONFIG`.
+    Env,
+    /// `config.json` in the platform's config directory.
+    PlatformDefault,
+}
+
+impl ConfigOrigin {
+    /// Which one is in force, by the same rules as [`config_file`].
+    pub fn current() -> ConfigOrigin {
+        if CONFIG_OVERRIDE.get().is_some() {
+            ConfigOrigin::Flag
+        } else if from_env(CONFIG_ENV).is_some() {
+            ConfigOrigin::Env
+        } else {
+            ConfigOrigin::PlatformDefault
+        }
+    }
+
+    /// A stable word for scripts: `flag`, `env` or `default`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConfigOrigin::Flag => "flag",
+            ConfigOrigin::Env => "env",
+            ConfigOrigin::PlatformDefault => "default",
+        }
+    }
+
+    /// Words for people: "from --config", "from $DOCKER_CREDENTIAL_EXCHANGE_CONFIG",
+    /// "the default on Linux".
+    pub fn describe(self) -> String {
+        match self {
+            ConfigOrigin::Flag => "from --config".to_owned(),
+            ConfigOrigin::Env => format!("from ${CONFIG_ENV}"),
+            ConfigOrigin::PlatformDefault => {
+                let os = match std::env::consts::OS {
+                    "linux" => "Linux",
+                    "macos" => "macOS",
+                    "windows" => "Windows",
+                    other => other,
+                };
+                format!("the default on {os}")
+            }
+        }
+    }
+}
+
 /// The token cache directory.
 ///
 /// # Errors

@@ -71,6 +71,46 @@ fn log_file_and_verbose_stderr_show_tokens_only_as_fingerprints() {
     assert!(text.contains(&fingerprint(secret.as_bytes())), "the fingerprint is what identifies it:\n{text}");
 }
 
+/// Whether a log line shows a Rust `Debug` rendering rather than words or
+/// `key=value`: `Name { field: … }`, `Some(…)`, `None`, `[]`, `364.46ms`.
+fn looks_like_debug(line: &str) -> bool {
+    let struct_like = line.split(" { ").nth(1).is_some_and(|rest| rest.contains(": "));
+    let duration_like = line.split_whitespace().any(|w| {
+        let w = w.trim_end_matches([';', ',', ')']);
+        w.ends_with("ms") && w[..w.len() - 2].contains('.') && w[..w.len() - 2].parse::<f64>().is_ok()
+    });
+    struct_like || duration_like || ["Some(", "None", ": []", "=[]"].iter().any(|p| line.contains(p))
+}
+
+#[test]
+fn verbose_log_lines_read_as_words_or_key_value_never_as_rust_structs() {
+    let (mut sandbox, sts) = setup();
+    write_exchange_config(
+        &sandbox,
+        &sts,
+        json!({"scope": "repository:team/app:pull", "client_id": "docker"}),
+    );
+    sandbox.logged_in(REGISTRY, &sts);
+    let out = sandbox.cmd(&["-v", "token", REGISTRY, "--refresh"]).run().success();
+    let exchanging =
+        out.stderr.lines().find(|l| l.contains("exchanging for")).unwrap_or_else(|| panic!("{out:?}"));
+    assert!(exchanging.contains(" scope=\"repository:team/app:pull\""), "{out:?}");
+    assert!(exchanging.contains(" client_id=\"docker\""), "{out:?}");
+    // Retries of a refused connection: the waits are said in seconds.
+    sandbox.write_exchange_config(REGISTRY, "http://127.0.0.1:9/token", json!({}));
+    sandbox.set_env("DOCKER_CREDENTIAL_EXCHANGE_TIMEOUT_SECONDS", "3");
+    let retried = sandbox.cmd(&["-v", "token", REGISTRY, "--refresh"]).run().failure();
+    assert!(retried.stderr.contains("retrying in "), "{retried:?}");
+    // And the kubelet's request.
+    let request = json!({"apiVersion": "credentialprovider.kubelet.k8s.io/v1",
+        "kind": "CredentialProviderRequest", "image": format!("{REGISTRY}/team/app")});
+    let kubelet = sandbox.cmd(&["-v", "kubelet-credential-provider"]).stdin(request.to_string()).run();
+    assert!(kubelet.stderr.contains("kubelet: credentials for"), "{kubelet:?}");
+    for line in out.stderr.lines().chain(retried.stderr.lines()).chain(kubelet.stderr.lines()) {
+        assert!(!looks_like_debug(line), "a Debug rendering in the log: {line:?}");
+    }
+}
+
 // ---- help ----
 
 #[test]

@@ -4,58 +4,8 @@
 
 mod support;
 
-use std::path::PathBuf;
-
 use serde_json::{Value, json};
-use support::cmd::{Output, Sandbox};
-use support::sts::{Sts, StsOptions};
-
-const REGISTRY: &str = "registry.example.com";
-
-fn docker_config(sandbox: &mut Sandbox) -> PathBuf {
-    let dir = sandbox.root().join("docker");
-    sandbox.set_env("DOCKER_CONFIG", dir.to_str().unwrap());
-    dir.join("config.json")
-}
-
-/// A sandbox in which everything is right: logged in, the STS answers,
-/// the binary is on PATH, Docker's config sends the registry to the helper.
-fn healthy() -> (Sandbox, Sts) {
-    let sts = Sts::start(StsOptions::default());
-    let mut sandbox = Sandbox::new();
-    sandbox.write_exchange_config(REGISTRY, &sts.url(), json!({}));
-    sandbox.store(REGISTRY, "alice", &sts.mint_subject_token("alice", 3600)).quiet_success();
-    let bin_dir = support::cmd::bin().parent().unwrap().to_owned();
-    let rest = std::env::split_paths(&sandbox.env()["PATH"]).collect::<Vec<_>>();
-    let path = std::env::join_paths(std::iter::once(bin_dir).chain(rest)).unwrap();
-    sandbox.set_env("PATH", &path.to_string_lossy());
-    docker_config(&mut sandbox);
-    sandbox.cmd(&["configure-docker", REGISTRY]).run().success();
-    (sandbox, sts)
-}
-
-fn line_with<'a>(out: &'a Output, needle: &str) -> &'a str {
-    out.stdout
-        .lines()
-        .find(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("no line with {needle:?}: {out:?}"))
-}
-
-/// The `fix:` line after the line containing `needle`.
-fn fix_after<'a>(out: &'a Output, needle: &str) -> &'a str {
-    let mut lines = out.stdout.lines().skip_while(|l| !l.contains(needle));
-    lines.next();
-    lines
-        .next()
-        .filter(|l| l.trim_start().starts_with("fix:"))
-        .unwrap_or_else(|| panic!("no fix after {needle:?}: {out:?}"))
-}
-
-fn doctor_fails_with(sandbox: &Sandbox, needle: &str) -> Output {
-    let out = sandbox.cmd(&["doctor"]).run().failure();
-    assert!(line_with(&out, needle).starts_with('✗'), "{needle}: {out:?}");
-    out
-}
+use support::doctor::{REGISTRY, docker_config, doctor_fails_with, fix_after, healthy, line_with};
 
 #[test]
 fn a_healthy_setup_passes() {
@@ -134,8 +84,10 @@ fn a_clock_a_day_off_is_a_problem() {
             let yesterday = std::time::SystemTime::now() - std::time::Duration::from_secs(86_400);
             let date = httpdate(yesterday);
             let header = tiny_http::Header::from_bytes("Date", date.as_bytes()).unwrap();
+            // A token endpoint's answer to the probe; only the clock is off.
+            let body = r#"{"error":"invalid_request"}"#;
             let _ = request
-                .respond(tiny_http::Response::from_string("no").with_status_code(405).with_header(header));
+                .respond(tiny_http::Response::from_string(body).with_status_code(400).with_header(header));
         }
     });
     let (sandbox, _sts) = healthy();
@@ -267,4 +219,161 @@ fn json_gives_the_same_findings_to_scripts() {
     let login = findings.iter().find(|f| f["area"] == "login").unwrap();
     assert_eq!(login["level"], "problem");
     assert!(login["fix"].as_str().unwrap().contains("login"), "{login}");
+}
+
+#[test]
+fn no_login_says_that_docker_login_is_the_wrong_door() {
+    let (sandbox, _sts) = healthy();
+    sandbox.cmd(&["logout", REGISTRY]).run().success();
+    let out = doctor_fails_with(&sandbox, "no login token");
+    let fix = fix_after(&out, "no login token");
+    assert!(fix.contains(&format!("run `docker-credential-exchange login {REGISTRY}`")), "{out:?}");
+    assert!(fix.contains("not `docker login`") && fix.contains("never reaches this helper"), "{out:?}");
+}
+
+#[test]
+fn doctor_names_the_config_file_it_read_and_where_that_came_from() {
+    let (sandbox, _sts) = healthy();
+    let out = sandbox.cmd(&["doctor"]).run().success();
+    let named =
+        format!("{} (from $DOCKER_CREDENTIAL_EXCHANGE_CONFIG) is valid", sandbox.config_path().display());
+    assert!(line_with(&out, "config:").contains(&named), "{out:?}");
+    let out = sandbox.cmd(&["--config", sandbox.config_path().to_str().unwrap(), "doctor"]).run().success();
+    assert!(line_with(&out, "config:").contains("(from --config)"), "{out:?}");
+}
+
+#[test]
+fn a_config_variable_naming_a_missing_file_is_a_warning() {
+    let (mut sandbox, _sts) = healthy();
+    let missing = sandbox.root().join("no-such-config.json");
+    sandbox.set_env("DOCKER_CREDENTIAL_EXCHANGE_CONFIG", missing.to_str().unwrap());
+    let out = sandbox.cmd(&["doctor"]).run().success();
+    let line = line_with(&out, "config:");
+    assert!(line.starts_with('!') && line.contains(&missing.display().to_string()), "{out:?}");
+    assert!(fix_after(&out, "config:").contains("DOCKER_CREDENTIAL_EXCHANGE_CONFIG"), "{out:?}");
+}
+
+// ---- what Docker sends here ----
+
+#[test]
+fn a_host_entry_whose_scope_needs_a_repository_is_a_problem_when_docker_sends_the_host_here() {
+    let (sandbox, sts) = healthy();
+    sandbox.write_exchange_config(REGISTRY, &sts.url(), json!({"scope": "repository:{repository}:pull"}));
+    let out = doctor_fails_with(&sandbox, "scope:");
+    let line = line_with(&out, "scope:");
+    assert!(line.contains("needs {repository}") && line.contains("no repository"), "{out:?}");
+    let fix = fix_after(&out, "scope:");
+    assert!(
+        fix.contains("give it a fixed scope") && fix.contains("\"repository:team/app:pull,push"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_host_entry_whose_audience_needs_a_repository_gets_a_fixed_audience_as_its_fix() {
+    let (sandbox, sts) = healthy();
+    sandbox.write_exchange_config(
+        REGISTRY,
+        &sts.url(),
+        json!({"audience": "https://{registry}/{repository}"}),
+    );
+    let out = doctor_fails_with(&sandbox, "scope:");
+    assert!(fix_after(&out, "scope:").contains("give it a fixed audience"), "{out:?}");
+}
+
+#[test]
+fn an_entry_that_needs_a_repository_is_fine_when_docker_does_not_send_its_host_here() {
+    let (mut sandbox, sts) = healthy();
+    sandbox.write_exchange_config(REGISTRY, &sts.url(), json!({"scope": "repository:{repository}:pull"}));
+    // Only the kubelet or `token host/repo` ask for it, with a repository.
+    std::fs::write(docker_config(&mut sandbox), r#"{"credHelpers": {"ghcr.io": "gcloud"}}"#).unwrap();
+    let out = sandbox.cmd(&["doctor"]).run().success();
+    assert!(!out.stdout.contains("scope:"), "{out:?}");
+}
+
+#[test]
+fn a_misspelt_registry_name_is_named_as_one_name_on_both_sides() {
+    let (mut sandbox, sts) = healthy();
+    sandbox.write_exchange_config("127.0.0.1:1500", &sts.url(), json!({}));
+    let docker = docker_config(&mut sandbox);
+    std::fs::write(&docker, r#"{"credHelpers": {"127.0.0.1:15000": "exchange"}}"#).unwrap();
+    let out = doctor_fails_with(&sandbox, "docker: Docker sends 127.0.0.1:15000 here");
+    let line = line_with(&out, "docker: Docker sends 127.0.0.1:15000 here");
+    assert!(line.contains("the config names 127.0.0.1:1500, not 127.0.0.1:15000"), "{out:?}");
+    assert!(line.contains("spelt two ways?"), "{out:?}");
+    let fix = fix_after(&out, "docker: Docker sends 127.0.0.1:15000 here");
+    assert!(fix.contains("rename \"127.0.0.1:1500\" to \"127.0.0.1:15000\""), "{out:?}");
+    assert!(fix.contains("remove credHelpers \"127.0.0.1:15000\""), "{out:?}");
+    // The login check says so too, instead of spreading the other spelling.
+    let login = fix_after(&out, "no login token");
+    assert!(login.contains("Docker sends 127.0.0.1:15000 here, not 127.0.0.1:1500"), "{out:?}");
+    assert!(!out.stdout.contains("does not name this helper for 127.0.0.1:1500"), "{out:?}");
+}
+
+#[test]
+fn a_name_docker_sends_here_that_nothing_resembles_is_a_warning() {
+    let (mut sandbox, _sts) = healthy();
+    std::fs::write(
+        docker_config(&mut sandbox),
+        r#"{"credHelpers": {"registry.example.com": "exchange", "quay.io": "exchange"}}"#,
+    )
+    .unwrap();
+    let out = sandbox.cmd(&["doctor"]).run().success();
+    let line = line_with(&out, "sends quay.io to this helper");
+    assert!(line.starts_with('!') && line.contains("neither configured"), "{out:?}");
+    assert!(!line.contains("spelt two ways"), "{out:?}");
+}
+
+#[test]
+fn a_stored_auth_is_not_shadowing_when_docker_sends_that_registry_to_another_helper() {
+    let (mut sandbox, _sts) = healthy();
+    // The helper holds plain.example.com, but Docker's credsStore is still
+    // another helper: Docker never asks this one for it.
+    sandbox.store("plain.example.com", "bob", "pw").quiet_success();
+    std::fs::write(
+        docker_config(&mut sandbox),
+        r#"{"auths": {"plain.example.com": {"auth": "Ym9iOnB3"}}, "credsStore": "secretservice",
+            "credHelpers": {"registry.example.com": "exchange"}}"#,
+    )
+    .unwrap();
+    let out = sandbox.cmd(&["doctor"]).run().success();
+    assert!(!out.stdout.contains("auths.\"plain.example.com\""), "{out:?}");
+    assert!(line_with(&out, "shadowing:").starts_with('✓'), "{out:?}");
+
+    // Once Docker sends it here, the same entry does stand in the way.
+    std::fs::write(
+        docker_config(&mut sandbox),
+        r#"{"auths": {"plain.example.com": {"auth": "Ym9iOnB3"}}, "credsStore": "exchange"}"#,
+    )
+    .unwrap();
+    doctor_fails_with(&sandbox, "auths.\"plain.example.com\"");
+}
+
+#[test]
+fn a_trailing_comma_in_an_entry_is_called_a_trailing_comma() {
+    let (sandbox, sts) = healthy();
+    let text = format!(
+        "{{\n  \"registries\": {{\n    \"{REGISTRY}\": {{\n      \"token_endpoint\": \"{}\",\n    }}\n  }}\n}}\n",
+        sts.url()
+    );
+    std::fs::write(sandbox.config_path(), text).unwrap();
+    let out = doctor_fails_with(&sandbox, "config:");
+    let line = line_with(&out, "config:");
+    assert!(line.contains("line 4") && line.contains("a trailing comma?"), "{out:?}");
+    assert!(!line.contains("key must be a string"), "{out:?}");
+}
+
+#[test]
+fn a_repository_entry_alone_for_a_host_docker_sends_here_is_a_warning() {
+    let (sandbox, sts) = healthy();
+    let key = format!("{REGISTRY}/team/app");
+    sandbox.write_exchange_config(&key, &sts.url(), json!({"scope": "repository:{repository}:pull"}));
+    sandbox.store(&key, "alice", &sts.mint_subject_token("alice", 3600)).quiet_success();
+    let out = sandbox.cmd(&["doctor"]).run();
+    let line = line_with(&out, "scope:");
+    assert!(line.starts_with('!') && line.contains(&format!("\"{key}\" is never used")), "{out:?}");
+    assert!(
+        fix_after(&out, "scope:").contains(&format!("add an entry \"{REGISTRY}\" with a fixed scope")),
+        "{out:?}"
+    );
 }

@@ -263,3 +263,20 @@ fn a_token_pasted_as_an_options_value_is_not_echoed_by_the_parser() {
         assert!(!out.stderr.contains(&token[..16]) && !out.stdout.contains(&token[..16]), "{out:?}");
     }
 }
+
+#[test]
+fn a_login_token_about_to_expire_is_stored_with_a_warning() {
+    let (sandbox, sts) = setup();
+    let out = sandbox.login(REGISTRY, &sts.mint_subject_token("alice", 30)).success();
+    assert!(out.stdout.contains("logged in to registry.example.com"), "{out:?}");
+    let warning = out.stderr.lines().find(|l| l.contains("warning:")).unwrap_or_else(|| panic!("{out:?}"));
+    assert!(warning.contains("this login token expires in") && warning.contains("log in"), "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+}
+
+#[test]
+fn a_freshly_issued_one_hour_login_token_is_stored_without_a_word() {
+    let (sandbox, sts) = setup();
+    sandbox.login(REGISTRY, &sts.mint_subject_token("alice", 3600)).quiet_success();
+    sandbox.login(REGISTRY, &sts.mint_subject_token("alice", 86_400)).quiet_success();
+}

@@ -82,8 +82,8 @@ fn the_status_table_has_a_username_column_and_says_where_the_login_token_is() {
     let (sandbox, sts) = setup();
     let subject = sandbox.logged_in(REGISTRY, &sts);
     let secret = sandbox.get(REGISTRY).quiet_success().secret();
-    // Wide enough that no cell is cut (fitting 80 columns is its own test).
-    let out = sandbox.cmd(&["status"]).env("COLUMNS", "200").run().quiet_success();
+    // Through a pipe no cell is cut (fitting a terminal is its own test).
+    let out = sandbox.cmd(&["status"]).run().quiet_success();
     assert_no_secret(&out, &[&subject, &secret]);
     let mut lines = out.stdout.lines();
     let header = lines.next().unwrap();
@@ -100,20 +100,81 @@ fn the_status_table_has_a_username_column_and_says_where_the_login_token_is() {
     assert_eq!(row.find("exchange"), Some(kind_at), "columns do not line up: {out:?}");
 }
 
-#[test]
-fn the_status_table_fits_eighty_columns() {
+/// A sandbox whose table is wider than 80 columns: a long registry key and
+/// a long username, logged in, with a cached token.
+fn a_wide_table() -> (Sandbox, Sts) {
     let (sandbox, sts) = setup();
     sandbox.write_config(&json!({"registries": {
-        "a-rather-long-registry-hostname.internal.example.com:5000/team/application": {"token_endpoint": sts.url()},
-        REGISTRY: {"token_endpoint": sts.url(), "username": "a-service-account-with-a-long-name",
+        LONG_KEY: {"token_endpoint": sts.url()},
+        REGISTRY: {"token_endpoint": sts.url(), "username": LONG_USER,
             "subject_token_type": "urn:ietf:params:oauth:token-type:jwt"},
     }}));
     sandbox.logged_in(REGISTRY, &sts);
     sandbox.get(REGISTRY).quiet_success();
-    let out = sandbox.cmd(&["status"]).run().quiet_success();
-    let table: Vec<&str> = out.stdout.lines().take_while(|l| !l.is_empty()).collect();
+    (sandbox, sts)
+}
+
+const LONG_KEY: &str = "a-rather-long-registry-hostname.internal.example.com:5000/team/application";
+const LONG_USER: &str = "a-service-account-with-a-long-name";
+
+#[cfg(target_os = "linux")]
+#[test]
+fn on_a_terminal_the_status_table_fits_its_width() {
+    let (sandbox, _sts) = a_wide_table();
+    let (mut command, _) = sandbox.cmd(&["status"]).into_command();
+    command.env("TERM", "dumb");
+    let mut terminal = support::pty::Pty::spawn_with_width(command, 80);
+    assert_eq!(terminal.wait(std::time::Duration::from_secs(20)), Some(0), "{}", terminal.screen());
+    let screen = terminal.screen();
+    let table: Vec<&str> = screen.lines().take_while(|l| !l.trim().is_empty()).collect();
+    assert!(table.len() >= 3, "{screen}");
     for line in &table {
-        assert!(line.chars().count() <= 80, "{} columns: {line:?}\n{}", line.chars().count(), out.stdout);
+        let line = line.trim_end_matches('\r');
+        assert!(line.chars().count() <= 80, "{} columns: {line:?}\n{screen}", line.chars().count());
+    }
+    assert!(screen.contains('…'), "a table this wide is cut to fit: {screen}");
+}
+
+#[test]
+fn in_a_pipe_the_status_table_keeps_every_cell_whole() {
+    let (sandbox, _sts) = a_wide_table();
+    // COLUMNS is a shell's variable for its terminal; a pipe has no width.
+    let out = sandbox.cmd(&["status"]).env("COLUMNS", "80").run().quiet_success();
+    assert!(!out.stdout.contains('…'), "a cell was cut: {out:?}");
+    assert!(out.stdout.contains(LONG_KEY) && out.stdout.contains(LONG_USER), "{out:?}");
+    assert!(out.stdout.contains("(file store)"), "{out:?}");
+}
+
+#[test]
+fn status_names_the_config_file_it_read_and_where_that_came_from() {
+    let (mut sandbox, sts) = setup();
+    let out = sandbox.cmd(&["status"]).run().quiet_success();
+    let named =
+        format!("config: {} (from $DOCKER_CREDENTIAL_EXCHANGE_CONFIG)", sandbox.config_path().display());
+    assert!(out.stdout.contains(&named), "{out:?}");
+
+    let other = sandbox.root().join("other.json");
+    std::fs::write(
+        &other,
+        json!({"registries": {"other.example": {"token_endpoint": sts.url()}}}).to_string(),
+    )
+    .unwrap();
+    let out = sandbox.cmd(&["--config", other.to_str().unwrap(), "status"]).run().quiet_success();
+    assert!(out.stdout.contains(&format!("config: {} (from --config)", other.display())), "{out:?}");
+
+    // Without either, the platform's own place, named even when it does
+    // not exist: a config written elsewhere is silently not read.
+    sandbox.remove_env("DOCKER_CREDENTIAL_EXCHANGE_CONFIG");
+    let status = sandbox.cmd(&["status", "--json"]).run().quiet_success().json();
+    assert_eq!(status["config_source"], "default");
+    assert_eq!(status["config_file"], Value::Null);
+    #[cfg(target_os = "linux")]
+    {
+        let default = sandbox.home().join(".config/docker-credential-exchange/config.json");
+        assert_eq!(status["config_path"], default.display().to_string());
+        let out = sandbox.cmd(&["status"]).run().quiet_success();
+        let named = format!("{} (the default on Linux; it does not exist)", default.display());
+        assert!(out.stdout.contains(&named), "{out:?}");
     }
 }
 

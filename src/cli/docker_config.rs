@@ -332,10 +332,19 @@ impl Document {
         self.get("credsStore").and_then(string_of).filter(|s| !s.is_empty())
     }
 
-    /// The helper `credHelpers` names for `key`.
-    pub fn cred_helper(&self, key: &str) -> Option<String> {
-        let helpers = self.object("credHelpers").ok()?;
-        helpers.iter().rev().find(|(k, _)| k == key).and_then(|(_, v)| string_of(v))
+    /// Every `credHelpers` entry as (key, helper), the last of a repeated
+    /// key winning, as when Docker reads it; entries whose value is not a
+    /// string are left out.
+    pub fn cred_helpers(&self) -> Vec<(String, String)> {
+        let Ok(helpers) = self.object("credHelpers") else { return Vec::new() };
+        let mut out: Vec<(String, String)> = Vec::new();
+        for (key, value) in helpers {
+            out.retain(|(k, _)| *k != key);
+            if let Some(helper) = string_of(&value) {
+                out.push((key, helper));
+            }
+        }
+        out
     }
 
     /// Sets `credsStore` to this helper; the change made, if any.

@@ -79,6 +79,7 @@ pub(super) fn login(args: LoginArgs, helper: Helper) -> anyhow::Result<ExitCode>
         return Ok(ExitCode::SUCCESS);
     };
     let token = prompt::read_token(source)?;
+    let expires_at = crate::jwt::expiry(token.expose());
     let helper = after_the_wait(helper)?;
     let endpoint = reg.map(|r| r.token_endpoint).unwrap_or_default();
     let waiting = (!args.no_verify).then(|| {
@@ -119,7 +120,30 @@ pub(super) fn login(args: LoginArgs, helper: Helper) -> anyhow::Result<ExitCode>
         None => format!("stored the login token for {} (not proven: --no-verify)", outcome.key),
     };
     output::line(&message)?;
+    if let Some(at) = expires_at {
+        warn_if_short_lived(&outcome.key, at);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A login token with less than this left gets a warning at `login`: one
+/// pasted a moment before it expires works once, then every pull fails. A
+/// freshly issued one-hour token (a common lifetime) is a minute short of
+/// this and says nothing.
+const SHORT_LIVED_SECS: i64 = 59 * 60;
+
+/// Warns that the stored login token is about to expire, and what then.
+fn warn_if_short_lived(key: &ServerUrl, expires_at: i64) {
+    let left = expires_at.saturating_sub(crate::time::now());
+    if left < SHORT_LIVED_SECS {
+        crate::warn!(
+            "this login token expires in {} (at {}); after that every pull from {key} fails until you log in \
+             again: get a longer-lived token from your identity provider, or use a subject_token source that \
+             renews itself (file, command, github-actions)",
+            crate::time::human_duration(left.max(0)),
+            crate::time::rfc3339_signed(expires_at)
+        );
+    }
 }
 
 /// The helper with the invocation's deadline started afresh, once the

@@ -1,5 +1,6 @@
 //! Writing for people: stdout that ends quietly when the reader goes away
-//! (`doctor | head -2`), tables that fit a terminal, and a note on stderr
+//! (`doctor | head -2`), tables that fit a terminal (and stay whole in a
+//! pipe), and a note on stderr
 //! while something slow is awaited, on a terminal only.
 
 use std::io::{IsTerminal, Write};
@@ -33,9 +34,32 @@ pub fn is_closed_pipe(e: &anyhow::Error) -> bool {
         .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
-/// The width tables are fitted to: `$COLUMNS`, else 80.
-pub fn width() -> usize {
-    std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).filter(|&w| w >= 40).unwrap_or(80)
+/// The width tables are fitted to, when they are fitted at all: only when
+/// stdout is a terminal whose width is known (its window size, else
+/// `$COLUMNS`). A pipe, a file or a script gets `None`, and so whole cells:
+/// a cut cell (`ABSENT (env:REGISTR…`) is a fact lost to whoever reads it.
+pub fn width() -> Option<usize> {
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    let columns = || std::env::var("COLUMNS").ok().and_then(|c| c.trim().parse::<usize>().ok());
+    terminal_columns().or_else(columns).filter(|&w| w > 0).map(|w| w.max(40))
+}
+
+/// The terminal's width in columns, as the window size says.
+#[cfg(unix)]
+fn terminal_columns() -> Option<usize> {
+    // SAFETY: TIOCGWINSZ fills a plain-data winsize for an open fd; a
+    // failure (not a terminal) leaves it zeroed and returns -1.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    (ok && size.ws_col > 0).then_some(usize::from(size.ws_col))
+}
+
+/// Elsewhere only `$COLUMNS` tells the width.
+#[cfg(not(unix))]
+fn terminal_columns() -> Option<usize> {
+    None
 }
 
 /// A table with a header, columns two spaces apart, fitted to `max_width`

@@ -124,7 +124,13 @@ pub fn serve(
     let bytes = crate::bounded::read_to_end(stdin, ONE_MIB)?;
     let request = CredentialProviderRequest::parse(&bytes)?;
     let image = ImageRef::parse(&request.image)?;
-    crate::debug!("kubelet: credentials for {image:?} ({request:?})");
+    crate::debug!(
+        "kubelet: credentials for {}: apiVersion={} service_account_token={} annotations={}",
+        image.name(),
+        request.api_version,
+        request.service_account_token().map_or_else(|| "none".to_owned(), |t| t.fingerprint()),
+        request.service_account_annotations.as_ref().map_or(0, |a| a.len())
+    );
     let response = respond(&request, &image, issue(&request, &image)?);
     stdout
         .write_all(response.to_json_line().as_bytes())

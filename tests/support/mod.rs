@@ -14,6 +14,7 @@
 #![allow(dead_code)]
 
 pub mod cmd;
+pub mod doctor;
 // The real services and the end-to-end set-up are Debian's daemons driven
 // through unix sockets, process groups and /proc: Linux only. The sandbox
 // and the servers above run everywhere, so the suites built on them run on

@@ -19,11 +19,24 @@ pub struct Pty {
 
 impl Pty {
     /// Starts `command` with a new pty as its controlling terminal.
-    pub fn spawn(mut command: Command) -> Pty {
+    pub fn spawn(command: Command) -> Pty {
+        Pty::spawn_sized(command, None)
+    }
+
+    /// The same on a terminal `columns` wide (24 rows), as a window of that
+    /// size reports it to the program (TIOCGWINSZ).
+    pub fn spawn_with_width(command: Command, columns: u16) -> Pty {
+        Pty::spawn_sized(command, Some(columns))
+    }
+
+    fn spawn_sized(mut command: Command, columns: Option<u16>) -> Pty {
         let (mut master, mut slave) = (-1, -1);
-        // SAFETY: openpty fills two fds; the other arguments may be null.
+        let size = columns.map(|ws_col| libc::winsize { ws_row: 24, ws_col, ws_xpixel: 0, ws_ypixel: 0 });
+        let size_ptr = size.as_ref().map_or(std::ptr::null(), |s| s as *const libc::winsize);
+        // SAFETY: openpty fills two fds; the other arguments may be null,
+        // and the window size, when given, lives until the call returns.
         let opened = unsafe {
-            libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), std::ptr::null())
+            libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), size_ptr)
         };
         assert_eq!(opened, 0, "openpty");
         // SAFETY: both fds were just opened and are owned here.

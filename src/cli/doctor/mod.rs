@@ -3,14 +3,17 @@
 //! Exits 1 if there is any problem; `--json` gives the same findings to
 //! scripts; `--exchange` also makes one real exchange per registry.
 //!
-//! The checks, by file: the config, every exchange registry's subject
-//! token, client secret, endpoint, clock and last failure
-//! ([`registries`]); the store, its entries, the cache directory and the
-//! binary on PATH ([`local`]); Docker's and containers' configs, which
-//! must route the registries to this helper and must not shadow it with a
-//! stored `auth` ([`clients`]).
+//! The checks, by file: the config file (which one, and why), every
+//! exchange registry's subject token, whether Docker can use its entry,
+//! its client secret and last failure ([`registries`]); its endpoint and
+//! clock, and `--exchange`'s proof ([`endpoint`]); the store, its entries,
+//! the cache directory and the binary on PATH ([`local`]); Docker's and
+//! containers' configs, which must route the registries to this helper
+//! under the names it knows and must not shadow it with a stored `auth`
+//! ([`clients`]).
 
 mod clients;
+mod endpoint;
 mod local;
 mod registries;
 
@@ -109,16 +112,19 @@ impl Checks {
 }
 
 pub(super) fn doctor(args: DoctorArgs, helper: &Helper) -> anyhow::Result<ExitCode> {
+    let started_ms = crate::time::now_ms();
     let mut checks = Checks { findings: Vec::new(), json: args.json };
+    // Read first, reported last: the registries' checks need to know what
+    // Docker sends here.
+    let docker = clients::DockerSide::read(helper);
     registries::config(&mut checks, helper)?;
     local::store(&mut checks, helper)?;
-    registries::registries(&mut checks, helper, args.exchange)?;
-    registries::failures(&mut checks, helper)?;
+    registries::registries(&mut checks, helper, &docker, args.exchange)?;
+    registries::failures(&mut checks, helper, started_ms)?;
     local::cache(&mut checks, helper)?;
     local::path(&mut checks)?;
-    let served = clients::served_hosts(helper);
-    clients::docker_config(&mut checks, helper, &served)?;
-    clients::containers_auth(&mut checks, &served)?;
+    clients::docker_config(&mut checks, helper, &docker)?;
+    clients::containers_auth(&mut checks, &docker)?;
     let (problems, warnings) = (checks.count(Level::Problem), checks.count(Level::Warning));
     if args.json {
         #[derive(Serialize)]

@@ -1,26 +1,26 @@
-//! `doctor`'s checks of the config and of each exchange registry: its
-//! entry, its subject token (present, unexpired), its client secret, its
-//! endpoint (reachable, with a clock that agrees), optionally one real
-//! exchange, and the last failure of a `get`.
+//! `doctor`'s checks of the config and of each exchange registry: the
+//! file read (and why that one), each entry, its subject token (present,
+//! unexpired), whether Docker can use it as written, its client secret,
+//! its endpoint ([`super::endpoint`]), and the last failure of a `get`.
 
 use std::time::Duration;
 
 use super::Checks;
+use super::clients::DockerSide;
 use crate::cache::Freshness;
-use crate::config::{Config, RegistryConfig, SourceSpec};
+use crate::config::{RegistryConfig, SourceSpec};
 use crate::deadline::Deadline;
-use crate::helper::{GetOptions, Helper};
+use crate::helper::Helper;
+use crate::paths::ConfigOrigin;
 use crate::server_url::ServerUrl;
 use crate::subject::{self, Context, Probe};
 
-/// A local clock further off than this from the endpoint's is a problem:
-/// tokens look expired early or not yet valid.
-const MAX_SKEW_SECS: i64 = 60;
-/// Each network check may take this long.
+/// Reading a subject token or client secret may take this long.
 const CHECK_TIME: Duration = Duration::from_secs(10);
 
 pub(super) fn config(checks: &mut Checks, helper: &Helper) -> anyhow::Result<()> {
-    let path = helper.config_path().display().to_string();
+    let origin = ConfigOrigin::current();
+    let path = format!("{} ({})", helper.config_path().display(), origin.describe());
     let config = match helper.config() {
         Ok(c) => c,
         Err(e) => {
@@ -32,8 +32,16 @@ pub(super) fn config(checks: &mut Checks, helper: &Helper) -> anyhow::Result<()>
         }
     };
     if !helper.config_path().exists() {
-        return checks
-            .ok("config", format!("no file at {path} (no exchange registries; a plain credential store)"));
+        let text = format!("no file at {path}: no exchange registries, a plain credential store");
+        // A variable that names a missing file is a typo, not a choice.
+        return match origin {
+            ConfigOrigin::Env => checks.warn(
+                "config",
+                text,
+                format!("unset {} or point it at the config file", crate::paths::CONFIG_ENV),
+            ),
+            _ => checks.ok("config", text),
+        };
     }
     let mut bad = 0;
     for id in config.ids() {
@@ -56,30 +64,95 @@ pub(super) fn config(checks: &mut Checks, helper: &Helper) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Each valid exchange entry: subject, client secret, endpoint and clock,
-/// and with `exchange` one real exchange.
-pub(super) fn registries(checks: &mut Checks, helper: &Helper, exchange: bool) -> anyhow::Result<()> {
+/// Each valid exchange entry: subject, what Docker can ask of it, client
+/// secret, endpoint and clock, and with `exchange` one real exchange.
+pub(super) fn registries(
+    checks: &mut Checks,
+    helper: &Helper,
+    docker: &DockerSide,
+    exchange: bool,
+) -> anyhow::Result<()> {
     let Ok(config) = helper.config() else { return Ok(()) };
     let mut endpoints_seen: Vec<String> = Vec::new();
     for id in config.ids() {
         let Ok(reg) = config.registry(id) else { continue };
         let key = config.key(id);
-        subject_token(checks, helper, key, reg)?;
+        subject_token(checks, helper, docker, key, reg)?;
+        docker_can_ask(checks, helper, docker, key, reg)?;
         client_secret(checks, key, reg)?;
         if !endpoints_seen.contains(&reg.token_endpoint) {
             endpoints_seen.push(reg.token_endpoint.clone());
-            endpoint(checks, key, reg)?;
+            super::endpoint::endpoint(checks, helper, key, reg)?;
         }
         if exchange {
-            prove(checks, helper, config, key)?;
+            super::endpoint::prove(checks, helper, key, reg)?;
         }
     }
     Ok(())
 }
 
+/// Docker (and BuildKit, skopeo, crane) asks for a host with no
+/// repository, so a host entry that Docker sends here must not need
+/// `{repository}`: every pull from it would fail. A path entry is never
+/// matched by Docker's requests, which name only the host.
+fn docker_can_ask(
+    checks: &mut Checks,
+    helper: &Helper,
+    docker: &DockerSide,
+    key: &ServerUrl,
+    reg: &RegistryConfig,
+) -> anyhow::Result<()> {
+    let host = key.registry();
+    if !docker.routing.sends_here(host) {
+        return Ok(());
+    }
+    if key.repository().is_some() {
+        let has_host_entry = helper.config().is_ok_and(|c| c.ids().any(|id| c.key(id).as_str() == host));
+        if has_host_entry {
+            return Ok(());
+        }
+        return checks.warn(
+            "scope",
+            format!(
+                "Docker sends {host} here, always without a repository, so the entry \"{key}\" is never used for \
+                 its pulls, and no entry \"{host}\" exists: Docker gets no credentials for {host}"
+            ),
+            format!(
+                "add an entry \"{host}\" with a fixed scope naming the repositories Docker pulls, e.g. \
+                 \"scope\": \"repository:team/app:pull,push repository:team/lib:pull\""
+            ),
+        );
+    }
+    let uses = |v: &str| v.contains("{repository}");
+    let field = [
+        ("scope", reg.scope.iter().any(|s| uses(s))),
+        ("audience", reg.audience.as_ref().is_some_and(|a| a.values().iter().any(|v| uses(v)))),
+        ("resource", reg.resource.as_ref().is_some_and(|r| r.values().iter().any(|v| uses(v)))),
+    ]
+    .into_iter()
+    .find_map(|(field, used)| used.then_some(field));
+    let Some(field) = field else { return Ok(()) };
+    let example = match field {
+        "scope" => "\"scope\": \"repository:team/app:pull,push repository:team/lib:pull\"".to_owned(),
+        other => format!("\"{other}\": \"https://{host}\""),
+    };
+    checks.problem(
+        "scope",
+        format!(
+            "{key}: Docker sends {host} here with no repository (Docker, BuildKit and skopeo never name one), but \
+             the entry's {field} needs {{repository}}; every pull from {host} fails"
+        ),
+        format!(
+            "give it a fixed {field}, e.g. {example}; keep {{repository}} for an entry \"{host}/REPOSITORY\" \
+             (used by `token` and the kubelet, which name the repository)"
+        ),
+    )
+}
+
 fn subject_token(
     checks: &mut Checks,
     helper: &Helper,
+    docker: &DockerSide,
     key: &ServerUrl,
     reg: &RegistryConfig,
 ) -> anyhow::Result<()> {
@@ -134,7 +207,20 @@ fn subject_token(
     };
     let Some(token) = token else {
         let fix = match &reg.subject_token {
-            SourceSpec::Keyring => format!("run `docker-credential-exchange login {key}`"),
+            SourceSpec::Keyring => {
+                let mut fix = format!(
+                    "run `docker-credential-exchange login {key}`; not `docker login`, which checks the token \
+                     against the registry itself before it would store it, so a login token for the STS fails \
+                     there (unauthorized) and never reaches this helper"
+                );
+                if let Some(m) = docker.misspelt(key.registry()) {
+                    fix.push_str(&format!(
+                        "; but first settle the name: Docker sends {} here, not {} (see the docker check below)",
+                        m.docker, m.configured
+                    ));
+                }
+                fix
+            }
             SourceSpec::Env { var } => format!("set {var} to the login token (in CI, the job's OIDC token)"),
             SourceSpec::File { path } => {
                 format!("make {} hold the token (check whatever writes it)", path.display())
@@ -197,90 +283,11 @@ fn client_secret(checks: &mut Checks, key: &ServerUrl, reg: &RegistryConfig) -> 
     }
 }
 
-fn endpoint(checks: &mut Checks, key: &ServerUrl, reg: &RegistryConfig) -> anyhow::Result<()> {
-    let endpoint = &reg.token_endpoint;
-    let Ok(url) = url::Url::parse(endpoint) else { return Ok(()) };
-    let http = match crate::http::Http::new(&url, reg.ca_file.as_deref()) {
-        Ok(h) => h,
-        Err(e) => {
-            return checks.problem(
-                "endpoint",
-                format!("{endpoint} ({key}): {e}"),
-                "fix ca_file in the config",
-            );
-        }
-    };
-    let (status, headers) = match http.probe(&url, &Deadline::after(CHECK_TIME)) {
-        Ok(answer) => answer,
-        Err(e) => {
-            return checks.problem(
-                "endpoint",
-                format!("{endpoint} ({key}) is not reachable: {e}"),
-                "check the URL, that the STS is running, DNS, proxy variables (HTTPS_PROXY, NO_PROXY), firewalls, and ca_file for a private CA",
-            );
-        }
-    };
-    let local = crate::time::now();
-    if (300..400).contains(&status) {
-        checks.warn(
-            "endpoint",
-            format!("{endpoint} ({key}) answers with a redirect (HTTP {status})"),
-            "the helper never follows redirects (the token must not be re-sent elsewhere); configure the final URL",
-        )?;
-    } else {
-        checks.ok("endpoint", format!("{endpoint} ({key}) is reachable (HTTP {status})"))?;
-    }
-    let date = headers
-        .get(reqwest::header::DATE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(crate::time::parse_http_date);
-    match date {
-        None => checks.warn(
-            "clock",
-            format!("{endpoint} sent no usable Date header; the clock was not checked"),
-            "make sure the clock is synchronized (e.g. timedatectl set-ntp true)",
-        ),
-        Some(remote) => {
-            let skew = local.saturating_sub(remote);
-            if skew.saturating_abs() > MAX_SKEW_SECS {
-                let direction = if skew > 0 { "ahead of" } else { "behind" };
-                checks.problem(
-                    "clock",
-                    format!(
-                        "this machine's clock is {} {direction} {endpoint}'s; tokens will look expired early or not yet valid",
-                        crate::time::human_duration(skew.saturating_abs())
-                    ),
-                    "synchronize the clock (e.g. timedatectl set-ntp true)",
-                )
-            } else {
-                checks.ok("clock", format!("within {}s of {endpoint}", skew.saturating_abs()))
-            }
-        }
-    }
-}
-
-/// One real exchange, as `token --refresh` would make.
-fn prove(checks: &mut Checks, helper: &Helper, config: &Config, key: &ServerUrl) -> anyhow::Result<()> {
-    let _ = config;
-    match helper.get(key, GetOptions { force_refresh: true }) {
-        Ok(answer) => {
-            let left = answer.schedule.map_or_else(String::new, |s| {
-                format!(", valid for {}", crate::time::human_duration(s.expires_at - crate::time::now()))
-            });
-            checks
-                .ok("exchange", format!("{key}: exchanged for a token {}{left}", answer.secret.fingerprint()))
-        }
-        Err(e) => checks.problem(
-            "exchange",
-            format!("{key}: {e}"),
-            "the message says what failed; see also the checks above",
-        ),
-    }
-}
-
 /// The last failure of each request, unless a token obtained since shows
-/// that a `get` succeeded after it.
-pub(super) fn failures(checks: &mut Checks, helper: &Helper) -> anyhow::Result<()> {
+/// that a `get` succeeded after it, or it is this run's own `--exchange`
+/// failing (said above, with its fix): failures since `since_ms` are left
+/// out.
+pub(super) fn failures(checks: &mut Checks, helper: &Helper, since_ms: i64) -> anyhow::Result<()> {
     let cache = helper.cache();
     let entries = cache.entries();
     let now = crate::time::now();
@@ -290,7 +297,7 @@ pub(super) fn failures(checks: &mut Checks, helper: &Helper) -> anyhow::Result<(
                 && e.obtained_at.saturating_mul(1000) > failure.at_ms
                 && e.schedule().freshness(now) != Freshness::Expired
         });
-        if superseded {
+        if superseded || failure.at_ms >= since_ms {
             continue;
         }
         checks.warn(

@@ -10,6 +10,8 @@
 //! {
 //!   "now": 1760000000,                        Unix seconds the report was made at
 //!   "config_file": "/…/config.json" | null,   the helper's config, if one exists
+//!   "config_path": "/…/config.json",          the file read, whether or not it exists
+//!   "config_source": "flag" | "env" | "default", --config, the variable, or the platform's place
 //!   "config_error": "…" | null,               why the config cannot be used
 //!   "store": "file store /…",                 where stored credentials live
 //!   "cache_dir": "/…" | null,                 null when tokens are not cached
@@ -45,17 +47,19 @@
 //! ```
 //! Secrets never appear: tokens are shown only as fingerprints.
 
+mod report;
+mod table;
+
 use std::process::ExitCode;
 
-use serde::Serialize;
-
-use crate::cache::{CachedToken, Failure, Freshness};
+use crate::cache::{CachedToken, Failure};
 use crate::config::{Config, RegistryConfig, SourceSpec};
 use crate::helper::Helper;
-use crate::secret::Secret;
+use crate::paths::ConfigOrigin;
 use crate::server_url::ServerUrl;
 use crate::store::{EntryKind, ListedCredential, StoreKind};
-use crate::time::{human_duration, rfc3339_signed};
+use crate::time::rfc3339_signed;
+use report::{CachedStatus, FailureStatus, Kind, LoginState, LoginToken, RegistryStatus, Report};
 
 /// `status`'s arguments.
 #[derive(Debug, clap::Args)]
@@ -72,181 +76,12 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-/// Everything `status` shows; `doctor` judges the same facts.
-#[derive(Debug, Serialize)]
-pub(super) struct Report {
-    pub now: i64,
-    pub config_file: Option<String>,
-    pub config_error: Option<String>,
-    pub store: String,
-    pub cache_dir: Option<String>,
-    pub registries: Vec<RegistryStatus>,
-}
-
-/// What a registry is to the helper.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub(super) enum Kind {
-    /// Configured for exchange.
-    Exchange,
-    /// A stored credential.
-    Plain,
-    /// Neither, but a `get` for it failed.
-    Unknown,
-}
-
-#[derive(Debug, Serialize)]
-pub(super) struct RegistryStatus {
-    pub registry: String,
-    pub kind: Kind,
-    pub stored: bool,
-    pub username: Option<String>,
-    pub subject_source: Option<String>,
-    pub token_endpoint: Option<String>,
-    pub entry_error: Option<String>,
-    pub login_token: Option<LoginToken>,
-    pub cached_tokens: Vec<CachedStatus>,
-    pub last_failure: Option<FailureStatus>,
-    /// Where the login token is kept, for the table ("file store").
-    #[serde(skip)]
-    pub subject_where: Option<String>,
-}
-
-/// The state of a login (subject) token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub(super) enum LoginState {
-    /// A JWT that has not expired.
-    Valid,
-    /// A JWT past its `exp`.
-    Expired,
-    /// Present, but not a JWT with `exp`.
-    NoExpiry,
-    /// Nothing stored, variable unset, file missing.
-    Absent,
-    /// A source that is not read without a request (command, CI).
-    NotChecked,
-    /// Reading it failed.
-    Error,
-}
-
-#[derive(Debug, Serialize)]
-pub(super) struct LoginToken {
-    pub state: LoginState,
-    pub fingerprint: Option<String>,
-    pub expires_at: Option<i64>,
-    pub expires_at_rfc3339: Option<String>,
-    pub remaining_seconds: Option<i64>,
-    pub remaining: Option<String>,
-    pub detail: Option<String>,
-}
-
-impl LoginToken {
-    fn without_token(state: LoginState, detail: Option<String>) -> LoginToken {
-        LoginToken {
-            state,
-            fingerprint: None,
-            expires_at: None,
-            expires_at_rfc3339: None,
-            remaining_seconds: None,
-            remaining: None,
-            detail,
-        }
-    }
-
-    fn of(token: &Secret, now: i64) -> LoginToken {
-        let exp = crate::jwt::expiry(token.expose());
-        let remaining = exp.map(|e| e.saturating_sub(now));
-        LoginToken {
-            state: match remaining {
-                None => LoginState::NoExpiry,
-                Some(r) if r > 0 => LoginState::Valid,
-                Some(_) => LoginState::Expired,
-            },
-            fingerprint: Some(token.fingerprint()),
-            expires_at: exp,
-            expires_at_rfc3339: exp.map(rfc3339_signed),
-            remaining_seconds: remaining,
-            remaining: remaining.map(human_duration),
-            detail: None,
-        }
-    }
-
-    /// A short cell for the table.
-    fn cell(&self) -> String {
-        match (self.state, &self.remaining) {
-            (LoginState::Valid, Some(r)) => format!("valid {r}"),
-            (LoginState::Expired, _) => "EXPIRED".into(),
-            (LoginState::NoExpiry, _) => "present".into(),
-            (LoginState::Absent, _) => "ABSENT".into(),
-            (LoginState::NotChecked, _) => "not checked".into(),
-            _ => "ERROR".into(),
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
-pub(super) struct CachedStatus {
-    pub request: String,
-    pub username: String,
-    pub fingerprint: String,
-    pub obtained_at: i64,
-    pub refresh_at: i64,
-    pub expires_at: i64,
-    pub expires_at_rfc3339: String,
-    pub remaining_seconds: i64,
-    pub remaining: String,
-    pub state: CacheState,
-}
-
-/// A cached token's state, as [`Freshness`] says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub(super) enum CacheState {
-    /// Served as it is.
-    Fresh,
-    /// Refreshed by the next `get`.
-    RefreshDue,
-    /// Never served again.
-    Expired,
-}
-
-impl CachedStatus {
-    fn of(entry: &CachedToken, now: i64) -> CachedStatus {
-        let remaining = entry.expires_at.saturating_sub(now);
-        CachedStatus {
-            request: entry.request.clone(),
-            username: entry.username.clone(),
-            fingerprint: entry.token.fingerprint(),
-            obtained_at: entry.obtained_at,
-            refresh_at: entry.refresh_at,
-            expires_at: entry.expires_at,
-            expires_at_rfc3339: rfc3339_signed(entry.expires_at),
-            remaining_seconds: remaining,
-            remaining: human_duration(remaining),
-            state: match entry.schedule().freshness(now) {
-                Freshness::Fresh => CacheState::Fresh,
-                Freshness::RefreshDue => CacheState::RefreshDue,
-                Freshness::Expired | Freshness::FromTheFuture => CacheState::Expired,
-            },
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
-pub(super) struct FailureStatus {
-    pub request: String,
-    pub at: i64,
-    pub at_rfc3339: String,
-    pub message: String,
-}
-
 pub(super) fn status(args: StatusArgs, helper: &Helper) -> anyhow::Result<ExitCode> {
     let report = collect(helper)?;
     if args.json {
         super::output::line(&serde_json::to_string_pretty(&report)?)?;
     } else {
-        super::output::print(&table(&report))?;
+        super::output::print(&table::table(&report))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -296,6 +131,8 @@ pub(super) fn collect(helper: &Helper) -> anyhow::Result<Report> {
     Ok(Report {
         now,
         config_file: Some(helper.config_path()).filter(|p| p.exists()).map(|p| p.display().to_string()),
+        config_path: helper.config_path().display().to_string(),
+        config_source: ConfigOrigin::current(),
         config_error: helper.config().err().map(|e| e.to_string()),
         store: store.describe(),
         cache_dir: cache.tokens_enabled().then(|| cache.dir().display().to_string()),
@@ -434,83 +271,4 @@ fn login_token(helper: &Helper, key: &ServerUrl, reg: &RegistryConfig, now: i64)
         Ok(None) => LoginToken::without_token(LoginState::Absent, None),
         Err(e) => LoginToken::without_token(LoginState::Error, Some(e)),
     }
-}
-
-fn table(report: &Report) -> String {
-    let mut out = String::new();
-    if let Some(e) = &report.config_error {
-        out.push_str(&format!(
-            "config: {e}\n  (plain credentials still work; exchange registries do not)\n\n"
-        ));
-    }
-    if report.registries.is_empty() {
-        out.push_str(&format!(
-            "no registries: none configured{} and none stored in the {}\n",
-            report.config_file.as_deref().map(|p| format!(" in {p}")).unwrap_or_default(),
-            report.store
-        ));
-        return out;
-    }
-    let header = ["REGISTRY", "KIND", "USERNAME", "LOGIN TOKEN", "CACHED TOKEN"];
-    let mut rows = Vec::new();
-    let mut notes = Vec::new();
-    for r in &report.registries {
-        let cached = match (r.kind, r.cached_tokens.iter().max_by_key(|c| c.expires_at)) {
-            (_, Some(c)) if c.remaining_seconds > 0 => {
-                let more = r.cached_tokens.len() - 1;
-                let due = if c.state == CacheState::RefreshDue { ", due" } else { "" };
-                let more = if more > 0 { format!(" (+{more})") } else { String::new() };
-                format!("{} left{due}{more}", c.remaining)
-            }
-            (_, Some(_)) => "expired".into(),
-            (Kind::Exchange, None) => "none".into(),
-            _ => "-".into(),
-        };
-        // The state first: where the token lives is what a narrow
-        // terminal cuts.
-        let login = match (&r.login_token, &r.subject_where) {
-            (Some(l), Some(w)) => format!("{} ({w})", l.cell()),
-            (Some(l), None) => l.cell(),
-            (None, _) => "-".into(),
-        };
-        let kind = match r.kind {
-            Kind::Exchange => "exchange",
-            Kind::Plain => "plain",
-            Kind::Unknown => "?",
-        };
-        rows.push(vec![
-            r.registry.clone(),
-            kind.into(),
-            r.username.clone().unwrap_or_else(|| "-".into()),
-            login,
-            cached,
-        ]);
-        if let Some(e) = &r.entry_error {
-            notes.push(format!("{}: {e}", r.registry));
-        }
-        if let Some(LoginToken { state: LoginState::Error, detail: Some(d), .. }) = &r.login_token {
-            notes.push(format!("{}: cannot read the login token: {d}", r.registry));
-        }
-        if let Some(LoginToken { state: LoginState::Expired, expires_at_rfc3339: Some(at), .. }) =
-            &r.login_token
-        {
-            notes.push(format!("{}: the login token expired at {at}; log in again", r.registry));
-        }
-        if let Some(f) = &r.last_failure {
-            let ago = human_duration(report.now.saturating_sub(f.at));
-            notes.push(format!(
-                "{}: the last get failed {ago} ago ({}): {}",
-                r.registry, f.at_rfc3339, f.message
-            ));
-        }
-    }
-    out.push_str(&super::output::table(&header, &rows, &[&[2, 3], &[0]], super::output::width()));
-    if !notes.is_empty() {
-        out.push('\n');
-        for note in notes {
-            out.push_str(&note);
-            out.push('\n');
-        }
-    }
-    out
 }
