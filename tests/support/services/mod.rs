@@ -73,6 +73,10 @@ fn package_for(tool: &str) -> &'static str {
         "docker-credential-secretservice" => "golang-docker-credential-helpers",
         "debootstrap" => "debootstrap",
         "git" => "git",
+        "bash" => "bash",
+        "zsh" => "zsh",
+        "fish" => "fish",
+        "man" => "man-db",
         "/usr/bin/docker-credential-exchange" => "the .deb: dpkg -i \"$(install/build-deb.sh)\"",
         _ => "the package that provides it",
     }
