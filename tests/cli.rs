@@ -82,6 +82,17 @@ fn every_subcommand_help_shows_an_example() {
     }
 }
 
+#[test]
+fn login_help_says_docker_login_is_the_wrong_door_for_an_exchange_registry() {
+    let sandbox = Sandbox::new();
+    for flag in ["--help", "-h"] {
+        let out = sandbox.cmd(&["login", flag]).run().success();
+        let words = out.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(words.contains("not with `docker login`"), "{flag}: {out:?}");
+        assert!(words.contains("the helper never hears of it"), "{flag}: {out:?}");
+    }
+}
+
 // ---- messages that say what to do ----
 
 #[test]
