@@ -111,6 +111,9 @@ struct RegistrySide {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // Before any server thread starts, so that every thread inherits it.
+    #[cfg(unix)]
+    let stop_signals = stop::block();
     let options = StsOptions { lifetime_secs: args.lifetime, ..StsOptions::default() };
     let (server, ca_pem) = if args.https {
         let Ok(cert) =
@@ -157,15 +160,62 @@ fn main() -> ExitCode {
     drop(stdout);
 
     if args.until_stdin_closes {
+        // Signals keep their default action here: a script may stop the
+        // server with one instead of closing the pipe.
+        #[cfg(unix)]
+        stop::unblock(&stop_signals);
         let mut sink = [0u8; 256];
         while matches!(std::io::stdin().read(&mut sink), Ok(n) if n > 0) {}
         return ExitCode::SUCCESS;
     }
-    // Ctrl-C (SIGINT) and SIGTERM end the process by their default action;
-    // nothing here needs cleaning up. A background job started by a shell
-    // inherits SIGINT ignored, as it should, and is stopped by SIGTERM.
+    // Ctrl-C (SIGINT) and SIGTERM stop it. On Unix they are waited for,
+    // so that the servers are dropped and the realm's directory (its
+    // certificate, the registry config and the pushed images) is removed;
+    // a background job started by a shell inherits SIGINT ignored, as it
+    // should, and is stopped by SIGTERM. Elsewhere their default action
+    // ends the process.
+    #[cfg(unix)]
+    stop::wait(&stop_signals);
+    #[cfg(not(unix))]
     loop {
         std::thread::park();
+    }
+    #[cfg(unix)]
+    ExitCode::SUCCESS
+}
+
+/// Waiting for SIGINT or SIGTERM instead of dying by them.
+#[cfg(unix)]
+mod stop {
+    /// Blocks SIGINT and SIGTERM in this thread (and the threads it
+    /// starts later); returns the set for [`wait`].
+    pub fn block() -> libc::sigset_t {
+        // SAFETY: sigset_t is plain data, initialised by sigemptyset before
+        // use; pthread_sigmask only changes this thread's mask.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGINT);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            set
+        }
+    }
+
+    /// Undoes [`block`] for this thread, which then takes the signals with
+    /// their default action (the other threads keep them blocked).
+    pub fn unblock(set: &libc::sigset_t) {
+        // SAFETY: as in `block`.
+        unsafe {
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, set, std::ptr::null_mut());
+        }
+    }
+
+    /// Returns when one of the blocked signals arrives.
+    pub fn wait(set: &libc::sigset_t) {
+        let mut signal = 0;
+        // SAFETY: `set` was made by `block`; sigwait writes one int.
+        while unsafe { libc::sigwait(set, &mut signal) } != 0 {}
     }
 }
 

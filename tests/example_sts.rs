@@ -264,3 +264,26 @@ fn the_readme_try_it_section_goes_from_nothing_to_a_docker_pull_through_the_help
     let calls = helper_calls(&sandbox);
     assert!(calls.iter().any(|c| c == "get"), "Docker never ran the helper's get: {calls:?}");
 }
+
+#[test]
+fn stopping_the_example_removes_the_files_it_wrote() {
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        let mut example = Example::start(&["--registry-realm", "--registry-port", &free_port().to_string()]);
+        let config = example
+            .commands()
+            .iter()
+            .find_map(|c| {
+                c.strip_prefix("docker-registry serve ").map(|p| PathBuf::from(p.trim_end_matches(" &")))
+            })
+            .expect("the commands start docker-registry");
+        let dir = config.parent().unwrap().to_owned();
+        assert!(config.is_file(), "{}", config.display());
+        // SAFETY: kill(2) on our own child, not yet reaped.
+        unsafe {
+            libc::kill(i32::try_from(example.child.id()).unwrap(), signal);
+        }
+        let status = example.child.wait().unwrap();
+        assert!(status.success(), "signal {signal}: {status}");
+        assert!(!dir.exists(), "signal {signal} left {} behind", dir.display());
+    }
+}
