@@ -191,3 +191,37 @@ function __fish_docker_credential_exchange_helpers
 end
 
 ";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shell_renders_with_its_repairs() {
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish, Shell::Elvish, Shell::PowerShell] {
+            let mut out = Vec::new();
+            render(shell, &mut <crate::cli::Cli as clap::CommandFactory>::command(), &mut out).unwrap();
+            assert!(String::from_utf8(out).unwrap().contains(NAME), "{shell}");
+        }
+    }
+
+    #[test]
+    fn a_script_the_repairs_do_not_recognise_is_an_error_not_a_silent_loss() {
+        let script = "_something_else() { :; }\n";
+        for repaired in [bash(script), zsh(script), fish(script)] {
+            let error = repaired.unwrap_err().to_string();
+            assert!(error.contains("src/cli/generate/completions.rs"), "{error}");
+        }
+    }
+
+    #[test]
+    fn bash_states_are_spelled_one_way() {
+        let mut out = Vec::new();
+        render(Shell::Bash, &mut <crate::cli::Cli as clap::CommandFactory>::command(), &mut out).unwrap();
+        let script = String::from_utf8(out).unwrap();
+        // The loop sets this state and an arm completes it.
+        assert!(script.contains("cmd=\"docker_credential_exchange__subcmd__import\""), "{script}");
+        assert!(script.contains("\n        docker_credential_exchange__subcmd__import)"), "{script}");
+        assert!(!script.contains("docker__subcmd__credential"), "{script}");
+    }
+}
