@@ -88,8 +88,10 @@ if [ -n "$binary" ]; then
     mkdir -p "$prefix/bin"
     # Copied beside the target, then renamed over it: a helper that Docker
     # runs at this moment is never a half-written file.
-    cp "$binary" "$bin.tmp.$$" && chmod 0755 "$bin.tmp.$$" && mv -f "$bin.tmp.$$" "$bin" ||
+    if ! { cp "$binary" "$bin.tmp.$$" && chmod 0755 "$bin.tmp.$$" && mv -f "$bin.tmp.$$" "$bin"; }; then
+        rm -f "$bin.tmp.$$"
         die "could not install $binary as $bin"
+    fi
 else
     cargo=${CARGO:-cargo}
     command -v "$cargo" >/dev/null 2>&1 ||
