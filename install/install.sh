@@ -1,12 +1,14 @@
 #!/bin/sh
-# Builds docker-credential-exchange from this checkout with
-# `cargo install --locked` and installs it as PREFIX/bin/docker-credential-exchange
-# (PREFIX defaults to ~/.local), with its man page in PREFIX/share/man/man1
-# and bash, zsh and fish completions under PREFIX/share, then says how to
-# point Docker at it, or does so with --configure.
+# Installs docker-credential-exchange as PREFIX/bin/docker-credential-exchange
+# (PREFIX defaults to ~/.local): built from this checkout with `cargo install
+# --locked`, or with --binary a binary you already have (a release download;
+# no Rust needed). Then its man page in PREFIX/share/man/man1 and bash, zsh
+# and fish completions under PREFIX/share, and says how to point Docker at
+# it, or does so with --configure.
 #
-#   install/install.sh                          # into ~/.local/bin
+#   install/install.sh                          # build, into ~/.local/bin
 #   install/install.sh --prefix /usr/local      # into /usr/local/bin
+#   install/install.sh --binary ./docker-credential-exchange   # no build
 #   install/install.sh --configure registry.example.com ghcr.io
 #   install/install.sh --configure --store      # credsStore: every registry
 #
@@ -23,10 +25,12 @@ die() {
 }
 
 usage() {
-    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+    # The comment block at the top of this file, without its "# ".
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
 }
 
 prefix=${PREFIX:-}
+binary=
 configure=0
 while [ $# -gt 0 ]; do
     case $1 in
@@ -37,6 +41,15 @@ while [ $# -gt 0 ]; do
             ;;
         --prefix=*)
             prefix=${1#--prefix=}
+            shift
+            ;;
+        --binary)
+            [ $# -ge 2 ] || die "--binary needs the path of a docker-credential-exchange binary"
+            binary=$2
+            shift 2
+            ;;
+        --binary=*)
+            binary=${1#--binary=}
             shift
             ;;
         --configure)
@@ -59,16 +72,39 @@ if [ -z "$prefix" ]; then
     prefix=$HOME/.local
 fi
 
-cargo=${CARGO:-cargo}
-command -v "$cargo" >/dev/null 2>&1 || die "cargo not found; install Rust from https://rustup.rs"
-
-root=$(cd "$(dirname "$0")/.." && pwd)
-[ -f "$root/Cargo.lock" ] || die "$root/Cargo.lock is missing; --locked needs it"
-
-echo "building $NAME from $root into $prefix/bin" >&2
-"$cargo" install --path "$root" --locked --root "$prefix" --force
+# In a release archive the binary sits beside this script: install it.
+here=$(cd "$(dirname "$0")" && pwd)
+if [ -z "$binary" ] && [ -f "$here/$NAME" ] && [ ! -f "$here/../Cargo.lock" ]; then
+    binary=$here/$NAME
+fi
 
 bin=$prefix/bin/$NAME
+if [ -n "$binary" ]; then
+    [ -f "$binary" ] || die "--binary $binary: no such file"
+    # Run it before installing anything: a binary for another system (an
+    # aarch64 download on x86_64, a macOS one on Linux) stops here.
+    "$binary" version >/dev/null 2>&1 ||
+        die "--binary $binary does not run here (a build for another system or architecture?)"
+    mkdir -p "$prefix/bin"
+    # Copied beside the target, then renamed over it: a helper that Docker
+    # runs at this moment is never a half-written file.
+    if ! { cp "$binary" "$bin.tmp.$$" && chmod 0755 "$bin.tmp.$$" && mv -f "$bin.tmp.$$" "$bin"; }; then
+        rm -f "$bin.tmp.$$"
+        die "could not install $binary as $bin"
+    fi
+else
+    cargo=${CARGO:-cargo}
+    command -v "$cargo" >/dev/null 2>&1 ||
+        die "cargo not found; install Rust from https://rustup.rs, or give a prebuilt binary with --binary PATH"
+
+    root=$(cd "$(dirname "$0")/.." && pwd)
+    [ -f "$root/Cargo.lock" ] ||
+        die "$root/Cargo.lock is missing; --locked needs it (outside a checkout, use --binary PATH)"
+
+    echo "building $NAME from $root into $prefix/bin" >&2
+    "$cargo" install --path "$root" --locked --root "$prefix" --force
+fi
+
 "$bin" version >/dev/null || die "the installed $bin does not run"
 echo "installed $bin ($("$bin" version))"
 

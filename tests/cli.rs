@@ -122,6 +122,17 @@ fn every_subcommand_help_shows_an_example() {
     }
 }
 
+#[test]
+fn login_help_says_docker_login_is_the_wrong_door_for_an_exchange_registry() {
+    let sandbox = Sandbox::new();
+    for flag in ["--help", "-h"] {
+        let out = sandbox.cmd(&["login", flag]).run().success();
+        let words = out.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(words.contains("not with `docker login`"), "{flag}: {out:?}");
+        assert!(words.contains("the helper never hears of it"), "{flag}: {out:?}");
+    }
+}
+
 // ---- messages that say what to do ----
 
 #[test]
@@ -214,9 +225,8 @@ fn install_script_installs_a_working_binary_into_a_prefix() {
     let prefix = tempfile::Builder::new().prefix("dce-install-").tempdir().unwrap();
     let bin = support::cmd::bin();
     let target_dir = bin.parent().and_then(Path::parent).unwrap().to_owned();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("install").join("install.sh");
     let out = std::process::Command::new("sh")
-        .arg(&script)
+        .arg(install_script())
         .arg("--prefix")
         .arg(prefix.path())
         .env("CARGO_TARGET_DIR", &target_dir)
@@ -227,31 +237,143 @@ fn install_script_installs_a_working_binary_into_a_prefix() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "install.sh failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("credHelpers"), "it says how to configure Docker:\n{stdout}");
-    let installed = prefix.path().join("bin").join("docker-credential-exchange");
+    assert_installed(prefix.path());
+}
+
+#[cfg(unix)]
+fn install_script() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("install").join("install.sh")
+}
+
+/// PREFIX/bin holds a helper that runs and names this version, and
+/// PREFIX/share its man page and completions exactly as that binary
+/// generates them; bash accepts the completion script.
+#[cfg(unix)]
+fn assert_installed(prefix: &std::path::Path) {
+    let installed = prefix.join("bin").join("docker-credential-exchange");
     let version = std::process::Command::new(&installed).arg("version").output().unwrap();
     assert!(version.status.success());
     assert_eq!(
         String::from_utf8_lossy(&version.stdout).trim(),
         concat!("docker-credential-exchange ", env!("CARGO_PKG_VERSION"))
     );
-    // The man page and completions, as the installed binary generates them.
     for (file, args) in [
         ("share/man/man1/docker-credential-exchange.1", &["man"][..]),
         ("share/bash-completion/completions/docker-credential-exchange", &["completions", "bash"][..]),
         ("share/zsh/site-functions/_docker-credential-exchange", &["completions", "zsh"][..]),
         ("share/fish/vendor_completions.d/docker-credential-exchange.fish", &["completions", "fish"][..]),
     ] {
-        let text = std::fs::read(prefix.path().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let text = std::fs::read(prefix.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
         let expected = std::process::Command::new(&installed).arg("generate").args(args).output().unwrap();
         assert!(expected.status.success() && text == expected.stdout, "{file} is not `generate {args:?}`");
     }
-    // bash accepts the completion script and registers it for the command.
     let bash = std::process::Command::new("bash")
         .arg("-c")
         .arg("source \"$1\" && complete -p docker-credential-exchange")
         .arg("bash")
-        .arg(prefix.path().join("share/bash-completion/completions/docker-credential-exchange"))
+        .arg(prefix.join("share/bash-completion/completions/docker-credential-exchange"))
         .output()
         .unwrap();
     assert!(bash.status.success(), "{}", String::from_utf8_lossy(&bash.stderr));
+}
+
+/// `sh install.sh ARGS` where no cargo can be found: a prebuilt binary must
+/// install without Rust.
+#[cfg(unix)]
+fn install_without_cargo(script: &std::path::Path, args: &[&std::ffi::OsStr]) -> std::process::Output {
+    std::process::Command::new("sh")
+        .arg(script)
+        .args(args)
+        .env("PATH", "/usr/bin:/bin")
+        .env("CARGO", "/nonexistent/cargo")
+        .output()
+        .unwrap()
+}
+
+#[cfg(unix)]
+#[test]
+fn install_script_installs_a_prebuilt_binary_with_its_man_page_and_completions() {
+    let prefix = tempfile::Builder::new().prefix("dce-install-").tempdir().unwrap();
+    let bin = support::cmd::bin();
+    let out = install_without_cargo(
+        &install_script(),
+        &["--binary".as_ref(), bin.as_os_str(), "--prefix".as_ref(), prefix.path().as_os_str()],
+    );
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "install.sh --binary failed:\n{stdout}\n{stderr}");
+    assert!(!stderr.contains("building"), "nothing is built:\n{stderr}");
+    assert_installed(prefix.path());
+}
+
+#[cfg(unix)]
+#[test]
+fn install_script_refuses_a_binary_that_does_not_run_and_installs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let foreign = dir.path().join("docker-credential-exchange");
+    // What a download for another architecture looks like to the shell.
+    std::fs::write(&foreign, b"\x7fELF\x02\x01\x01 not for this machine").unwrap();
+    std::fs::set_permissions(&foreign, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let prefix = dir.path().join("prefix");
+    let out = install_without_cargo(
+        &install_script(),
+        &["--binary".as_ref(), foreign.as_os_str(), "--prefix".as_ref(), prefix.as_os_str()],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("does not run here"), "{stderr}");
+    assert!(!prefix.exists(), "nothing is installed");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_release_archive_carries_the_man_page_and_completions_and_installs_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = support::cmd::bin();
+    let name = "docker-credential-exchange-v0.0.0-test";
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("install").join("archive.sh");
+    let out = std::process::Command::new("sh")
+        .arg(&script)
+        .arg(&bin)
+        .arg(name)
+        .arg(dir.path().join("dist"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "archive.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+    let unpacked = dir.path().join("unpacked");
+    std::fs::create_dir(&unpacked).unwrap();
+    let tar = std::process::Command::new("tar")
+        .arg("-xzf")
+        .arg(dir.path().join("dist").join(format!("{name}.tar.gz")))
+        .arg("-C")
+        .arg(&unpacked)
+        .output()
+        .unwrap();
+    assert!(tar.status.success(), "{}", String::from_utf8_lossy(&tar.stderr));
+    let root = unpacked.join(name);
+    let generated =
+        |args: &[&str]| std::process::Command::new(&bin).arg("generate").args(args).output().unwrap().stdout;
+    for (file, args) in [
+        ("man/docker-credential-exchange.1", &["man"][..]),
+        ("completions/docker-credential-exchange.bash", &["completions", "bash"][..]),
+        ("completions/_docker-credential-exchange", &["completions", "zsh"][..]),
+        ("completions/docker-credential-exchange.fish", &["completions", "fish"][..]),
+        ("completions/_docker-credential-exchange.ps1", &["completions", "powershell"][..]),
+    ] {
+        let text =
+            std::fs::read(root.join(file)).unwrap_or_else(|e| panic!("the archive has no {file}: {e}"));
+        assert!(text == generated(args), "{file} in the archive is not `generate {args:?}`");
+    }
+    for file in ["docker-credential-exchange", "install.sh", "README.md", "LICENSE-MIT", "LICENSE-APACHE"] {
+        assert!(root.join(file).is_file(), "the archive has no {file}");
+    }
+    // `./install.sh` in the unpacked archive installs the binary beside it.
+    let prefix = dir.path().join("prefix");
+    let out = install_without_cargo(&root.join("install.sh"), &["--prefix".as_ref(), prefix.as_os_str()]);
+    assert!(
+        out.status.success(),
+        "the archive's install.sh failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_installed(&prefix);
 }

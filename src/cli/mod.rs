@@ -38,6 +38,18 @@ const LONG_VERSION: &str = concat!(
     ")"
 );
 
+/// `--config`'s help, naming this system's default config file (where the
+/// `directories` crate puts it, as [`crate::paths::config_file`] reads it).
+#[cfg(target_os = "macos")]
+const CONFIG_HELP: &str = "The config file to use (default: $DOCKER_CREDENTIAL_EXCHANGE_CONFIG, \
+else ~/Library/Application Support/docker-credential-exchange/config.json)";
+#[cfg(windows)]
+const CONFIG_HELP: &str = "The config file to use (default: %DOCKER_CREDENTIAL_EXCHANGE_CONFIG%, \
+else %APPDATA%\\docker-credential-exchange\\config\\config.json)";
+#[cfg(not(any(target_os = "macos", windows)))]
+const CONFIG_HELP: &str = "The config file to use (default: $DOCKER_CREDENTIAL_EXCHANGE_CONFIG, \
+else ~/.config/docker-credential-exchange/config.json)";
+
 /// A Docker credential helper that exchanges login tokens for short-lived
 /// registry tokens (RFC 8693) and keeps secrets in the OS keyring.
 #[derive(Debug, Parser)]
@@ -50,8 +62,7 @@ pub struct Cli {
     /// Log what happens to stderr (same as DOCKER_CREDENTIAL_EXCHANGE_LOG=debug).
     #[arg(short, long, global = true)]
     pub verbose: bool,
-    /// The config file to use (default: $DOCKER_CREDENTIAL_EXCHANGE_CONFIG, else ~/.config/docker-credential-exchange/config.json).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", help = CONFIG_HELP)]
     pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
@@ -63,7 +74,10 @@ pub enum Command {
     /// Store a registry's login token, after proving it with one exchange.
     #[command(
         after_help = "Examples:\n  docker-credential-exchange login registry.example.com          # prompts, echo off\n  \
-gh auth token | docker-credential-exchange login registry.example.com --token-stdin"
+gh auth token | docker-credential-exchange login registry.example.com --token-stdin\n\n\
+For a registry configured for exchange, log in here, not with `docker login`: Docker checks the\n\
+password against the registry before it hands it to a helper, the registry refuses a login token\n\
+meant for the token endpoint (`unauthorized`), and the helper never hears of it."
     )]
     Login(login::LoginArgs),
     /// Remove a registry's stored token and its cached tokens.

@@ -39,7 +39,7 @@ pub use base_image::{docker_import_bookworm, mirror_in, require_debootstrap};
 #[allow(unused_imports)]
 pub use dockerd::{Dockerd, docker_import_tiny_image, one_file_tar};
 #[allow(unused_imports)]
-pub use registry::{Registry, TokenAuth};
+pub use registry::{Registry, TokenAuth, free_port};
 #[allow(unused_imports)]
 pub use secret_service::SecretService;
 
@@ -73,6 +73,10 @@ fn package_for(tool: &str) -> &'static str {
         "docker-credential-secretservice" => "golang-docker-credential-helpers",
         "debootstrap" => "debootstrap",
         "git" => "git",
+        "bash" => "bash",
+        "zsh" => "zsh",
+        "fish" => "fish",
+        "man" => "man-db",
         "/usr/bin/docker-credential-exchange" => "the .deb: dpkg -i \"$(install/build-deb.sh)\"",
         _ => "the package that provides it",
     }

@@ -49,6 +49,22 @@ impl Registry {
         Registry::start(dir, &auth)
     }
 
+    /// `docker-registry serve CONFIG` with a config someone else wrote
+    /// (one that listens on 127.0.0.1:`port`, plain http, with token or
+    /// htpasswd auth), as a person runs it; waits until `GET /v2/`
+    /// answers 401.
+    pub fn start_with_config(config: &Path, port: u16) -> Registry {
+        let started = Instant::now();
+        let dir = short_tempdir("rg");
+        let mut command = Command::new(tool("docker-registry"));
+        command.arg("serve").arg(config);
+        let mut daemon =
+            Daemon::spawn("docker-registry", command, &[], dir.path().join("registry.log"), None);
+        daemon.wait_until("GET /v2/ to answer 401", || http_status(port, "/v2/") == Some(401));
+        elapsed_note("Registry", started);
+        Registry { daemon, port, dir }
+    }
+
     fn start(dir: tempfile::TempDir, auth: &str) -> Registry {
         let started = Instant::now();
         let storage = dir.path().join("data");
@@ -139,7 +155,7 @@ http:
 }
 
 /// A port that was free a moment ago on 127.0.0.1.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
