@@ -236,6 +236,35 @@ fn logout_removes_the_login_token_and_cached_tokens() {
 }
 
 #[test]
+fn logout_of_a_plain_entry_under_an_exchange_registry_removes_it_and_keeps_the_login() {
+    // Stored before the registry was configured for exchange; `list` shows
+    // both, and each must be removable by the name `list` gives it.
+    let team = format!("{REGISTRY}/team");
+    let sandbox = Sandbox::new();
+    sandbox.store(&team, "bob", "bobs-team-password").quiet_success();
+    let sts = Sts::start(StsOptions::default());
+    sandbox.write_exchange_config(REGISTRY, &sts.url(), json!({}));
+    sandbox.logged_in(REGISTRY, &sts);
+
+    let out = sandbox.cmd(&["logout", &team]).run().success();
+
+    assert!(
+        out.stdout.contains(&format!("removed the stored token and the cached tokens of {team}")),
+        "{out:?}"
+    );
+    let listed = sandbox.list().quiet_success().json();
+    assert_eq!(listed.as_object().unwrap().keys().collect::<Vec<_>>(), [REGISTRY]);
+    // The login token is still stored: a get past the cache exchanges it.
+    sandbox
+        .cmd(&["get"])
+        .env("DOCKER_CREDENTIAL_EXCHANGE_NO_CACHE", "1")
+        .stdin(REGISTRY)
+        .run()
+        .quiet_success();
+    assert_eq!(sts.requests(), 2);
+}
+
+#[test]
 fn an_entry_whose_templates_need_a_repository_is_proved_against_one() {
     let (sandbox, sts) = setup();
     sandbox.write_exchange_config(REGISTRY, &sts.url(), json!({"scope": "repository:{repository}:pull"}));

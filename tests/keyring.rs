@@ -70,6 +70,26 @@ fn erase_removes_the_keyring_item() {
 }
 
 #[test]
+fn erasing_an_entry_as_list_shows_it_removes_that_keyring_item_and_no_other() {
+    let Some((sandbox, service)) = keyring_sandbox() else { return };
+    // A plain credential stored before reg.example was configured for
+    // exchange, then reg.example's login token.
+    sandbox.store("reg.example/team", "bob", "bobs-team-password").quiet_success();
+    sandbox.write_exchange_config("reg.example", "https://sts.invalid/token", json!({}));
+    sandbox.store("reg.example", "alice", "alices-login-token").quiet_success();
+    let item = |name: &str| {
+        service.secret_tool_lookup(&[("service", "docker-credential-exchange"), ("username", name)])
+    };
+
+    sandbox.erase("reg.example/team").quiet_success();
+
+    assert_eq!(item("reg.example/team"), None, "the listed entry is still there");
+    assert_eq!(item("reg.example").as_deref(), Some("alices-login-token"), "another entry was erased");
+    let listed = sandbox.list().quiet_success().json();
+    assert_eq!(listed.as_object().unwrap().keys().collect::<Vec<_>>(), ["reg.example"]);
+}
+
+#[test]
 fn list_comes_from_the_index_without_secrets() {
     let Some((sandbox, _service)) = keyring_sandbox() else { return };
     sandbox.store("a.example", "alice", "secret-a").quiet_success();

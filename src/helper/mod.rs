@@ -141,6 +141,15 @@ pub struct LoginOutcome {
     pub verified: Option<Answer>,
 }
 
+/// What `erase` did.
+#[derive(Debug)]
+pub struct Erased {
+    /// The key whose entry it removed (or would have, had one been stored).
+    pub key: ServerUrl,
+    /// Whether one was stored.
+    pub removed: bool,
+}
+
 /// The helper's state for one invocation: config (or why it is unusable),
 /// cache, deadline, and a store opened on first use.
 pub struct Helper {
