@@ -146,7 +146,7 @@ impl CredentialStore for KeyringStore {
         // As for `put`: nothing is deleted unless the index can follow.
         self.index.try_update::<ListedCredential, bool>(|entries| {
             let name = key.as_str().to_owned();
-            let in_keyring = self.in_time(Write::Erase, move |os| chunked::delete(os, &name))?;
+            let in_keyring = self.in_time(Write::Erase, move |os| chunked::delete(os, &name, MAX_BLOB))?;
             let in_index = entries.remove(key.as_str()).is_some();
             Ok((in_index, in_keyring || in_index))
         })
