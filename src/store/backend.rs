@@ -36,6 +36,9 @@ pub(crate) const CHECKED_AGAINST: &[(&str, &str)] = &[
     ("keyring-core", "1.1.0"),
     ("secret-service", "5.2.0"),
     ("apple-native-keyring-store", "1.0.3"),
+    // Its `set_generic_password` adds after any failed find, which is what
+    // `keychain_status` reads errSecDuplicateItem as.
+    ("security-framework", "3.7.0"),
     ("windows-native-keyring-store", "1.1.0"),
 ];
 

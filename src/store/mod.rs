@@ -12,6 +12,9 @@ mod chunked;
 mod core_keyring;
 mod file;
 mod jsonfile;
+// macOS's reading of Keychain status codes, tested on every platform.
+#[cfg_attr(target_os = "linux", allow(dead_code))]
+mod keychain_status;
 mod keyring;
 #[cfg(target_os = "linux")]
 mod secret_service;
