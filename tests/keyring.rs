@@ -146,6 +146,28 @@ fn doctor_names_an_entry_whose_keyring_item_another_tool_deleted() {
 }
 
 #[test]
+fn doctor_reports_a_locked_keyring_as_a_problem_with_ways_out_that_need_no_desktop() {
+    let Some((sandbox, mut service)) = keyring_sandbox() else { return };
+    sandbox.write_exchange_config("registry.example.com", "https://sts.invalid/token", json!({}));
+    sandbox
+        .cmd(&["login", "registry.example.com", "--token-stdin", "--no-verify"])
+        .stdin("opaque-login-token-0123456789abcdef")
+        .run()
+        .success();
+    service.lock();
+
+    let out = sandbox.cmd(&["doctor"]).run().failure();
+
+    let store = out.stdout.lines().find(|l| l.contains(" store: ")).expect("a store finding");
+    assert!(store.starts_with('✗') && store.contains("locked"), "{out:?}");
+    let fix = out.stdout.lines().skip_while(|l| *l != store).nth(1).unwrap_or_default();
+    assert!(fix.contains("| gnome-keyring-daemon --replace --unlock`"), "{out:?}");
+    assert!(fix.contains("DOCKER_CREDENTIAL_EXCHANGE_STORE=file"), "{out:?}");
+    assert!(fix.contains("non-keyring subject_token source"), "{out:?}");
+    assert!(service.is_locked(), "doctor unlocked the keyring");
+}
+
+#[test]
 fn import_copies_every_credential_from_docker_credential_secretservice() {
     let Some((sandbox, _service)) = keyring_sandbox() else { return };
     if !require_tools(&["docker-credential-secretservice"]) {
@@ -308,4 +330,19 @@ fn two_items_for_one_registry_are_an_error_not_a_guess() {
     let out = sandbox.get("dup.example").failure();
     assert!(out.stdout.contains("2 keyring items match dup.example"), "{out:?}");
     assert!(!out.stdout.contains("-copy"), "a secret leaked into the message: {out:?}");
+}
+
+#[test]
+fn the_unlock_doctor_advises_for_a_session_without_a_desktop_unlocks_the_keyring() {
+    let Some((sandbox, mut service)) = keyring_sandbox() else { return };
+    sandbox.store("registry.example.com", "alice", "pw-behind-a-lock").quiet_success();
+    service.lock();
+    let advice = sandbox.cmd(&["doctor"]).run().failure();
+    assert!(advice.stdout.contains("| gnome-keyring-daemon --replace --unlock`"), "{advice:?}");
+
+    service.replace_keyring_unlocking_it();
+
+    let out = sandbox.cmd(&["doctor"]).run();
+    assert!(out.stdout.contains("✓ store: the OS keyring is reachable"), "{out:?}");
+    assert_eq!(sandbox.get("registry.example.com").quiet_success().secret(), "pw-behind-a-lock");
 }

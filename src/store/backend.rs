@@ -100,6 +100,22 @@ impl Backend {
         }
     }
 
+    /// How a person unlocks this keyring when it is locked, with or
+    /// without a desktop session. (gnome-keyring takes a password on stdin
+    /// only when it starts, so a running one is replaced by one that
+    /// unlocks: `--replace`.)
+    pub(crate) const fn how_to_unlock(self) -> &'static str {
+        match self {
+            Backend::SecretService => {
+                "in a desktop session, log in to it or unlock the login keyring in seahorse; without one, \
+                 give gnome-keyring its password on stdin: \
+                 `read -rs pw && printf '%s' \"$pw\" | gnome-keyring-daemon --replace --unlock`"
+            }
+            Backend::MacKeychain => "`security unlock-keychain login.keychain-db`",
+            Backend::WindowsCredentialManager => "log in interactively to this Windows session",
+        }
+    }
+
     /// What a person does when this keyring cannot be reached, besides the
     /// file store and non-keyring subject sources.
     pub(crate) const fn how_to_reach(self) -> &'static str {

@@ -36,6 +36,16 @@ pub trait RawKeyring {
     /// # Errors
     /// The keyring failed.
     fn delete(&self, name: &str) -> Result<bool, StoreError>;
+
+    /// Whether items can be read and written now without asking anyone.
+    /// By default, a read of an item that cannot exist: it reaches the
+    /// keyring without touching (or being asked for) any real item.
+    ///
+    /// # Errors
+    /// Why not.
+    fn ready(&self) -> Result<(), StoreError> {
+        self.get("docker-credential-exchange-doctor.invalid").map(drop)
+    }
 }
 
 /// Item names of the parts. `#` cannot occur in a normalized server URL,

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::backend::Backend;
-use super::chunked;
+use super::chunked::{self, RawKeyring};
 use super::jsonfile::JsonMapFile;
 use super::{CredentialStore, ListedCredential, SERVICE, StoreError, StoredCredential, Write};
 use crate::deadline::Deadline;
@@ -97,6 +97,10 @@ impl KeyringStore {
 }
 
 impl CredentialStore for KeyringStore {
+    fn check_ready(&self) -> Result<(), StoreError> {
+        self.in_time(Write::None, |os| os.ready())
+    }
+
     fn get(&self, key: &ServerUrl) -> Result<Option<StoredCredential>, StoreError> {
         let name = key.as_str().to_owned();
         let Some(bytes) = self.in_time(Write::None, move |os| chunked::load(os, &name))? else {

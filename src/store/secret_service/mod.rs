@@ -135,6 +135,31 @@ impl RawKeyring for SecretServiceKeyring {
             None => Ok(false),
         }
     }
+
+    /// Reachable, trusted, and unlocked: the default collection (where
+    /// items are made) and every item of this helper's. Reads only the
+    /// `Locked` properties; unlocking would prompt.
+    fn ready(&self) -> Result<(), StoreError> {
+        let ss = self.service()?;
+        let collection = ss.get_default_collection().map_err(to_store_error)?;
+        if collection.is_locked().map_err(to_store_error)? {
+            let label = collection.get_label().unwrap_or_default();
+            return Err(StoreError::KeyringLocked(format!(
+                "its default collection{} is locked, and reading or storing a credential would need \
+                 an unlock prompt",
+                if label.is_empty() { String::new() } else { format!(", {label:?},") }
+            )));
+        }
+        let locked = ss.search_items(HashMap::from([("service", SERVICE)])).map_err(to_store_error)?.locked;
+        if !locked.is_empty() {
+            return Err(StoreError::KeyringLocked(format!(
+                "{} of this helper's items are in a locked collection, and reading them would need an \
+                 unlock prompt",
+                locked.len()
+            )));
+        }
+        Ok(())
+    }
 }
 
 fn attributes(name: &str) -> HashMap<&str, &str> {
@@ -182,11 +207,9 @@ fn describe(e: &SsError) -> String {
             "the Secret Service has no default collection (create one, e.g. in seahorse)".into()
         }
         SsError::Prompt => {
-            "the keyring's unlock prompt was dismissed; unlock the keyring and run again".into()
+            "its unlock prompt was dismissed, or could not be shown without a desktop session".into()
         }
-        SsError::PromptDisconnected => {
-            "the keyring's unlock prompt was cut off; unlock the keyring and run again".into()
-        }
+        SsError::PromptDisconnected => "its unlock prompt was cut off".into(),
         other => format!("Secret Service: {other}"),
     }
 }
@@ -194,8 +217,11 @@ fn describe(e: &SsError) -> String {
 fn to_store_error(e: SsError) -> StoreError {
     match e {
         // The keyring exists but cannot be opened: name the ways out.
-        SsError::Unavailable | SsError::Locked | SsError::NoResult => {
-            StoreError::KeyringUnavailable(describe(&e))
+        SsError::Unavailable | SsError::NoResult => StoreError::KeyringUnavailable(describe(&e)),
+        // It is there, locked, and nobody unlocked it: name the ways to
+        // unlock it, a desktop or not.
+        SsError::Locked | SsError::Prompt | SsError::PromptDisconnected => {
+            StoreError::KeyringLocked(describe(&e))
         }
         // The keyring is there and someone said no (or the prompt died):
         // starting a Secret Service is not the way out.

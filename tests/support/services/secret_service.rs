@@ -310,6 +310,63 @@ impl SecretService {
     }
 }
 
+impl SecretService {
+    /// Locks the login collection, as the desktop does when the screen
+    /// locks or the session idles (gnome-keyring locks without a prompt),
+    /// and waits until it reads as locked. Unlocking it again takes a
+    /// prompt, which no one here can answer, or its password.
+    pub fn lock(&mut self) {
+        let (env, dir) = (self.env(), self.dir.path().to_path_buf());
+        let path = default_collection(&env, &dir).expect("a default collection to lock");
+        let locked = dbus_send(
+            &env,
+            &dir,
+            &[
+                "/org/freedesktop/secrets",
+                "org.freedesktop.Secret.Service.Lock",
+                &format!("array:objpath:{path}"),
+            ],
+        );
+        assert!(locked.is_some(), "Lock failed; logs:\n{}", self.log());
+        self.keyring.wait_until("the login collection to be locked", || {
+            default_collection_locked(&env, &dir) == Some(true)
+        });
+    }
+
+    /// What `doctor` advises for a locked keyring without a desktop: a new
+    /// gnome-keyring-daemon that replaces the running one (`--replace`) and
+    /// unlocks the login keyring with the password it reads on stdin
+    /// (`--unlock`). Kept in the foreground, so that it stays this test's
+    /// to stop; waits until the collection is unlocked.
+    pub fn replace_keyring_unlocking_it(&mut self) {
+        let (env, dir) = (self.env(), self.dir.path().to_path_buf());
+        let mut command = as_user(self.keyring_user.as_ref().map(|(uid, _)| *uid), "gnome-keyring-daemon");
+        command
+            .arg("--replace")
+            .arg("--unlock")
+            .arg("--foreground")
+            .arg("--components=secrets")
+            .arg(format!("--control-directory={}", self.runtime_dir.join("keyring").display()));
+        let replacing = Daemon::spawn(
+            "gnome-keyring-daemon --replace --unlock",
+            command,
+            &env,
+            dir.join("keyring-replacing.log"),
+            Some(KEYRING_PASSWORD.as_bytes()),
+        );
+        let mut replaced = std::mem::replace(&mut self.keyring, replacing);
+        self.keyring.wait_until("the replacing keyring to unlock the collection", || {
+            default_collection_unlocked(&env, &dir)
+        });
+        replaced.stop(STOP_TIMEOUT);
+    }
+
+    /// Whether the login collection is locked.
+    pub fn is_locked(&self) -> bool {
+        default_collection_locked(&self.env(), self.dir.path()) == Some(true)
+    }
+}
+
 impl Drop for SecretService {
     fn drop(&mut self) {
         self.keyring.stop(STOP_TIMEOUT);
@@ -363,44 +420,54 @@ fn bus_log_tcp_address(log: &str) -> Option<String> {
     Some(tcp.split(",guid=").next().unwrap_or(tcp).to_string())
 }
 
-/// Whether the `default` alias names a collection and that collection is
-/// unlocked, asked with dbus-send.
-fn default_collection_unlocked(env: &[(String, String)], dir: &Path) -> bool {
-    let dbus_send = |args: &[&str]| -> Option<String> {
-        let mut command = Command::new(tool("dbus-send"));
-        command
-            .env_clear()
-            .env("PATH", SERVICE_PATH)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .args(["--session", "--print-reply", "--dest=org.freedesktop.secrets"])
-            .args(args)
-            .stdin(Stdio::null());
-        let (ok, output) = run_merged(command, dir);
-        ok.then_some(output)
-    };
-    let Some(alias) = dbus_send(&[
-        "/org/freedesktop/secrets",
-        "org.freedesktop.Secret.Service.ReadAlias",
-        "string:default",
-    ]) else {
-        return false;
-    };
-    let Some(path) = alias
+/// `dbus-send --print-reply` to the Secret Service on the bus of `env`:
+/// its reply, or `None` if the call failed.
+fn dbus_send(env: &[(String, String)], dir: &Path, args: &[&str]) -> Option<String> {
+    let mut command = Command::new(tool("dbus-send"));
+    command
+        .env_clear()
+        .env("PATH", SERVICE_PATH)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .args(["--session", "--print-reply", "--dest=org.freedesktop.secrets"])
+        .args(args)
+        .stdin(Stdio::null());
+    let (ok, output) = run_merged(command, dir);
+    ok.then_some(output)
+}
+
+/// The object path the `default` alias names, if any.
+fn default_collection(env: &[(String, String)], dir: &Path) -> Option<String> {
+    let alias = dbus_send(
+        env,
+        dir,
+        &["/org/freedesktop/secrets", "org.freedesktop.Secret.Service.ReadAlias", "string:default"],
+    )?;
+    let path = alias
         .split_whitespace()
         .skip_while(|word| *word != "path")
         .nth(1)
-        .map(|word| word.trim_matches('"').to_string())
-    else {
-        return false;
-    };
-    if path == "/" {
-        return false;
-    }
-    dbus_send(&[
-        &path,
-        "org.freedesktop.DBus.Properties.Get",
-        "string:org.freedesktop.Secret.Collection",
-        "string:Locked",
-    ])
-    .is_some_and(|locked| locked.contains("boolean false"))
+        .map(|word| word.trim_matches('"').to_string())?;
+    (path != "/").then_some(path)
+}
+
+/// Whether the `default` alias names a collection and that collection is
+/// unlocked, asked with dbus-send.
+fn default_collection_unlocked(env: &[(String, String)], dir: &Path) -> bool {
+    default_collection_locked(env, dir) == Some(false)
+}
+
+/// Whether the default collection is locked; `None` if there is none.
+fn default_collection_locked(env: &[(String, String)], dir: &Path) -> Option<bool> {
+    let path = default_collection(env, dir)?;
+    let locked = dbus_send(
+        env,
+        dir,
+        &[
+            &path,
+            "org.freedesktop.DBus.Properties.Get",
+            "string:org.freedesktop.Secret.Collection",
+            "string:Locked",
+        ],
+    )?;
+    Some(locked.contains("boolean true"))
 }
