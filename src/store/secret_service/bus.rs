@@ -248,9 +248,9 @@ fn judge(what: Judged, shown: &str, peer: Peer, me: u32, opt_in: &OptIn) -> Resu
                 _ => String::new(),
             };
             Err(format!(
-                "{subject} cannot be checked (only a local Unix socket has peer credentials), so the \
-                 keyring there may be another user's. Use your own session bus, or, if you trust \
-                 this one, set {TRUST_ENV}={TRUST_UNVERIFIED}{ignored}"
+                "{subject} cannot be checked: only a local Unix socket says who is at its other end, \
+                 and the keyring there may be another user's. Use your own session bus, or, if you \
+                 trust this one, set {TRUST_ENV}={TRUST_UNVERIFIED}{ignored}"
             ))
         }
     }
