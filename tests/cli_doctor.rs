@@ -377,3 +377,13 @@ fn a_repository_entry_alone_for_a_host_docker_sends_here_is_a_warning() {
         "{out:?}"
     );
 }
+
+#[test]
+fn a_broken_config_with_the_file_store_chosen_by_variable_names_the_file_store_not_the_keyring() {
+    let (sandbox, _sts) = healthy();
+    std::fs::write(sandbox.config_path(), "{\"registries\": {").unwrap();
+    let out = sandbox.cmd(&["doctor"]).run();
+    let store = line_with(&out, "store:");
+    assert!(store.starts_with('✓') && store.contains("file store"), "{out:?}");
+    assert!(!store.contains("OS keyring"), "{out:?}");
+}

@@ -62,17 +62,58 @@ fn on_a_terminal_the_token_is_read_as_one_line_with_echo_off() {
 
 #[cfg(target_os = "linux")]
 #[test]
-fn ctrl_c_at_the_prompt_restores_echo_and_stores_nothing() {
+fn a_token_sent_as_the_prompt_appears_is_not_echoed() {
+    // An `expect` script or `tmux send-keys` sends the token the moment the
+    // prompt shows. The terminal's output is held, so the helper is stuck
+    // showing its prompt: echo must be off already.
+    let (sandbox, sts) = setup();
+    let subject = sts.mint_subject_token("alice", 3600);
+    let (mut command, _) = sandbox.cmd(&["login", REGISTRY]).into_command();
+    command.env("TERM", "dumb");
+    let mut terminal = Pty::spawn_with_output_held(command);
+    terminal.wait_until("echo was still on while the prompt was being shown", SCREEN, |t| !t.echoes());
+    terminal.send(format!("{subject}\r").as_bytes());
+    terminal.release_output();
+
+    assert_eq!(terminal.wait(SCREEN), Some(0), "{}", terminal.screen());
+    let screen = terminal.screen();
+    assert!(screen.contains("Login token for registry.example.com: "), "{screen}");
+    assert!(!screen.contains(&subject[..20]), "the token was echoed:\n{screen}");
+    assert!(terminal.echoes(), "echo was not restored");
+    assert_eq!(sts.last_request().unwrap().form_value("subject_token"), Some(subject.as_str()));
+}
+
+/// What a shell's terminal has on: echo, line editing and signal keys.
+#[cfg(target_os = "linux")]
+const COOKED: libc::tcflag_t = libc::ECHO | libc::ICANON | libc::ISIG;
+
+#[cfg(target_os = "linux")]
+#[test]
+fn ctrl_c_at_the_prompt_restores_the_terminal_exits_130_and_stores_nothing() {
     let (sandbox, sts) = setup();
     let mut terminal = on_a_terminal(&sandbox, &["login", REGISTRY]);
     terminal.expect("Login token for", SCREEN);
     terminal.send(b"half-typed");
     terminal.send(b"\x03");
-    let code = terminal.wait(SCREEN);
-    assert_ne!(code, Some(0), "{}", terminal.screen());
-    assert!(terminal.echoes(), "Ctrl-C left the terminal without echo");
+    assert_eq!(terminal.wait(SCREEN), Some(130), "{}", terminal.screen());
+    assert_eq!(terminal.local_modes() & COOKED, COOKED, "Ctrl-C left the terminal changed");
+    assert!(!terminal.screen().contains("half-typed"), "{}", terminal.screen());
     assert_eq!(sts.requests(), 0);
     assert!(!sandbox.data_dir().join("credentials.json").exists());
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_termination_signal_at_the_prompt_restores_the_terminal() {
+    let (sandbox, sts) = setup();
+    let mut terminal = on_a_terminal(&sandbox, &["login", REGISTRY]);
+    terminal.expect("Login token for", SCREEN);
+    assert!(!terminal.echoes());
+    // SAFETY: kill(2) on our own child, which has not been reaped.
+    assert_eq!(unsafe { libc::kill(terminal.pid() as i32, libc::SIGTERM) }, 0);
+    assert_eq!(terminal.wait(SCREEN), Some(128 + libc::SIGTERM), "{}", terminal.screen());
+    assert_eq!(terminal.local_modes() & COOKED, COOKED, "SIGTERM left the terminal changed");
+    assert_eq!(sts.requests(), 0);
 }
 
 #[cfg(target_os = "linux")]
@@ -233,6 +274,35 @@ fn logout_removes_the_login_token_and_cached_tokens() {
     assert!(out.stdout.contains("removed the stored token"), "{out:?}");
     sandbox.get(REGISTRY).protocol_error("credentials not found in native keychain");
     assert_eq!(sts.requests(), 1, "logout must leave nothing to serve from the cache");
+}
+
+#[test]
+fn logout_of_a_plain_entry_under_an_exchange_registry_removes_it_and_keeps_the_login() {
+    // Stored before the registry was configured for exchange; `list` shows
+    // both, and each must be removable by the name `list` gives it.
+    let team = format!("{REGISTRY}/team");
+    let sandbox = Sandbox::new();
+    sandbox.store(&team, "bob", "bobs-team-password").quiet_success();
+    let sts = Sts::start(StsOptions::default());
+    sandbox.write_exchange_config(REGISTRY, &sts.url(), json!({}));
+    sandbox.logged_in(REGISTRY, &sts);
+
+    let out = sandbox.cmd(&["logout", &team]).run().success();
+
+    assert!(
+        out.stdout.contains(&format!("removed the stored token and the cached tokens of {team}")),
+        "{out:?}"
+    );
+    let listed = sandbox.list().quiet_success().json();
+    assert_eq!(listed.as_object().unwrap().keys().collect::<Vec<_>>(), [REGISTRY]);
+    // The login token is still stored: a get past the cache exchanges it.
+    sandbox
+        .cmd(&["get"])
+        .env("DOCKER_CREDENTIAL_EXCHANGE_NO_CACHE", "1")
+        .stdin(REGISTRY)
+        .run()
+        .quiet_success();
+    assert_eq!(sts.requests(), 2);
 }
 
 #[test]

@@ -51,25 +51,6 @@ fn on_this_users_own_bus_the_secret_travels_in_a_plain_session() {
 }
 
 #[test]
-fn on_a_bus_another_user_runs_the_secret_travels_encrypted() {
-    if !require_tools(&["dbus-daemon", "gnome-keyring-daemon", "secret-tool"]) {
-        return;
-    }
-    let mut sandbox = Sandbox::new();
-    let Some(service) = SecretService::start_on_a_bus_of_nobody(&sandbox.home()) else { return };
-    sandbox.use_keyring(&service.env());
-    sandbox.set_env("DOCKER_CREDENTIAL_EXCHANGE_LOG", "debug");
-    // The bus daemon is nobody's: whatever its address says, what crosses
-    // it is for another user to see, so `plain` is never opened.
-    let write = sandbox.store("registry.example.com", "alice", "s3cret-value").success();
-    assert!(write.stderr.contains("opening an encrypted Secret Service session"), "{write:?}");
-    let read = sandbox.get("registry.example.com").success();
-    assert_eq!(read.clone().json()["Secret"], "s3cret-value");
-    assert!(!read.stderr.contains("over a plain session"), "{read:?}");
-    assert!(read.stderr.contains("the session bus is not this user's"), "{read:?}");
-}
-
-#[test]
 fn get_reads_the_secret_back_from_the_keyring() {
     let Some((sandbox, _service)) = keyring_sandbox() else { return };
     sandbox.store("registry.example.com", "alice", "pw-from-keyring").quiet_success();
@@ -86,6 +67,26 @@ fn erase_removes_the_keyring_item() {
     let found = service.secret_tool_search(&[("service", "docker-credential-exchange")]);
     assert!(!found.contains("to-be-erased"), "{found}");
     sandbox.get("registry.example.com").protocol_error("credentials not found in native keychain");
+}
+
+#[test]
+fn erasing_an_entry_as_list_shows_it_removes_that_keyring_item_and_no_other() {
+    let Some((sandbox, service)) = keyring_sandbox() else { return };
+    // A plain credential stored before reg.example was configured for
+    // exchange, then reg.example's login token.
+    sandbox.store("reg.example/team", "bob", "bobs-team-password").quiet_success();
+    sandbox.write_exchange_config("reg.example", "https://sts.invalid/token", json!({}));
+    sandbox.store("reg.example", "alice", "alices-login-token").quiet_success();
+    let item = |name: &str| {
+        service.secret_tool_lookup(&[("service", "docker-credential-exchange"), ("username", name)])
+    };
+
+    sandbox.erase("reg.example/team").quiet_success();
+
+    assert_eq!(item("reg.example/team"), None, "the listed entry is still there");
+    assert_eq!(item("reg.example").as_deref(), Some("alices-login-token"), "another entry was erased");
+    let listed = sandbox.list().quiet_success().json();
+    assert_eq!(listed.as_object().unwrap().keys().collect::<Vec<_>>(), ["reg.example"]);
 }
 
 #[test]
@@ -142,6 +143,28 @@ fn doctor_names_an_entry_whose_keyring_item_another_tool_deleted() {
         .unwrap_or_else(|| panic!("no finding for the orphaned entry: {out:?}"));
     assert!(line.starts_with('✗') && line.contains("gone from the keyring"), "{out:?}");
     assert!(out.stdout.contains("docker-credential-exchange logout registry.example.com"), "{out:?}");
+}
+
+#[test]
+fn doctor_reports_a_locked_keyring_as_a_problem_with_ways_out_that_need_no_desktop() {
+    let Some((sandbox, mut service)) = keyring_sandbox() else { return };
+    sandbox.write_exchange_config("registry.example.com", "https://sts.invalid/token", json!({}));
+    sandbox
+        .cmd(&["login", "registry.example.com", "--token-stdin", "--no-verify"])
+        .stdin("opaque-login-token-0123456789abcdef")
+        .run()
+        .success();
+    service.lock();
+
+    let out = sandbox.cmd(&["doctor"]).run().failure();
+
+    let store = out.stdout.lines().find(|l| l.contains(" store: ")).expect("a store finding");
+    assert!(store.starts_with('✗') && store.contains("locked"), "{out:?}");
+    let fix = out.stdout.lines().skip_while(|l| *l != store).nth(1).unwrap_or_default();
+    assert!(fix.contains("| gnome-keyring-daemon --replace --unlock`"), "{out:?}");
+    assert!(fix.contains("DOCKER_CREDENTIAL_EXCHANGE_STORE=file"), "{out:?}");
+    assert!(fix.contains("non-keyring subject_token source"), "{out:?}");
+    assert!(service.is_locked(), "doctor unlocked the keyring");
 }
 
 #[test]
@@ -307,4 +330,19 @@ fn two_items_for_one_registry_are_an_error_not_a_guess() {
     let out = sandbox.get("dup.example").failure();
     assert!(out.stdout.contains("2 keyring items match dup.example"), "{out:?}");
     assert!(!out.stdout.contains("-copy"), "a secret leaked into the message: {out:?}");
+}
+
+#[test]
+fn the_unlock_doctor_advises_for_a_session_without_a_desktop_unlocks_the_keyring() {
+    let Some((sandbox, mut service)) = keyring_sandbox() else { return };
+    sandbox.store("registry.example.com", "alice", "pw-behind-a-lock").quiet_success();
+    service.lock();
+    let advice = sandbox.cmd(&["doctor"]).run().failure();
+    assert!(advice.stdout.contains("| gnome-keyring-daemon --replace --unlock`"), "{advice:?}");
+
+    service.replace_keyring_unlocking_it();
+
+    let out = sandbox.cmd(&["doctor"]).run();
+    assert!(out.stdout.contains("✓ store: the OS keyring is reachable"), "{out:?}");
+    assert_eq!(sandbox.get("registry.example.com").quiet_success().secret(), "pw-behind-a-lock");
 }

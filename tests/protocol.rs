@@ -97,6 +97,62 @@ fn logout_erases_every_form_of_one_url_silently() {
     assert_eq!(sandbox.list().quiet_success().json(), json!({}));
 }
 
+/// The keys the file store holds, whatever `list` adds from the config.
+fn stored_keys(sandbox: &Sandbox) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(sandbox.data_dir().join("credentials.json")) else {
+        return Vec::new();
+    };
+    let file: serde_json::Value = serde_json::from_str(&text).unwrap();
+    file["entries"].as_object().expect("credentials.json has entries").keys().cloned().collect()
+}
+
+/// A plain credential for `reg.example/team`, stored before `reg.example`
+/// was configured for exchange, and then `reg.example`'s login token.
+fn a_plain_credential_under_an_exchange_registry() -> Sandbox {
+    let sandbox = Sandbox::new();
+    sandbox.store("reg.example/team", "bob", "bobs-team-password").quiet_success();
+    sandbox.write_exchange_config("reg.example", "https://sts.invalid/token", json!({}));
+    sandbox.store("reg.example", "alice", "alices-login-token").quiet_success();
+    assert_eq!(stored_keys(&sandbox), ["reg.example", "reg.example/team"]);
+    sandbox
+}
+
+#[test]
+fn erasing_an_entry_as_list_shows_it_removes_that_entry_and_no_other() {
+    let sandbox = a_plain_credential_under_an_exchange_registry();
+    let listed = sandbox.list().quiet_success().json();
+    let listed: Vec<&String> = listed.as_object().unwrap().keys().collect();
+    assert_eq!(listed, ["reg.example", "reg.example/team"]);
+
+    sandbox.erase("reg.example/team").quiet_success();
+    assert_eq!(stored_keys(&sandbox), ["reg.example"], "the wrong entry was erased");
+    sandbox.erase("reg.example").quiet_success();
+    assert_eq!(stored_keys(&sandbox), Vec::<String>::new(), "a listed entry could not be erased");
+}
+
+#[test]
+fn erasing_a_longer_url_than_any_entry_removes_the_login_token_store_filed_it_under() {
+    // `store` files a URL under its exchange entry; `erase` of the same
+    // URL must find it there.
+    let sandbox = Sandbox::new();
+    sandbox.write_exchange_config("reg.example", "https://sts.invalid/token", json!({}));
+    sandbox.store("reg.example/team/app", "alice", "alices-login-token").quiet_success();
+    assert_eq!(stored_keys(&sandbox), ["reg.example"]);
+    sandbox.erase("reg.example/team/app").quiet_success();
+    assert_eq!(stored_keys(&sandbox), Vec::<String>::new());
+}
+
+#[test]
+fn a_login_token_stored_through_a_longer_url_is_listed_under_its_registry() {
+    // Listed as `reg.example/team`, it would hide the plain credential of
+    // that name (list is a map) and erasing that name would remove only one.
+    let sandbox = a_plain_credential_under_an_exchange_registry();
+    sandbox.store("reg.example/team", "alice", "a-newer-login-token").quiet_success();
+    let listed = sandbox.list().quiet_success().json();
+    let listed: Vec<&String> = listed.as_object().unwrap().keys().collect();
+    assert_eq!(listed, ["reg.example", "reg.example/team"]);
+}
+
 #[test]
 fn list_maps_server_urls_to_usernames_and_never_secrets() {
     let sandbox = Sandbox::new();

@@ -178,9 +178,9 @@ fn not_configured(helper: &Helper, url: &ServerUrl) -> String {
 
 pub(super) fn logout(registry: &str, helper: &Helper) -> anyhow::Result<ExitCode> {
     let url = super::parse_registry(registry)?;
-    let key = helper.storage_key(&url);
-    let removed = helper.erase(&url).with_context(|| format!("removing the stored token for {key}"))?;
-    output::line(&if removed {
+    let erased = helper.erase(&url).with_context(|| format!("removing what is stored for {url}"))?;
+    let key = erased.key;
+    output::line(&if erased.removed {
         format!("removed the stored token and the cached tokens of {key}")
     } else {
         format!("nothing was stored for {key}; its cached tokens were dropped")

@@ -2,7 +2,7 @@
 //! protocol's `store` and `erase`, each starting a new login generation so
 //! that no exchange in flight can cache or return a token of the old one.
 
-use super::{Helper, HelperError, LoginOutcome, Origin, exchanged::answer};
+use super::{Erased, Helper, HelperError, LoginOutcome, Origin, exchanged::answer};
 use crate::config::SourceSpec;
 use crate::plan::{KubeletRequest, Plan};
 use crate::secret::Secret;
@@ -103,6 +103,11 @@ impl Helper {
             crate::debug!("{key}: store of a token this helper issued; the login is kept");
             return Ok(());
         }
+        // `list` reports `server_url`, and `erase` of what `list` reports
+        // must find this entry: a login token stored through a longer URL
+        // (`h/team` for the entry `h`) is listed as its entry, or it would
+        // share a name with a plain credential stored as `h/team`.
+        let server_url = if key == *url { server_url } else { key.display_name() };
         let cred = StoredCredential {
             server_url: server_url.to_owned(),
             username: username.to_owned(),
@@ -117,24 +122,40 @@ impl Helper {
         stored
     }
 
-    /// The protocol's `erase`. Erasing what is not there succeeds, as
-    /// Docker's `logout` erases several spellings of one registry.
+    /// The protocol's `erase`: removes the entry filed under exactly
+    /// `url`, as `list` shows it; only when there is none, the login token
+    /// that `store` files `url`'s credentials under (its exchange entry's).
+    /// So a plain credential for `h/team`, stored before `h` was configured
+    /// for exchange, is erased as `h/team`, and `h`'s login token is not.
+    /// Erasing what is not there succeeds, as Docker's `logout` erases
+    /// several spellings of one registry.
     ///
     /// # Errors
     /// The store failed.
-    pub fn erase(&self, url: &ServerUrl) -> Result<bool, HelperError> {
-        let key = self.storage_key(url);
+    pub fn erase(&self, url: &ServerUrl) -> Result<Erased, HelperError> {
+        let key = self.erase_key(url)?;
         self.login_changed(&key);
         let removed = self.store().and_then(|store| Ok(store.remove(&key)?));
         self.login_changed(&key);
-        removed
+        Ok(Erased { removed: removed?, key })
     }
 
-    /// After `store` or `erase`: an exchange registry (or any registry,
-    /// while the config cannot tell) starts a new login generation; a
-    /// plain one has no exchanged tokens to protect, only stray ones to drop.
+    /// The key [`Helper::erase`] removes for `url`.
+    fn erase_key(&self, url: &ServerUrl) -> Result<ServerUrl, HelperError> {
+        let filed = self.storage_key(url);
+        if filed == *url || self.store()?.username(url)?.is_none() {
+            return Ok(filed);
+        }
+        Ok(url.clone())
+    }
+
+    /// After `store` or `erase`: an exchange registry's login (or any
+    /// registry's, while the config cannot tell) starts a new login
+    /// generation; a plain credential has no exchanged tokens to protect,
+    /// only stray ones to drop.
     fn login_changed(&self, key: &ServerUrl) {
-        if self.config.is_err() || self.exchange_entry(key).is_some() {
+        let exchange_key = self.exchange_entry(key).is_some_and(|(config, id)| config.key(id) == key);
+        if self.config.is_err() || exchange_key {
             self.new_generation(key);
         } else {
             self.drop_cached(key);

@@ -141,6 +141,15 @@ pub struct LoginOutcome {
     pub verified: Option<Answer>,
 }
 
+/// What `erase` did.
+#[derive(Debug)]
+pub struct Erased {
+    /// The key whose entry it removed (or would have, had one been stored).
+    pub key: ServerUrl,
+    /// Whether one was stored.
+    pub removed: bool,
+}
+
 /// The helper's state for one invocation: config (or why it is unusable),
 /// cache, deadline, and a store opened on first use.
 pub struct Helper {
@@ -221,12 +230,22 @@ impl Helper {
         if let Some(store) = self.store.get() {
             return Ok(store.as_ref());
         }
-        let kind = match &self.config {
-            Ok(config) => config.store_kind()?,
-            Err(_) => config::store_kind(config::salvage_store_choice(&self.config_path))?,
-        };
+        let kind = self.store_kind()?;
         let dir = paths::data_dir()?;
         Ok(self.store.get_or_init(|| store::open(kind, dir, self.deadline)).as_ref())
+    }
+
+    /// Which store [`Helper::store`] opens: the environment variable, else
+    /// the config's choice, read even from a config too broken to parse
+    /// (plain credentials keep working then).
+    ///
+    /// # Errors
+    /// The variable or the config names no known store.
+    pub fn store_kind(&self) -> Result<store::StoreKind, HelperError> {
+        Ok(match &self.config {
+            Ok(config) => config.store_kind()?,
+            Err(_) => config::store_kind(config::salvage_store_choice(&self.config_path))?,
+        })
     }
 
     /// The exchange entry for `url`, if the config is usable and has one.

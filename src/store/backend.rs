@@ -36,6 +36,9 @@ pub(crate) const CHECKED_AGAINST: &[(&str, &str)] = &[
     ("keyring-core", "1.1.0"),
     ("secret-service", "5.2.0"),
     ("apple-native-keyring-store", "1.0.3"),
+    // Its `set_generic_password` adds after any failed find, which is what
+    // `keychain_status` reads errSecDuplicateItem as.
+    ("security-framework", "3.7.0"),
     ("windows-native-keyring-store", "1.1.0"),
 ];
 
@@ -94,6 +97,22 @@ impl Backend {
         match self {
             Backend::WindowsCredentialManager => WINDOWS_MAX_BLOB,
             Backend::SecretService | Backend::MacKeychain => usize::MAX,
+        }
+    }
+
+    /// How a person unlocks this keyring when it is locked, with or
+    /// without a desktop session. (gnome-keyring takes a password on stdin
+    /// only when it starts, so a running one is replaced by one that
+    /// unlocks: `--replace`.)
+    pub(crate) const fn how_to_unlock(self) -> &'static str {
+        match self {
+            Backend::SecretService => {
+                "in a desktop session, log in to it or unlock the login keyring in seahorse; without one, \
+                 give gnome-keyring its password on stdin: \
+                 `read -rs pw && printf '%s' \"$pw\" | gnome-keyring-daemon --replace --unlock`"
+            }
+            Backend::MacKeychain => "`security unlock-keychain login.keychain-db`",
+            Backend::WindowsCredentialManager => "log in interactively to this Windows session",
         }
     }
 

@@ -43,16 +43,39 @@ impl RawKeyring for CoreKeyring {
     }
 
     fn set(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
-        self.entry(name)?.set_secret(bytes).map_err(to_store_error)
+        self.entry(name)?.set_secret(bytes).map_err(|e| write_error(e, name))
     }
 
     fn delete(&self, name: &str) -> Result<bool, StoreError> {
         match self.entry(name)?.delete_credential() {
             Ok(()) => Ok(true),
             Err(keyring_core::Error::NoEntry) => Ok(false),
-            Err(e) => Err(to_store_error(e)),
+            Err(e) => Err(write_error(e, name)),
         }
     }
+}
+
+/// A failed write or delete of `name`: a refusal by the item's access list
+/// (macOS) is named as such, not as an unreachable keyring.
+fn write_error(e: keyring_core::Error, name: &str) -> StoreError {
+    if let keyring_core::Error::NoStorageAccess(p) = &e
+        && let Some(code) = platform_status(p.as_ref())
+        && let Some(refused) = super::keychain_status::refused_by_access_list(code, name)
+    {
+        return refused;
+    }
+    to_store_error(e)
+}
+
+/// The Keychain's status code inside a store-crate error.
+#[cfg(target_os = "macos")]
+fn platform_status(e: &(dyn std::error::Error + Send + Sync + 'static)) -> Option<i32> {
+    e.downcast_ref::<security_framework::base::Error>().map(|e| e.code())
+}
+
+#[cfg(not(target_os = "macos"))]
+fn platform_status(_: &(dyn std::error::Error + Send + Sync + 'static)) -> Option<i32> {
+    None
 }
 
 #[cfg(target_os = "macos")]

@@ -39,6 +39,11 @@ impl FileStore {
 }
 
 impl CredentialStore for FileStore {
+    fn check_ready(&self) -> Result<(), StoreError> {
+        // Its failures are the file's, and the file's checks report them.
+        Ok(())
+    }
+
     fn get(&self, key: &ServerUrl) -> Result<Option<StoredCredential>, StoreError> {
         let mut entries = self.file.load::<Entry>()?;
         Ok(entries.remove(key.as_str()).map(|e| StoredCredential {

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::backend::Backend;
-use super::chunked;
+use super::chunked::{self, RawKeyring};
 use super::jsonfile::JsonMapFile;
 use super::{CredentialStore, ListedCredential, SERVICE, StoreError, StoredCredential, Write};
 use crate::deadline::Deadline;
@@ -97,6 +97,10 @@ impl KeyringStore {
 }
 
 impl CredentialStore for KeyringStore {
+    fn check_ready(&self) -> Result<(), StoreError> {
+        self.in_time(Write::None, |os| os.ready())
+    }
+
     fn get(&self, key: &ServerUrl) -> Result<Option<StoredCredential>, StoreError> {
         let name = key.as_str().to_owned();
         let Some(bytes) = self.in_time(Write::None, move |os| chunked::load(os, &name))? else {
@@ -146,7 +150,7 @@ impl CredentialStore for KeyringStore {
         // As for `put`: nothing is deleted unless the index can follow.
         self.index.try_update::<ListedCredential, bool>(|entries| {
             let name = key.as_str().to_owned();
-            let in_keyring = self.in_time(Write::Erase, move |os| chunked::delete(os, &name))?;
+            let in_keyring = self.in_time(Write::Erase, move |os| chunked::delete(os, &name, MAX_BLOB))?;
             let in_index = entries.remove(key.as_str()).is_some();
             Ok((in_index, in_keyring || in_index))
         })

@@ -12,6 +12,9 @@ mod chunked;
 mod core_keyring;
 mod file;
 mod jsonfile;
+// macOS's reading of Keychain status codes, tested on every platform.
+#[cfg_attr(target_os = "linux", allow(dead_code))]
+mod keychain_status;
 mod keyring;
 #[cfg(target_os = "linux")]
 mod secret_service;
@@ -104,6 +107,16 @@ pub enum StoreError {
         how = backend::Backend::current().map_or("use a platform with a keyring", backend::Backend::how_to_reach)
     )]
     KeyringUnavailable(String),
+    /// The keyring is there but locked, and nobody unlocked it: no prompt
+    /// could be shown (no desktop session) or it was dismissed. The message
+    /// names the ways to unlock it that need no desktop, and the ways
+    /// around the keyring.
+    #[error(
+        "the OS keyring is locked ({0}). Unlock it ({how}), or choose the file store with \"store\": \"file\" \
+         in the config or {STORE_ENV}=file, or give exchange registries a non-keyring subject_token source",
+        how = how_to_unlock()
+    )]
+    KeyringLocked(String),
     /// The keyring answered with an error.
     #[error("keyring error: {0}")]
     Keyring(String),
@@ -162,8 +175,22 @@ impl Write {
     }
 }
 
+/// How a person unlocks this platform's keyring, a desktop or not.
+pub fn how_to_unlock() -> &'static str {
+    backend::Backend::current().map_or("log in to a session with a keyring", backend::Backend::how_to_unlock)
+}
+
 /// A store of credentials keyed by normalized server URL.
 pub trait CredentialStore {
+    /// Whether secrets can be read and written now without asking anyone:
+    /// the keyring reachable, trusted and unlocked. Never unlocks and never
+    /// prompts (`doctor` asks this on machines where nobody can answer).
+    ///
+    /// # Errors
+    /// Why not, as the first read or write would fail
+    /// ([`StoreError::KeyringLocked`] for a locked keyring).
+    fn check_ready(&self) -> Result<(), StoreError>;
+
     /// The credential filed under `key`, secret included.
     ///
     /// # Errors
@@ -222,6 +249,17 @@ mod tests {
         assert!(msg.contains("\"store\": \"file\""));
         assert!(msg.contains("DOCKER_CREDENTIAL_EXCHANGE_STORE=file"));
         assert!(msg.contains("subject_token source"));
+    }
+
+    #[test]
+    fn a_locked_keyring_names_a_way_to_unlock_it_without_a_desktop() {
+        let msg = StoreError::KeyringLocked("its default collection is locked".into()).to_string();
+        assert!(msg.starts_with("the OS keyring is locked (its default collection is locked)"), "{msg}");
+        if cfg!(target_os = "linux") {
+            assert!(msg.contains("gnome-keyring-daemon --replace --unlock"), "{msg}");
+        }
+        assert!(msg.contains("DOCKER_CREDENTIAL_EXCHANGE_STORE=file"), "{msg}");
+        assert!(msg.contains("subject_token source"), "{msg}");
     }
 
     #[test]

@@ -15,21 +15,40 @@ pub struct Pty {
     master: std::fs::File,
     screen: Arc<Mutex<Vec<u8>>>,
     child: Child,
+    /// The terminal's side, kept while its output is held.
+    held: Option<OwnedFd>,
 }
 
 impl Pty {
     /// Starts `command` with a new pty as its controlling terminal.
     pub fn spawn(command: Command) -> Pty {
-        Pty::spawn_sized(command, None)
+        Pty::spawn_with(command, None, false)
     }
 
     /// The same on a terminal `columns` wide (24 rows), as a window of that
     /// size reports it to the program (TIOCGWINSZ).
     pub fn spawn_with_width(command: Command, columns: u16) -> Pty {
-        Pty::spawn_sized(command, Some(columns))
+        Pty::spawn_with(command, Some(columns), false)
     }
 
-    fn spawn_sized(mut command: Command, columns: Option<u16>) -> Pty {
+    /// The same, but with the terminal's output held (`tcflow(TCOOFF)`, as
+    /// Ctrl-S holds it) before the program starts: whatever it writes to the
+    /// terminal, its prompt first, blocks until [`Pty::release_output`], and
+    /// nothing reaches the screen. That makes "what is the terminal's state
+    /// while the prompt is being shown" a question with one answer.
+    pub fn spawn_with_output_held(command: Command) -> Pty {
+        Pty::spawn_with(command, None, true)
+    }
+
+    /// Lets held output through (`tcflow(TCOON)`).
+    pub fn release_output(&mut self) {
+        if let Some(slave) = self.held.take() {
+            // SAFETY: tcflow on an open terminal fd.
+            assert_eq!(unsafe { libc::tcflow(slave.as_raw_fd(), libc::TCOON) }, 0, "tcflow TCOON");
+        }
+    }
+
+    fn spawn_with(mut command: Command, columns: Option<u16>, hold_output: bool) -> Pty {
         let (mut master, mut slave) = (-1, -1);
         let size = columns.map(|ws_col| libc::winsize { ws_row: 24, ws_col, ws_xpixel: 0, ws_ypixel: 0 });
         let size_ptr = size.as_ref().map_or(std::ptr::null(), |s| s as *const libc::winsize);
@@ -53,8 +72,14 @@ impl Pty {
                 Ok(())
             });
         }
+        if hold_output {
+            // SAFETY: tcflow on an open terminal fd.
+            assert_eq!(unsafe { libc::tcflow(slave_fd, libc::TCOOFF) }, 0, "tcflow TCOOFF");
+        }
         let child = command.spawn().expect("spawn on a pty");
-        drop(slave);
+        // Kept only while output is held: the reader sees the end of the
+        // screen once the program and this fd have both closed the terminal.
+        let held = hold_output.then_some(slave);
         let master = std::fs::File::from(master);
         let screen = Arc::new(Mutex::new(Vec::new()));
         let (mut reader, sink) = (master.try_clone().unwrap(), Arc::clone(&screen));
@@ -67,7 +92,7 @@ impl Pty {
                 sink.lock().unwrap().extend_from_slice(&buf[..n]);
             }
         });
-        Pty { master, screen, child }
+        Pty { master, screen, child, held }
     }
 
     /// Types `bytes` at the terminal.
@@ -96,11 +121,31 @@ impl Pty {
 
     /// Whether the terminal echoes what is typed.
     pub fn echoes(&self) -> bool {
+        self.local_modes() & libc::ECHO != 0
+    }
+
+    /// The terminal's local modes (`c_lflag`: echo, canonical input,
+    /// signals), to compare before and after a program ran.
+    pub fn local_modes(&self) -> libc::tcflag_t {
         // SAFETY: termios is plain data filled in by tcgetattr on our fd.
         let mut settings: libc::termios = unsafe { std::mem::zeroed() };
         // SAFETY: the master fd is open.
         assert_eq!(unsafe { libc::tcgetattr(self.master.as_raw_fd(), &mut settings) }, 0);
-        settings.c_lflag & libc::ECHO != 0
+        settings.c_lflag
+    }
+
+    /// Waits until `ready` holds; panics with the screen and `what` after
+    /// `limit`.
+    pub fn wait_until(&self, what: &str, limit: Duration, ready: impl Fn(&Pty) -> bool) {
+        let start = Instant::now();
+        while !ready(self) {
+            assert!(
+                start.elapsed() < limit,
+                "{what}, after {limit:?}; the terminal shows:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Waits for the program to exit (at most `limit`); its exit code,

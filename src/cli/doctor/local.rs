@@ -8,7 +8,7 @@ use crate::config::SourceSpec;
 use crate::fsutil::FsError;
 use crate::helper::Helper;
 use crate::server_url::ServerUrl;
-use crate::store::StoreKind;
+use crate::store::{StoreError, StoreKind};
 
 const BINARY: &str = "docker-credential-exchange";
 
@@ -19,23 +19,38 @@ pub(super) fn store(checks: &mut Checks, helper: &Helper) -> anyhow::Result<()> 
             return checks.problem("store", e.to_string(), "unset the variable or give it a valid value");
         }
     };
-    let kind = helper.config().ok().and_then(|c| c.store_kind().ok());
-    if kind == Some(StoreKind::File) {
+    // The store actually opened, whether the config or the variable chose
+    // it, and even when the config is too broken to say more.
+    if matches!(helper.store_kind(), Ok(StoreKind::File)) {
         checks.ok("store", format!("{} (the file store was chosen)", store.describe()))?;
     } else {
-        // A harmless read of an item that cannot exist: it connects to the
-        // keyring (and may unlock it) without touching any real entry.
-        let probe =
-            ServerUrl::parse("docker-credential-exchange-doctor.invalid").map_err(anyhow::Error::from)?;
-        if let Err(e) = store.get(&probe) {
+        // Reachable, trusted and unlocked, asked without unlocking anything
+        // or touching any real entry: a locked keyring passes a mere
+        // connection, then fails every read behind a prompt nobody sees.
+        if let Err(e) = store.check_ready() {
             let needs_keyring = helper.config().is_ok_and(|c| {
                 c.ids().any(|id| c.registry(id).is_ok_and(|r| matches!(r.subject_token, SourceSpec::Keyring)))
             }) || store.list().is_ok_and(|l| !l.is_empty());
-            let fix = "on a machine without a desktop session, the file store is the usual choice";
+            // A locked keyring's ways out go in the fix, once.
+            let (text, fix) = match &e {
+                StoreError::KeyringLocked(why) => (
+                    format!("the OS keyring is locked ({why})"),
+                    format!(
+                        "unlock it: {}; or choose the file store (\"store\": \"file\" in the config or \
+                         DOCKER_CREDENTIAL_EXCHANGE_STORE=file), or give exchange registries a non-keyring \
+                         subject_token source",
+                        crate::store::how_to_unlock()
+                    ),
+                ),
+                _ => (
+                    e.to_string(),
+                    "on a machine without a desktop session, the file store is the usual choice".to_owned(),
+                ),
+            };
             return if needs_keyring {
-                checks.problem("store", e.to_string(), fix)
+                checks.problem("store", text, fix)
             } else {
-                checks.warn("store", format!("{e} (nothing here needs it yet)"), fix)
+                checks.warn("store", format!("{text} (nothing here needs it yet)"), fix)
             };
         }
         checks.ok("store", format!("the OS keyring is reachable ({})", store.describe()))?;

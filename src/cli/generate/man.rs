@@ -212,6 +212,14 @@ One deadline for a whole
 connects, slow answers, retries and waiting for another process's exchange
 (default 30; a positive number of seconds).
 .TP
+.B DOCKER_CREDENTIAL_EXCHANGE_SECRET_SERVICE
+Linux only.
+.B trust\-unverified\-bus
+uses a Secret Service on a session bus whose owner cannot be checked (a
+.B tcp:
+address), over the encrypted session. Without it such a bus is refused; a
+bus or keyring that belongs to another user is always refused.
+.TP
 .B DOCKER_CREDENTIAL_EXCHANGE_LOG
 .B debug
 logs to standard error, as
