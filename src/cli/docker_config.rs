@@ -12,7 +12,7 @@
 //! timestamped backup.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
@@ -22,8 +22,10 @@ use serde_json::value::RawValue;
 use crate::server_url::{DOCKER_HUB, DOCKER_HUB_LEGACY_URL};
 
 mod auths;
+mod file;
 
 pub(crate) use auths::Credential;
+pub(crate) use file::ConfigFile;
 
 /// The name Docker appends to `docker-credential-` to find this helper.
 pub(crate) const HELPER_NAME: &str = "exchange";
@@ -74,156 +76,6 @@ fn home_dir() -> anyhow::Result<PathBuf> {
 /// `https://index.docker.io/v1/` and containers/image's `docker.io`.
 pub(crate) fn helper_keys(host: &str) -> Vec<String> {
     if host == DOCKER_HUB { vec![DOCKER_HUB_LEGACY_URL.into(), DOCKER_HUB.into()] } else { vec![host.into()] }
-}
-
-/// A client config file, read and parsed.
-pub(crate) struct ConfigFile {
-    /// The file edited (a symlink's target).
-    pub path: PathBuf,
-    /// Its bytes, if it exists.
-    pub original: Option<Vec<u8>>,
-    /// Its content.
-    pub doc: Document,
-}
-
-impl ConfigFile {
-    /// Reads `path` (following a dotfile manager's symlink); a missing
-    /// file is an empty config.
-    ///
-    /// # Errors
-    /// Unreadable, over 16 MiB, not UTF-8 or not a JSON object.
-    pub fn read(path: &Path) -> anyhow::Result<ConfigFile> {
-        let link = path;
-        let path = resolve_symlink(path)?;
-        // A directory is somebody's data: say what it is, and never
-        // suggest removing it (the generic "not a regular file" does).
-        if std::fs::metadata(&path).is_ok_and(|m| m.is_dir()) {
-            if path.as_path() == link {
-                bail!(
-                    "{} is a directory, not a file; clients read it as a JSON file, so move the directory \
-                     elsewhere (or point the client at another config), then run again",
-                    path.display()
-                );
-            }
-            bail!(
-                "{} is a symbolic link to the directory {}, not to a file; clients read it as a JSON file, so \
-                 point the link at a file, then run again",
-                link.display(),
-                path.display()
-            );
-        }
-        let original = crate::fsutil::read_regular_file(&path, MAX_DOCKER_CONFIG)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let doc = match &original {
-            Some(bytes) => {
-                Document::parse(bytes).with_context(|| format!("{} cannot be used", path.display()))?
-            }
-            None => Document::default(),
-        };
-        Ok(ConfigFile { path, original, doc })
-    }
-
-    /// Refuses a file that is read-only. The edit replaces the file by a
-    /// rename, which a read-only file does not stop, so a file the user
-    /// made read-only (or that belongs to another user, after `sudo docker
-    /// login`) would be replaced without a word.
-    ///
-    /// # Errors
-    /// The file exists and cannot be written by this user, or its owner
-    /// has no write permission on it (mode 0444).
-    pub fn ensure_writable(&self) -> anyhow::Result<()> {
-        if self.original.is_none() || !is_read_only(&self.path) {
-            return Ok(());
-        }
-        bail!(
-            "{} is read-only, and this change would replace it; make it writable (chmod u+w {}) and run again, \
-             or edit it by hand; nothing was changed",
-            self.path.display(),
-            self.path.display()
-        )
-    }
-
-    /// Writes the document back, keeping the old file as a timestamped
-    /// backup and its mode (0600 for a new file: `auths` holds passwords).
-    /// Returns the backup's path.
-    ///
-    /// # Errors
-    /// The file is read-only, or the backup or the file cannot be written;
-    /// then nothing was changed.
-    pub fn write(&self) -> anyhow::Result<Option<PathBuf>> {
-        self.ensure_writable()?;
-        let trailing_newline = self.original.as_deref().is_none_or(|b| b.ends_with(b"\n"));
-        let contents = self.doc.render(trailing_newline);
-        // An existing directory (a dotfile manager's symlink included) is
-        // used as it is; a missing one is created 0700.
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty() && !d.is_dir()) {
-            crate::fsutil::ensure_private_dir(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-        let mode = std::fs::metadata(&self.path).ok().map(|m| m.permissions());
-        let backup = match &self.original {
-            Some(old) => {
-                let backup = backup_path(&self.path);
-                crate::fsutil::write_atomic(&backup, old)
-                    .context("cannot write the backup; nothing was changed")?;
-                Some(backup)
-            }
-            None => None,
-        };
-        crate::fsutil::write_atomic(&self.path, contents.as_bytes())?;
-        if let Some(perms) = mode {
-            std::fs::set_permissions(&self.path, perms)
-                .with_context(|| format!("cannot restore the permissions of {}", self.path.display()))?;
-        }
-        Ok(backup)
-    }
-}
-
-/// Whether this user may not write `path`: opening it for writing (which
-/// changes nothing) is refused, or, since root may write anything, its
-/// owner's write bit is off.
-fn is_read_only(path: &Path) -> bool {
-    if let Err(e) = std::fs::OpenOptions::new().write(true).open(path) {
-        return e.kind() == std::io::ErrorKind::PermissionDenied;
-    }
-    owner_cannot_write(path)
-}
-
-#[cfg(unix)]
-fn owner_cannot_write(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o200 == 0)
-}
-
-// Windows has no owner bits; its read-only attribute refuses the open.
-#[cfg(not(unix))]
-fn owner_cannot_write(_: &Path) -> bool {
-    false
-}
-
-/// A dotfile manager may have made the file a symlink; edit the file it
-/// points to rather than replacing the link with a copy.
-fn resolve_symlink(path: &Path) -> anyhow::Result<PathBuf> {
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_symlink() => std::fs::canonicalize(path)
-            .with_context(|| format!("{} is a symbolic link that cannot be followed", path.display())),
-        _ => Ok(path.to_owned()),
-    }
-}
-
-/// `config.json.bak.20261125T204000Z`, or with `-2`, `-3`… if that exists:
-/// every change keeps its own backup, so the original survives any number
-/// of runs.
-fn backup_path(target: &Path) -> PathBuf {
-    let stamp = crate::time::rfc3339(u64::try_from(crate::time::now()).unwrap_or(0)).replace(['-', ':'], "");
-    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut candidate = target.with_file_name(format!("{name}.bak.{stamp}"));
-    let mut n = 2;
-    while candidate.exists() {
-        candidate = target.with_file_name(format!("{name}.bak.{stamp}-{n}"));
-        n += 1;
-    }
-    candidate
 }
 
 /// A JSON object as an ordered list of keys and untouched raw values.
