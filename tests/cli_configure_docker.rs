@@ -106,7 +106,13 @@ fn switching_creds_store_away_from_a_helper_that_holds_credentials_warns() {
 
     let out = sandbox.cmd(&["configure-docker", "--store"]).run().success();
 
-    assert!(out.stderr.contains("docker-credential-fake holds 2 credential(s)"), "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "docker-credential-fake holds credentials for 2 registries that docker-credential-exchange does not \
+             (a.example, b.example)"
+        ),
+        "{out:?}"
+    );
     assert!(out.stderr.contains("import --from fake"), "{out:?}");
 }
 
@@ -403,7 +409,7 @@ fn a_stored_auth_that_is_not_user_and_password_is_refused_and_nothing_changed() 
 #[test]
 fn an_entry_without_a_stored_secret_is_left_alone() {
     let (sandbox, path) = plain_sandbox(&format!(r#"{{"auths": {{"{PLAIN}": {{}}}}}}"#));
-    sandbox.cmd(&["configure-docker", PLAIN]).run().quiet_success();
+    sandbox.cmd(&["configure-docker", PLAIN]).run().success();
     let doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     assert_eq!(doc["auths"], json!({PLAIN: {}}));
     sandbox.get(PLAIN).protocol_error("credentials not found in native keychain");
@@ -432,7 +438,7 @@ fn a_change_made_to_config_json_while_the_old_helper_is_asked_is_kept() {
 
     let out = sandbox.cmd(&["configure-docker", "--store"]).run().success();
 
-    assert!(out.stderr.contains("docker-credential-desktop holds 1 credential(s)"), "{out:?}");
+    assert!(out.stderr.contains("docker-credential-desktop holds credentials for 1 registry"), "{out:?}");
     let doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     assert_eq!(doc, json!({"credsStore": "exchange", "auths": {"new.example.com": {}}}));
 }

@@ -23,8 +23,9 @@ use crate::server_url::{DOCKER_HUB, DOCKER_HUB_LEGACY_URL};
 
 mod auths;
 mod file;
+mod routing;
 
-pub(crate) use auths::Credential;
+pub(crate) use auths::{Credential, StoredAuth};
 pub(crate) use file::ConfigFile;
 
 /// The name Docker appends to `docker-credential-` to find this helper.
@@ -179,96 +180,6 @@ impl Document {
         Ok(())
     }
 
-    /// The helper `credsStore` names.
-    pub fn creds_store(&self) -> Option<String> {
-        self.get("credsStore").and_then(string_of).filter(|s| !s.is_empty())
-    }
-
-    /// The helper `credHelpers` names for `key`.
-    pub fn cred_helper(&self, key: &str) -> Option<String> {
-        let helpers = self.object("credHelpers").ok()?;
-        helpers.iter().rev().find(|(k, _)| k == key).and_then(|(_, v)| string_of(v))
-    }
-
-    /// Sets `credsStore` to this helper; the change made, if any.
-    ///
-    /// # Errors
-    /// Producing the JSON failed (a bug).
-    pub fn set_creds_store(&mut self) -> anyhow::Result<Option<String>> {
-        let current = self.creds_store();
-        if current.as_deref() == Some(HELPER_NAME) {
-            return Ok(None);
-        }
-        self.set("credsStore", raw(quoted(HELPER_NAME))?);
-        Ok(Some(match current {
-            Some(old) => format!("set \"credsStore\": \"{HELPER_NAME}\" (was {})", quoted(&old)),
-            None => format!("set \"credsStore\": \"{HELPER_NAME}\""),
-        }))
-    }
-
-    /// Removes `credsStore` if it names this helper.
-    pub fn unset_creds_store(&mut self) -> Option<String> {
-        if self.creds_store().as_deref() != Some(HELPER_NAME) {
-            return None;
-        }
-        self.entries.retain(|(k, _)| k != "credsStore");
-        Some(format!("removed \"credsStore\": \"{HELPER_NAME}\""))
-    }
-
-    /// Points `credHelpers` at this helper for each of `keys`.
-    ///
-    /// # Errors
-    /// `credHelpers` is not an object.
-    pub fn add_cred_helpers(&mut self, keys: &[String]) -> anyhow::Result<Vec<String>> {
-        let mut helpers = self.object("credHelpers")?;
-        let mut changes = Vec::new();
-        for key in keys {
-            let current = helpers.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.get().to_owned());
-            match current {
-                Some(old) if string_of(&raw(old.clone())?).as_deref() == Some(HELPER_NAME) => continue,
-                Some(old) => {
-                    helpers.retain(|(k, _)| k != key);
-                    helpers.push((key.clone(), raw(quoted(HELPER_NAME))?));
-                    changes.push(format!(
-                        "credHelpers {}: \"{HELPER_NAME}\" (replaced {old}, which Docker ran as docker-credential-{})",
-                        quoted(key),
-                        old.trim_matches('"')
-                    ));
-                }
-                None => {
-                    helpers.push((key.clone(), raw(quoted(HELPER_NAME))?));
-                    changes.push(format!("added credHelpers {}: \"{HELPER_NAME}\"", quoted(key)));
-                }
-            }
-        }
-        if !changes.is_empty() {
-            self.set_object("credHelpers", &helpers)?;
-        }
-        Ok(changes)
-    }
-
-    /// Removes the `credHelpers` entries that name this helper (all, or
-    /// those of `keys`).
-    ///
-    /// # Errors
-    /// `credHelpers` is not an object.
-    pub fn remove_cred_helpers(&mut self, keys: Option<&[String]>) -> anyhow::Result<Vec<String>> {
-        let mut helpers = self.object("credHelpers")?;
-        let mut changes = Vec::new();
-        helpers.retain(|(k, v)| {
-            let ours =
-                string_of(v).as_deref() == Some(HELPER_NAME) && keys.is_none_or(|keys| keys.contains(k));
-            if ours {
-                changes.push(format!("removed credHelpers {}", quoted(k)));
-            }
-            !ours
-        });
-        if !changes.is_empty() {
-            self.set_object("credHelpers", &helpers)?;
-        }
-        Ok(changes)
-    }
-
     /// Docker's own layout (`json.MarshalIndent` with a tab), so a file
     /// Docker wrote changes only where the helper changed it.
     pub fn render(&self, trailing_newline: bool) -> String {
@@ -303,31 +214,8 @@ mod tests {
     }
 
     #[test]
-    fn cred_helpers_that_is_not_an_object_is_refused() {
-        let mut doc = Document::parse(br#"{"credHelpers": []}"#).unwrap();
-        assert!(doc.add_cred_helpers(&["r".into()]).is_err());
-    }
-
-    #[test]
-    fn a_present_entry_is_no_change() {
-        let mut doc = Document::parse(br#"{"credHelpers": {"r": "exchange"}}"#).unwrap();
-        assert!(doc.add_cred_helpers(&["r".into()]).unwrap().is_empty());
-    }
-
-    #[test]
     fn a_top_level_array_is_refused() {
         assert!(Document::parse(b"[]").is_err());
-    }
-
-    #[test]
-    fn removing_this_helper_leaves_other_helpers() {
-        let mut doc = Document::parse(
-            br#"{"credHelpers": {"a": "exchange", "b": "gcloud"}, "credsStore": "exchange"}"#,
-        )
-        .unwrap();
-        assert_eq!(doc.remove_cred_helpers(None).unwrap().len(), 1);
-        assert!(doc.unset_creds_store().is_some());
-        assert_eq!(doc.render(false), "{\n\t\"credHelpers\": {\n\t\t\"b\": \"gcloud\"\n\t}\n}");
     }
 
     #[test]
