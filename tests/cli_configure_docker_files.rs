@@ -7,9 +7,10 @@
 mod support;
 
 use support::cmd::Sandbox;
+use support::docker_cfg::docker_config;
+// The tests of modes and owners are Unix's.
 #[cfg(unix)]
-use support::docker_cfg::mode;
-use support::docker_cfg::{PLAIN, USER_HUNTER2, backups_of, docker_config, plain_sandbox};
+use support::docker_cfg::{PLAIN, USER_HUNTER2, backups_of, mode, plain_sandbox};
 
 const REGISTRY: &str = "registry.example.com";
 
@@ -85,7 +86,7 @@ fn a_config_json_that_links_to_a_directory_is_refused_without_suggesting_removal
 // Owner, group and mode
 
 /// The owner, group and permission bits of `path`.
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 fn ownership(path: &std::path::Path) -> (u32, u32, u32) {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(path).unwrap();

@@ -76,10 +76,11 @@ fn a_credential_the_store_held_before_stays_in_it() {
     sandbox.store(PLAIN, "user", HUNTER2).quiet_success();
     sandbox.cmd(&["configure-docker", PLAIN]).run().quiet_success();
 
-    sandbox.cmd(&["configure-docker", "--remove"]).run().success();
+    let out = sandbox.cmd(&["configure-docker", "--remove"]).run().quiet_success();
 
     assert_eq!(read_json(&path), json!({"auths": {PLAIN: {"auth": USER_HUNTER2}}}));
     assert_eq!(sandbox.get(PLAIN).quiet_success().secret(), HUNTER2);
+    assert!(!out.stdout.contains("still holds"), "it is back where Docker looks: {out:?}");
 }
 
 #[test]

@@ -8,7 +8,10 @@ mod support;
 
 use serde_json::json;
 use support::cmd::Sandbox;
-use support::docker_cfg::{docker_config, write};
+use support::docker_cfg::docker_config;
+// The stand-in old helper is a sh script.
+#[cfg(unix)]
+use support::docker_cfg::write;
 use support::sts::{Sts, StsOptions};
 
 #[test]

@@ -98,10 +98,12 @@ fn record_path(config: &Path) -> anyhow::Result<PathBuf> {
 /// # Errors
 /// The record exists but cannot be read, or is another config's.
 pub(super) fn load(config: &Path) -> anyhow::Result<Record> {
-    let path = record_path(config)?;
+    let empty = || Record { config: config.to_owned(), ..Record::default() };
+    // Without a data directory no record was ever kept.
+    let Ok(path) = record_path(config) else { return Ok(empty()) };
     let bytes = fsutil::read_private(&path, MAX_RECORD)
         .with_context(|| format!("cannot read what configure-docker replaced in {}", config.display()))?;
-    let Some(bytes) = bytes else { return Ok(Record { config: config.to_owned(), ..Record::default() }) };
+    let Some(bytes) = bytes else { return Ok(empty()) };
     let record: Record = serde_json::from_slice(&bytes).map_err(|e| {
         anyhow::anyhow!(
             "{} (what configure-docker replaced in {}) is not a record it wrote: {e}; move it away, then run \
@@ -126,8 +128,12 @@ pub(super) fn load(config: &Path) -> anyhow::Result<Record> {
 /// # Errors
 /// The data directory or the record cannot be written.
 pub(super) fn save(record: &Record) -> anyhow::Result<()> {
-    let path = record_path(&record.config)?;
     let what = || format!("cannot keep what configure-docker replaced in {}", record.config.display());
+    let path = match record_path(&record.config) {
+        Ok(path) => path,
+        Err(_) if record.is_empty() => return Ok(()),
+        Err(e) => return Err(e).with_context(what),
+    };
     if record.is_empty() {
         return fsutil::remove_if_exists(&path).with_context(what);
     }

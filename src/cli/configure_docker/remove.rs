@@ -44,9 +44,12 @@ pub(super) fn remove(args: &ConfigureDockerArgs, helper: &Helper) -> anyhow::Res
         record.creds_store = None;
     }
 
-    let mut back = MovesBack::plan(helper, &mut record, &config, &mut file, &mut changes)?;
-    file.ensure_writable()?;
-    for other in back.files.values() {
+    let back = MovesBack::plan(helper, &mut record, &config, &mut file, &mut changes)?;
+    // A read-only file is refused before anything is written.
+    if !changes.is_empty() {
+        file.ensure_writable()?;
+    }
+    for other in back.files.values().filter(|o| !o.changes.is_empty()) {
         other.file.ensure_writable()?;
     }
     write(&file, &changes, true)?;
@@ -55,7 +58,7 @@ pub(super) fn remove(args: &ConfigureDockerArgs, helper: &Helper) -> anyhow::Res
     }
     back.erase_copies(helper);
     record::save(&record)?;
-    still_held(helper, &before, &file.doc, &back.erased);
+    still_held(helper, &before, &file.doc, &back.restored);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -71,8 +74,8 @@ struct MovesBack {
     /// Registries whose store copy `configure-docker` made and which are
     /// back in their files: (registry, the credential put back).
     to_erase: Vec<(ServerUrl, Credential)>,
-    /// Registries whose copy was erased.
-    erased: BTreeSet<String>,
+    /// Registries whose credentials are all back in their files.
+    restored: BTreeSet<String>,
 }
 
 impl MovesBack {
@@ -89,7 +92,7 @@ impl MovesBack {
         docker: &mut ConfigFile,
         changes: &mut Vec<String>,
     ) -> anyhow::Result<MovesBack> {
-        let mut back = MovesBack { files: BTreeMap::new(), to_erase: Vec::new(), erased: BTreeSet::new() };
+        let mut back = MovesBack { files: BTreeMap::new(), to_erase: Vec::new(), restored: BTreeSet::new() };
         let mut pending: Vec<Moved> = Vec::new();
         let mut done: BTreeMap<String, (bool, Option<Credential>)> = BTreeMap::new();
         for moved in std::mem::take(&mut record.moved) {
@@ -167,12 +170,13 @@ impl MovesBack {
         }
         // A copy is erased once every entry it came from has it back.
         for (registry, (all_back, copy)) in done {
-            if let (true, Some(credential), false) =
-                (all_back, copy, pending.iter().any(|m| m.registry == registry))
-                && let Ok(url) = ServerUrl::parse(&registry)
-            {
+            if !all_back || pending.iter().any(|m| m.registry == registry) {
+                continue;
+            }
+            if let (Some(credential), Ok(url)) = (copy, ServerUrl::parse(&registry)) {
                 back.to_erase.push((url, credential));
             }
+            back.restored.insert(registry);
         }
         record.moved = pending;
         Ok(back)
@@ -201,7 +205,7 @@ impl MovesBack {
 
     /// Erases the store's copies of credentials that are back in their
     /// files, each only if the store still holds exactly what was put back.
-    fn erase_copies(&mut self, helper: &Helper) {
+    fn erase_copies(&self, helper: &Helper) {
         for (registry, credential) in &self.to_erase {
             match crate::cli::held::already_held(helper, registry, credential) {
                 Ok(true) => {}
@@ -212,7 +216,6 @@ impl MovesBack {
                     say(&format!(
                         "removed {registry} from {HELPER}'s store: its credential is back where it was"
                     ));
-                    self.erased.insert(registry.to_string());
                 }
                 Err(e) => crate::warn!(
                     "cannot remove {registry} from {HELPER}'s store ({}); it is back in its file too",
@@ -225,8 +228,9 @@ impl MovesBack {
 
 /// Says which credentials stay in this helper's store although Docker no
 /// longer asks it for them (`docker login` stored them through it), and
-/// how to copy each where Docker asks now.
-fn still_held(helper: &Helper, before: &Document, after: &Document, erased: &BTreeSet<String>) {
+/// how to copy each where Docker asks now; those put back in their files
+/// (`restored`) are where Docker looks already.
+fn still_held(helper: &Helper, before: &Document, after: &Document, restored: &BTreeSet<String>) {
     let Ok(listed) = helper.store().map_err(anyhow::Error::from).and_then(|s| Ok(s.list()?)) else { return };
     let mut plain: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
     let mut logins = Vec::new();
@@ -234,7 +238,7 @@ fn still_held(helper: &Helper, before: &Document, after: &Document, erased: &BTr
         let Ok(url) = ServerUrl::parse(key) else { continue };
         let host = url.registry();
         let ours = |doc: &Document| doc.docker_helper_for(host).as_deref() == Some(HELPER_NAME);
-        if !ours(before) || ours(after) || erased.contains(key) {
+        if !ours(before) || ours(after) || restored.contains(key) {
             continue;
         }
         if entry.kind == Some(EntryKind::LoginToken) {
