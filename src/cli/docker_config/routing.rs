@@ -15,8 +15,22 @@ impl Document {
 
     /// The helper `credHelpers` names for `key`.
     pub fn cred_helper(&self, key: &str) -> Option<String> {
-        let helpers = self.object("credHelpers").ok()?;
-        helpers.iter().rev().find(|(k, _)| k == key).and_then(|(_, v)| string_of(v))
+        self.cred_helpers().into_iter().find(|(k, _)| k == key).map(|(_, helper)| helper)
+    }
+
+    /// Every `credHelpers` entry as (key, helper), the last of a repeated
+    /// key winning, as when Docker reads it; entries whose value is not a
+    /// string are left out.
+    pub fn cred_helpers(&self) -> Vec<(String, String)> {
+        let Ok(helpers) = self.object("credHelpers") else { return Vec::new() };
+        let mut out: Vec<(String, String)> = Vec::new();
+        for (key, value) in helpers {
+            out.retain(|(k, _)| *k != key);
+            if let Some(helper) = string_of(&value) {
+                out.push((key, helper));
+            }
+        }
+        out
     }
 
     /// The helper Docker runs for the registry `host`, as Docker's CLI
@@ -186,6 +200,13 @@ mod tests {
             serde_json::from_str::<serde_json::Value>(&doc.render(false)).unwrap(),
             serde_json::json!({"credsStore": "secretservice", "credHelpers": {"a": "ecr-login"}})
         );
+    }
+
+    #[test]
+    fn cred_helpers_are_read_as_docker_reads_them() {
+        let doc = Document::parse(br#"{"credHelpers": {"a": "gcloud", "b": 5, "a": "exchange"}}"#).unwrap();
+        assert_eq!(doc.cred_helpers(), [("a".to_owned(), "exchange".to_owned())]);
+        assert_eq!(doc.cred_helper("a").as_deref(), Some("exchange"));
     }
 
     #[test]
