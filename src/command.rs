@@ -3,7 +3,10 @@
 //! of the helper it replaces). The program gets its own process group, so
 //! that at the deadline the whole group is killed, including a background
 //! child that still holds its stdout; its stdout is read through the one
-//! bounded reader; its stderr is discarded (it may echo a secret).
+//! bounded reader; its stderr is discarded (it may echo a secret). Once
+//! the program has exited, its output is waited for only a short grace:
+//! a background child it left holding stdout is killed with the group
+//! then, not at the deadline.
 
 use std::io::Write;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -87,14 +90,7 @@ pub fn run(argv: &[String], stdin: Option<&[u8]>, deadline: &Deadline) -> Result
     std::thread::spawn(move || {
         let _ = sender.send(crate::bounded::read_to_end(stdout, ONE_MIB));
     });
-    let first = receiver.recv_timeout(deadline.remaining()).ok();
-    let status = match first {
-        // stdout closed: the program is done, or nearly.
-        Some(_) => wait_until(&mut child, deadline),
-        // The deadline came with stdout still open: the program may have
-        // finished and left a background child holding the pipe.
-        None => child.try_wait().ok().flatten(),
-    };
+    let (first, status) = wait_for_output(&receiver, &mut child, deadline);
     let output = match (first, status) {
         (Some(output), Some(_)) => Some(output),
         (first, _) => {
@@ -115,6 +111,41 @@ pub fn run(argv: &[String], stdin: Option<&[u8]>, deadline: &Deadline) -> Result
         },
     })?;
     Ok(Finished { status, stdout })
+}
+
+/// How long a program's output is waited for once it has exited: what it
+/// wrote is in the pipe already, and a background child it left holding
+/// the pipe open must not keep us waiting until the deadline.
+const GRACE: Duration = Duration::from_millis(250);
+
+type Output = Result<Vec<u8>, ReadError>;
+
+/// Waits until stdout closes, the program exits (then [`GRACE`] more for
+/// its output), or the deadline passes. Returns the output, if it came,
+/// and the exit status, if the program exited.
+fn wait_for_output(
+    receiver: &std::sync::mpsc::Receiver<Output>,
+    child: &mut Child,
+    deadline: &Deadline,
+) -> (Option<Output>, Option<ExitStatus>) {
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match receiver.recv_timeout(deadline.cap(pause)) {
+            // stdout closed: the program is done, or nearly.
+            Ok(output) => return (Some(output), wait_until(child, deadline)),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return (None, wait_until(child, deadline));
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return (receiver.recv_timeout(deadline.cap(GRACE)).ok(), Some(status));
+        }
+        if deadline.expired() {
+            return (None, None);
+        }
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
 }
 
 /// The child's exit status, if it exits by `deadline`.
@@ -188,6 +219,15 @@ mod tests {
         let done = run(&sh("echo tok; sleep 30 &"), None, &soon(2)).unwrap();
         assert_eq!(done.stdout, b"tok\n");
         assert!(start.elapsed() < Duration::from_secs(15), "{:?}", start.elapsed());
+    }
+
+    #[test]
+    fn a_background_child_holding_stdout_costs_a_short_grace_not_the_deadline() {
+        let start = Instant::now();
+        let done = run(&sh("echo tok; sleep 60 &"), None, &soon(30)).unwrap();
+        assert_eq!(done.stdout, b"tok\n");
+        assert!(done.status.success());
+        assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
     }
 
     #[test]

@@ -13,6 +13,9 @@
 //!   and after `Basic ` or `Bearer ` (an echoed `Authorization` header);
 //! - anything shaped like a JWT, which is a bearer credential whoever sent it.
 //!
+//! Another program's output (a credential helper's error) is shown only as
+//! a short [`excerpt`], redacted more strictly (see [`foreign`]).
+//!
 //! Redaction comes first and shortening after, never the other way round:
 //! cutting a message first could leave the head of a token that no longer
 //! matches the token as a whole.
@@ -21,6 +24,10 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use zeroize::Zeroizing;
+
+mod foreign;
+
+pub use foreign::{MAX_EXCERPT, excerpt};
 
 /// Secrets shorter than this are not redacted: they would blank out
 /// ordinary words, and no registry credential is that short.
@@ -89,6 +96,11 @@ pub fn bounded(text: &str, max_chars: usize) -> String {
 /// `text` with every secret, URL credential and JWT replaced by [`MARK`];
 /// line breaks are kept.
 pub fn redact(text: &str) -> String {
+    replace_marked(text, &marks(text))
+}
+
+/// Which bytes of `text` [`redact`] replaces.
+fn marks(text: &str) -> Vec<bool> {
     let mut covered = vec![false; text.len()];
     {
         let known = KNOWN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -106,7 +118,7 @@ pub fn redact(text: &str) -> String {
     mark_url_credentials(text, &mut covered);
     mark_auth_schemes(text, &mut covered);
     mark_jwts(text, &mut covered);
-    replace_marked(text, &covered)
+    covered
 }
 
 fn mark_secrets<'a>(text: &str, secrets: impl Iterator<Item = &'a str> + Clone, covered: &mut [bool]) {

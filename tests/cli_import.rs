@@ -3,8 +3,12 @@
 //! each failure is named on one line with a redacted cause and the run
 //! exits 1; one registry listed under several spellings is copied once,
 //! or not at all when the spellings disagree; a helper that cannot be run
-//! is named as it was given. (Copying from the real
-//! docker-credential-secretservice is in keyring.rs.)
+//! is named as it was given. The whole import runs by one deadline, a
+//! helper that exits but leaves a child holding its output costs a short
+//! grace, the other helper's own words are a short excerpt with no secret
+//! line, and a helper that lists nothing says so (and why, for `pass`).
+//! (Copying from the real docker-credential-secretservice is in
+//! keyring.rs.)
 
 mod support;
 
@@ -244,4 +248,121 @@ fn a_closed_stdout_neither_stops_the_import_nor_hides_its_failures() {
 
     assert_eq!(status.code(), Some(1), "a failure must still fail the run");
     assert_eq!(sandbox.get("c.example.com").quiet_success().secret(), "readable-secret-1");
+}
+
+// ---------------------------------------------------------------------------
+// One deadline, and the other helper's words kept short and secret-free
+
+#[cfg(unix)]
+#[test]
+fn a_source_whose_get_hangs_costs_one_deadline_for_the_whole_import() {
+    let mut sandbox = sandbox();
+    other_helper(
+        &mut sandbox,
+        &json!({"a.example.com": "ua", "b.example.com": "ub", "c.example.com": "uc"}),
+        "*) sleep 60;;",
+    );
+    let started = std::time::Instant::now();
+
+    let out = sandbox
+        .cmd(&["import", "--from", "other"])
+        .env("DOCKER_CREDENTIAL_EXCHANGE_TIMEOUT_SECONDS", "2")
+        .kill_after(std::time::Duration::from_secs(40))
+        .run()
+        .failure();
+
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+    assert!(
+        out.stderr
+            .contains("not copied a.example.com: get: docker-credential-other did not finish within 2s"),
+        "{out:?}"
+    );
+    for later in ["b.example.com", "c.example.com"] {
+        assert!(
+            out.stderr.contains(&format!("not copied {later}: not tried: the import ran out of time\n")),
+            "{out:?}"
+        );
+    }
+    assert!(
+        out.stderr
+            .contains("the whole import may take 2s (DOCKER_CREDENTIAL_EXCHANGE_TIMEOUT_SECONDS sets it)"),
+        "{out:?}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_source_that_leaves_a_child_holding_its_output_costs_a_short_grace_not_the_deadline() {
+    let mut sandbox = sandbox();
+    sandbox.add_script(
+        "docker-credential-other",
+        r#"case "$1" in
+list) echo '{"a.example.com":"ua"}'; sleep 60 & ;;
+get) read s; echo '{"Username":"ua","Secret":"secret-for-a-1"}'; sleep 60 & ;;
+esac
+"#,
+    );
+    let started = std::time::Instant::now();
+
+    let out =
+        sandbox.cmd(&["import", "--from", "other"]).kill_after(std::time::Duration::from_secs(40)).run();
+
+    assert!(started.elapsed() < std::time::Duration::from_secs(15), "{:?}: {out:?}", started.elapsed());
+    out.quiet_success();
+    assert_eq!(sandbox.get("a.example.com").quiet_success().secret(), "secret-for-a-1");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_failing_sources_words_are_a_short_excerpt_without_its_secrets() {
+    let mut sandbox = sandbox();
+    let token = "ghp_16C7e42F292c6912E7710c838347Ae178B4a";
+    other_helper(
+        &mut sandbox,
+        &json!({"b.example.com": "ub"}),
+        &format!(
+            "b.example.com) printf 'login failed\\nuser=bob password=PlainPw999\\n{token}\\n'; exit 1;;"
+        ),
+    );
+
+    let out = sandbox.cmd(&["import", "--from", "other"]).run().failure();
+
+    let line = out.stderr.lines().find(|l| l.contains("not copied b.example.com")).unwrap_or_default();
+    assert!(line.contains("failed (exit status: 1): login failed [REDACTED]"), "{out:?}");
+    for secret in ["PlainPw999", "password=", &token[..12], &token[8..24]] {
+        assert!(!out.stderr.contains(secret) && !out.stdout.contains(secret), "{secret} is shown: {out:?}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_source_that_lists_nothing_says_so() {
+    let mut sandbox = sandbox();
+    other_helper(&mut sandbox, &json!({}), "");
+
+    let out = sandbox.cmd(&["import", "--from", "other"]).run().quiet_success();
+
+    assert_eq!(out.stdout, "docker-credential-other lists no credentials; nothing to copy\n");
+}
+
+#[cfg(unix)]
+#[test]
+fn import_from_pass_without_pass_on_path_is_an_error_that_says_why() {
+    let mut sandbox = sandbox();
+    // docker-credential-pass answers an empty list, successfully, when
+    // `pass` itself is missing.
+    let script = sandbox.add_script("docker-credential-pass", "[ \"$1\" = list ] && echo '{}'\n");
+    sandbox.set_env("PATH", script.parent().unwrap().to_str().unwrap());
+
+    let out = sandbox.cmd(&["import", "--from", "pass"]).run().failure();
+
+    assert!(
+        out.stderr.contains(
+            "docker-credential-pass lists no credentials: it keeps them with `pass` (the password store), which is \
+             not on PATH"
+        ),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("nothing was copied") && out.stderr.lines().count() == 1, "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
 }

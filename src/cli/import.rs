@@ -5,7 +5,12 @@
 //!
 //! One credential that cannot be read (a locked keyring item, a gpg error
 //! in `pass`) does not strand the rest: every other one is still copied,
-//! and the summary names each failure. Helpers list one registry under
+//! and the summary names each failure. The whole import runs by one
+//! deadline (`DOCKER_CREDENTIAL_EXCHANGE_TIMEOUT_SECONDS`): a helper that
+//! hangs costs it once, not once per credential, and what was not tried
+//! in time is named. The other helper's own words are shown only as a
+//! short excerpt, redacted strictly: it may echo a secret we never held.
+//! Helpers list one registry under
 //! several spellings (`https://index.docker.io/v1/` and `docker.io`,
 //! `https://h` and `h`), which this helper files under one key; they are
 //! copied once, and when they disagree none of them is, rather than the
@@ -14,7 +19,6 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::bail;
 
@@ -50,10 +54,6 @@ struct Answer {
 /// This helper's program, as messages name it.
 const HELPER_PROGRAM: &str = "docker-credential-exchange";
 
-/// Each call to the other helper may take this long (a keyring may ask
-/// the user to unlock it).
-const PER_CALL: Duration = Duration::from_secs(60);
-
 /// The longest cause shown for one failed credential: the other helper's
 /// output may be anything, and the summary keeps one line per failure.
 const MAX_CAUSE: usize = 200;
@@ -69,8 +69,9 @@ enum CallError {
         #[source]
         source: CommandError,
     },
-    /// It ran and reported failure; what it printed, redacted and on one
-    /// line (helpers print their error on stdout).
+    /// It ran and reported failure; a short excerpt of what it printed
+    /// (helpers print their error on stdout), redacted strictly (see
+    /// [`crate::redact::excerpt`]).
     #[error("{program} {action} failed ({status}): {said}")]
     Failed { program: String, action: &'static str, status: std::process::ExitStatus, said: String },
     /// Its answer is not what the protocol says.
@@ -85,6 +86,8 @@ struct Tally {
     skipped: usize,
     /// (the registry as listed, why), one line each.
     failed: Vec<(String, String)>,
+    /// Whether the deadline cut the import short.
+    out_of_time: bool,
 }
 
 pub(super) fn import(args: ImportArgs, helper: &Helper) -> anyhow::Result<ExitCode> {
@@ -103,15 +106,24 @@ pub(super) fn import(args: ImportArgs, helper: &Helper) -> anyhow::Result<ExitCo
              others; fix the config first; nothing was copied"
         );
     }
-    let listed = match call(&program, "list", b"") {
+    // One deadline for the whole import: every call to the other helper
+    // and every write here waits by it.
+    let deadline = *helper.deadline();
+    let listed = match call(&program, "list", b"", &deadline) {
         Ok(out) => out,
         Err(CallError::Run { source: CommandError::Spawn { reason, .. }, .. }) => bail!(
             "cannot run {program} (named by --from): {reason}; install it or put it on PATH, or name another helper"
         ),
+        Err(e @ CallError::Run { source: CommandError::TimedOut { .. }, .. }) => {
+            bail!("{e}; {}; nothing was copied", time_hint(&deadline))
+        }
         Err(e) => return Err(e.into()),
     };
     let listed: serde_json::Map<String, serde_json::Value> = crate::json::from_object_slice(&listed)
         .map_err(|e| anyhow::anyhow!("{program} list did not answer a JSON object: {e}"))?;
+    if listed.is_empty() {
+        return nothing_listed(name, &program);
+    }
 
     let mut tally = Tally::default();
     // One registry, however many ways the other helper spells it.
@@ -126,7 +138,15 @@ pub(super) fn import(args: ImportArgs, helper: &Helper) -> anyhow::Result<ExitCo
         }
     }
     for (url, spellings) in &registries {
-        import_registry(helper, &program, url, spellings, args.dry_run, &mut tally)?;
+        if deadline.expired() {
+            // Not tried: say so for each, rather than stop without a word.
+            tally.out_of_time = true;
+            for server in spellings {
+                tally.failed.push((server.clone(), "not tried: the import ran out of time".to_owned()));
+            }
+            continue;
+        }
+        import_registry(helper, &program, url, spellings, args.dry_run, &deadline, &mut tally)?;
     }
 
     let verb = if args.dry_run { "would copy" } else { "copied" };
@@ -147,9 +167,10 @@ pub(super) fn import(args: ImportArgs, helper: &Helper) -> anyhow::Result<ExitCo
     }
     let (failed, done) =
         if args.dry_run { ("would not be copied", "would be") } else { ("were not copied", "were") };
+    let time = if tally.out_of_time { format!("; {}", time_hint(&deadline)) } else { String::new() };
     bail!(
         "{} credential(s) of {program} {failed} (each is named above with its cause) and {} {done}; fix the \
-         causes and run the import again",
+         causes and run the import again{time}",
         tally.failed.len(),
         tally.copied
     )
@@ -163,6 +184,7 @@ fn import_registry(
     url: &ServerUrl,
     spellings: &[String],
     dry_run: bool,
+    deadline: &Deadline,
     tally: &mut Tally,
 ) -> anyhow::Result<()> {
     let listed_as = spellings.join(", ");
@@ -177,13 +199,15 @@ fn import_registry(
     let mut answers: Vec<(&String, Answer)> = Vec::new();
     let mut unread = Vec::new();
     for server in spellings {
-        match get(program, server) {
+        match get(program, server, deadline) {
             Ok(answer) if answer.username.is_empty() || answer.secret.is_empty() => {
                 crate::warn!("skipping {server}: {program} answered without a username or secret");
                 tally.skipped += 1;
             }
             Ok(answer) => answers.push((server, answer)),
             Err(e) => {
+                tally.out_of_time |=
+                    matches!(e, CallError::Run { source: CommandError::TimedOut { .. }, .. });
                 tally.failed.push((server.clone(), cause(&e)));
                 unread.push(server.as_str());
             }
@@ -266,9 +290,50 @@ fn say(line: &str) {
     let _ = output::line(line);
 }
 
+/// What to do when the import ran out of time.
+fn time_hint(deadline: &Deadline) -> String {
+    format!(
+        "the whole import may take {}s ({} sets it): run it again, with more time if needed",
+        deadline.limit().as_secs_f64(),
+        crate::deadline::TIMEOUT_ENV
+    )
+}
+
+/// The other helper listed nothing: why, if it is known, as an error;
+/// else a plain word that there was nothing to copy.
+fn nothing_listed(name: &str, program: &str) -> anyhow::Result<ExitCode> {
+    // docker-credential-pass lists nothing, successfully, when `pass`
+    // itself is missing.
+    if name == "pass" && !on_path("pass") {
+        bail!(
+            "{program} lists no credentials: it keeps them with `pass` (the password store), which is not on PATH; \
+             install pass (and run `pass init`), or name another helper; nothing was copied"
+        );
+    }
+    say(&format!("{program} lists no credentials; nothing to copy"));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Whether a program named `name` is on `PATH`.
+fn on_path(name: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).any(|dir| {
+        let candidate = dir.join(name);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(&candidate).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        }
+        #[cfg(not(unix))]
+        {
+            candidate.is_file() || candidate.with_extension("exe").is_file()
+        }
+    })
+}
+
 /// `get` of the other helper for `server`.
-fn get(program: &str, server: &str) -> Result<Answer, CallError> {
-    let out = call(program, "get", server.as_bytes())?;
+fn get(program: &str, server: &str, deadline: &Deadline) -> Result<Answer, CallError> {
+    let out = call(program, "get", server.as_bytes(), deadline)?;
     crate::json::from_object_slice(&out).map_err(|e| CallError::BadAnswer {
         program: program.to_owned(),
         action: "get",
@@ -282,16 +347,18 @@ fn cause(e: &(dyn std::error::Error + 'static)) -> String {
     crate::redact::bounded(&crate::redact::chain(std::iter::successors(Some(e), |e| e.source())), MAX_CAUSE)
 }
 
-/// Runs `program action` with `input` on stdin, as Docker would.
-fn call(program: &str, action: &'static str, input: &[u8]) -> Result<Vec<u8>, CallError> {
-    let done = crate::command::run(
-        &[program.to_owned(), action.to_owned()],
-        Some(input),
-        &Deadline::after(PER_CALL),
-    )
-    .map_err(|source| CallError::Run { action, source })?;
+/// Runs `program action` with `input` on stdin, as Docker would, by the
+/// import's deadline.
+fn call(
+    program: &str,
+    action: &'static str,
+    input: &[u8],
+    deadline: &Deadline,
+) -> Result<Vec<u8>, CallError> {
+    let done = crate::command::run(&[program.to_owned(), action.to_owned()], Some(input), deadline)
+        .map_err(|source| CallError::Run { action, source })?;
     if !done.status.success() {
-        let said = crate::redact::bounded(&String::from_utf8_lossy(&done.stdout), MAX_CAUSE);
+        let said = crate::redact::excerpt(&String::from_utf8_lossy(&done.stdout), crate::redact::MAX_EXCERPT);
         return Err(CallError::Failed { program: program.to_owned(), action, status: done.status, said });
     }
     Ok(done.stdout)

@@ -41,6 +41,31 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), FsError> {
 /// # Errors
 /// An I/O failure; the target is then unchanged.
 pub fn write_atomic_dated(path: &Path, contents: &[u8], modified: Option<SystemTime>) -> Result<(), FsError> {
+    write_atomic_inner(path, contents, modified, |_| Ok(()))
+}
+
+/// [`write_atomic`], with `prepare` run on the temporary file once it
+/// holds `contents` and before it replaces the target: the file appears
+/// with the owner and mode `prepare` gave it, never for a moment with the
+/// temporary file's (a user's Docker config rewritten by root must not
+/// pass through root's ownership).
+///
+/// # Errors
+/// An I/O failure, or `prepare` failed; the target is then unchanged.
+pub fn write_atomic_prepared(
+    path: &Path,
+    contents: &[u8],
+    prepare: impl FnOnce(&File) -> std::io::Result<()>,
+) -> Result<(), FsError> {
+    write_atomic_inner(path, contents, None, prepare)
+}
+
+fn write_atomic_inner(
+    path: &Path,
+    contents: &[u8],
+    modified: Option<SystemTime>,
+    prepare: impl FnOnce(&File) -> std::io::Result<()>,
+) -> Result<(), FsError> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().and_then(OsStr::to_str).unwrap_or("file");
     remove_orphans(dir, name);
@@ -51,6 +76,7 @@ pub fn write_atomic_dated(path: &Path, contents: &[u8], modified: Option<SystemT
         .tempfile_in(dir)
         .map_err(io_err("cannot create a temporary file in", dir))?;
     tmp.write_all(contents).map_err(io_err("cannot write", tmp.path()))?;
+    prepare(tmp.as_file()).map_err(io_err("cannot set the owner or mode of", path))?;
     tmp.as_file().sync_all().map_err(io_err("cannot sync", path))?;
     let file = tmp.persist(path).map_err(|e| FsError::Io {
         what: "cannot replace",

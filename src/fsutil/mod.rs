@@ -17,7 +17,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use atomic::{write_atomic, write_atomic_dated};
+pub use atomic::{write_atomic, write_atomic_dated, write_atomic_prepared};
 pub use lock::{LockError, LockGuard, Mode, lock, try_lock_and_remove};
 
 /// What went wrong with a file or directory the helper owns.

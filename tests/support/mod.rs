@@ -1,4 +1,5 @@
-//! Shared test support: the real binary in a sandbox ([`cmd`]), and the
+//! Shared test support: the real binary in a sandbox ([`cmd`]) and the
+//! Docker and containers config files it edits ([`docker_cfg`]), and the
 //! servers the suites run against: a strict RFC 8693 STS ([`sts`]),
 //! distribution's token realm ([`realm`]), endpoints that misbehave on
 //! purpose ([`hostile`]), launchers for the real services ([`services`]:
@@ -14,6 +15,7 @@
 #![allow(dead_code)]
 
 pub mod cmd;
+pub mod docker_cfg;
 pub mod doctor;
 // The real services and the end-to-end set-up are Debian's daemons driven
 // through unix sockets, process groups and /proc: Linux only. The sandbox

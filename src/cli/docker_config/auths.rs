@@ -13,6 +13,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use super::{Document, raw};
+
 use crate::secret::Secret;
 use crate::server_url::ServerUrl;
 
@@ -55,10 +56,38 @@ pub(crate) enum AuthError {
 pub(crate) struct StoredAuth {
     /// The entry's key as the file spells it.
     pub key: String,
-    /// The registry it names.
+    /// The registry it names, with the path the key has, if any.
     pub url: ServerUrl,
     /// The credential, or why it cannot be read.
     pub credential: Result<Credential, AuthError>,
+    /// Whether the entry holds a password (`auth`) beside the identity
+    /// token that [`StoredAuth::credential`] is: a helper keeps one secret.
+    pub password_beside_token: bool,
+}
+
+impl StoredAuth {
+    /// The registry host whose credential the entry is to Docker. Docker's
+    /// CLI reduces every `auths` key to its host before it compares it
+    /// with the registry it looks up (docker/cli
+    /// `cli/config/credentials/file_store.go`, `fileStore.Get` and
+    /// `ConvertToHostname`): `https://h/v1/`, `h/team` and `h` all hold
+    /// `h`'s credential.
+    pub fn docker_host(&self) -> ServerUrl {
+        self.url.host_only()
+    }
+
+    /// The namespace (`host/path`) the entry is a credential for to
+    /// containers/image (podman, skopeo, buildah), if it is one: a key
+    /// without a scheme but with a path is matched only for images under
+    /// that path, while a key with a scheme is reduced to its host as
+    /// Docker does (containers/image `pkg/docker/config`,
+    /// `normalizeAuthFileKey` and `authKeysForKey`).
+    pub fn containers_namespace(&self) -> Option<&ServerUrl> {
+        let has_scheme = ["http://", "https://"]
+            .iter()
+            .any(|s| self.key.get(..s.len()).is_some_and(|p| p.eq_ignore_ascii_case(s)));
+        (!has_scheme && self.url.repository().is_some()).then_some(&self.url)
+    }
 }
 
 impl Document {
@@ -89,8 +118,62 @@ impl Document {
         self.auths_for(hosts)
             .into_iter()
             .filter(|(_, _, entry)| stored_field(entry).is_some())
-            .map(|(key, url, entry)| StoredAuth { key, url, credential: credential_of(&entry) })
+            .map(|(key, url, entry)| StoredAuth {
+                key,
+                url,
+                credential: credential_of(&entry),
+                password_beside_token: non_empty(&entry, "identitytoken").is_some()
+                    && non_empty(&entry, "auth").is_some(),
+            })
             .collect()
+    }
+
+    /// The credential the `auths` entry `key` (spelled exactly so) holds
+    /// now, if it holds one.
+    pub fn auths_credential(&self, key: &str) -> Option<Result<Credential, AuthError>> {
+        let auths = self.object("auths").ok()?;
+        let (_, value) = auths.iter().rev().find(|(k, _)| k == key)?;
+        match serde_json::from_str::<Value>(value.get()) {
+            Ok(Value::Object(entry)) if stored_field(&entry).is_some() => Some(credential_of(&entry)),
+            _ => None,
+        }
+    }
+
+    /// Stores `credential` in the `auths` entry `key` as Docker's own
+    /// config loader writes it (`auth`: base64 of `user:password`, or an
+    /// `identitytoken` for the `<token>` username), keeping the entry's
+    /// other fields (`email`).
+    ///
+    /// # Errors
+    /// `auths` or the entry is not a JSON object.
+    pub fn put_auths_credential(&mut self, key: &str, credential: &Credential) -> anyhow::Result<()> {
+        use base64::Engine as _;
+        let mut auths = self.object("auths")?;
+        let mut entry = match auths.iter().rev().find(|(k, _)| k == key) {
+            None => serde_json::Map::new(),
+            Some((_, value)) => match serde_json::from_str::<Value>(value.get()) {
+                Ok(Value::Object(entry)) => entry,
+                _ => anyhow::bail!("its auths {} is not a JSON object; fix it by hand", super::quoted(key)),
+            },
+        };
+        for field in STORED_FIELDS.iter().chain(&["username"]) {
+            entry.remove(*field);
+        }
+        let secret = credential.secret.expose();
+        if credential.username == IDENTITY_TOKEN_USERNAME {
+            entry.insert("identitytoken".into(), Value::String(secret.to_owned()));
+        } else {
+            let pair = zeroize::Zeroizing::new(format!("{}:{secret}", credential.username));
+            let encoded = base64::engine::general_purpose::STANDARD.encode(pair.as_bytes());
+            crate::redact::remember(&encoded);
+            entry.insert("auth".into(), Value::String(encoded));
+        }
+        let value = raw(Value::Object(entry).to_string())?;
+        match auths.iter_mut().rev().find(|(k, _)| k == key) {
+            Some((_, v)) => *v = value,
+            None => auths.push((key.to_owned(), value)),
+        }
+        self.set_object("auths", &auths)
     }
 
     /// The `auths` entries for a registry host in `hosts` that are JSON
@@ -294,5 +377,59 @@ mod tests {
         let mut doc = Document::parse(br#"{"auths": {"r.example": {}}}"#).unwrap();
         assert!(doc.remove_auths_credentials(&["r.example".into()]).unwrap().is_empty());
         assert!(doc.render(false).contains("r.example"));
+    }
+}
+
+#[cfg(test)]
+mod reading {
+    use super::*;
+
+    fn only(json: &str) -> StoredAuth {
+        let doc = Document::parse(json.as_bytes()).unwrap();
+        let mut found = doc.stored_credentials(&BTreeSet::from(["r.example".to_owned()]));
+        assert_eq!(found.len(), 1, "{found:?}");
+        found.remove(0)
+    }
+
+    #[test]
+    fn docker_reads_every_key_as_its_hosts_credential() {
+        for key in ["r.example", "https://r.example/v1/", "r.example/team", "HTTP://r.example/x/y"] {
+            let auth = only(&format!(r#"{{"auths": {{"{key}": {{"auth": "dTpw"}}}}}}"#));
+            assert_eq!(auth.docker_host().as_str(), "r.example", "{key}");
+        }
+    }
+
+    #[test]
+    fn containers_read_a_key_with_a_path_and_no_scheme_as_a_namespace() {
+        let namespace = |key: &str| {
+            only(&format!(r#"{{"auths": {{"{key}": {{"auth": "dTpw"}}}}}}"#))
+                .containers_namespace()
+                .map(|u| u.as_str().to_owned())
+        };
+        assert_eq!(namespace("r.example/team").as_deref(), Some("r.example/team"));
+        assert_eq!(namespace("https://r.example/v1/"), None);
+        assert_eq!(namespace("r.example"), None);
+    }
+
+    #[test]
+    fn a_password_beside_an_identity_token_is_noticed() {
+        assert!(
+            only(r#"{"auths": {"r.example": {"auth": "dTpw", "identitytoken": "t"}}}"#).password_beside_token
+        );
+        assert!(!only(r#"{"auths": {"r.example": {"identitytoken": "t"}}}"#).password_beside_token);
+    }
+
+    #[test]
+    fn a_credential_put_back_reads_back_the_same_and_keeps_other_fields() {
+        let mut doc = Document::parse(br#"{"auths": {"r.example": {"email": "x@y"}}}"#).unwrap();
+        let password = Credential { username: "u".into(), secret: Secret::new("pa:ss".into()) };
+        doc.put_auths_credential("r.example", &password).unwrap();
+        let token = Credential { username: "<token>".into(), secret: Secret::new("refresh-1".into()) };
+        doc.put_auths_credential("s.example", &token).unwrap();
+        assert_eq!(doc.auths_credential("r.example").unwrap().unwrap(), password);
+        assert_eq!(doc.auths_credential("s.example").unwrap().unwrap(), token);
+        let rendered: Value = serde_json::from_str(&doc.render(false)).unwrap();
+        assert_eq!(rendered["auths"]["r.example"]["email"], "x@y");
+        assert_eq!(rendered["auths"]["s.example"], serde_json::json!({"identitytoken": "refresh-1"}));
     }
 }

@@ -123,6 +123,26 @@ pub fn require_tool(name: &str) -> bool {
     false
 }
 
+/// True when the tests run as root, which a test that hands files to
+/// another user needs (`chown`). Otherwise a loud skip, or under CI a
+/// failure, as for a missing tool.
+pub fn require_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { sys::geteuid() } == 0 {
+        return true;
+    }
+    let current = std::thread::current();
+    let message = format!(
+        "SKIPPED: {}: needs root (to give a file to another user); run it as root or under .ci/run",
+        current.name().unwrap_or("<unnamed test>")
+    );
+    if in_ci() {
+        panic!("{message} (CI is set, so this is a failure)");
+    }
+    eprintln!("\n*** {message} ***\n");
+    false
+}
+
 /// True when every tool in `names` is installed (see [`require_tool`]).
 pub fn require_tools(names: &[&str]) -> bool {
     names.iter().all(|name| require_tool(name))
@@ -150,11 +170,12 @@ mod sys {
     pub const SIGTERM: c_int = 15;
     pub const MNT_DETACH: c_int = 2;
 
-    // SAFETY: both are plain libc functions, which std already links; the
+    // SAFETY: these are plain libc functions, which std already links; the
     // declarations match their C prototypes on Linux.
     unsafe extern "C" {
         pub fn kill(pid: c_int, sig: c_int) -> c_int;
         pub fn umount2(target: *const c_char, flags: c_int) -> c_int;
+        pub fn geteuid() -> u32;
     }
 }
 
