@@ -216,3 +216,6 @@ fn pem_section(label: &str, der: &[u8]) -> zeroize::Zeroizing<String> {
     out.push_str(&format!("-----END {label}-----\n"));
     out
 }
+
+#[cfg(test)]
+mod tests;
