@@ -16,13 +16,11 @@ pub(super) fn check(reg: &RegistryConfig) -> Result<(), (&'static str, String)> 
     let unused = |field: &'static str, used_by: &str| {
         (field, format!("is only used with \"client_auth\": {used_by}; this entry uses {}", method.name()))
     };
-    if !method.uses_key() {
-        if reg.client_key.is_some() {
-            return Err(unused(
-                "client_key",
-                "\"private_key_jwt\", \"tls_client_auth\" or \"self_signed_tls_client_auth\"",
-            ));
-        }
+    if !method.uses_key() && reg.client_key.is_some() {
+        return Err(unused(
+            "client_key",
+            "\"private_key_jwt\", \"tls_client_auth\" or \"self_signed_tls_client_auth\"",
+        ));
     }
     if !method.is_mutual_tls() && reg.client_certificate.is_some() {
         return Err(unused("client_certificate", "\"tls_client_auth\" or \"self_signed_tls_client_auth\""));

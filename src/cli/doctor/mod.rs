@@ -8,8 +8,10 @@
 //! ([`registries`]); the store, its entries, the cache directory and the
 //! binary on PATH ([`local`]); Docker's and containers' configs, which
 //! must route the registries to this helper and must not shadow it with a
-//! stored `auth` ([`clients`]).
+//! stored `auth` ([`clients`]); the client key and certificate of
+//! key-based client authentication, and actor tokens ([`client_auth`]).
 
+mod client_auth;
 mod clients;
 mod local;
 mod registries;

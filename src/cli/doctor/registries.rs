@@ -66,6 +66,7 @@ pub(super) fn registries(checks: &mut Checks, helper: &Helper, exchange: bool) -
         let key = config.key(id);
         subject_token(checks, helper, key, reg)?;
         client_secret(checks, key, reg)?;
+        super::client_auth::check(checks, key, reg)?;
         if !endpoints_seen.contains(&reg.token_endpoint) {
             endpoints_seen.push(reg.token_endpoint.clone());
             endpoint(checks, key, reg)?;
