@@ -16,6 +16,7 @@
 mod client_auth;
 mod mtls;
 mod options;
+mod shapes;
 mod token;
 
 pub use client_auth::{ASSERTION_TYPE, CLIENT_CERT_HEADER};
@@ -25,6 +26,7 @@ pub use options::{
     AssertionClient, AudienceClaim, ClientAuthMethod, ClientCredentials, Fault, Recorded, StsOptions,
     TlsClient,
 };
+pub use shapes::Shape;
 
 use std::collections::HashSet;
 use std::sync::Mutex;

@@ -96,6 +96,8 @@ pub struct StsOptions {
     /// Demand an actor token (RFC 8693 2.1), which must then be one of the
     /// built-in IdP's JWTs; without it one is still verified if sent.
     pub require_actor: bool,
+    /// A real provider's documented request shape to enforce as well.
+    pub shape: Option<super::Shape>,
 }
 
 impl Default for StsOptions {
@@ -117,6 +119,7 @@ impl Default for StsOptions {
             assertion_client: None,
             tls_client: None,
             require_actor: false,
+            shape: None,
         }
     }
 }

@@ -211,6 +211,9 @@ fn exchange(shared: &Shared, rec: &Recorded, form: &[(String, String)]) -> Resul
             reject!("unsupported_grant_type", "grant_type {other} is not supported");
         }
     }
+    if let Some(shape) = opts.shape {
+        super::shapes::check(shape, rec, form)?;
+    }
     authenticate_client(shared, &opts, rec, form)?;
     let subject_token =
         single("subject_token").ok_or_else(|| oauth_error("invalid_request", "missing subject_token"))?;
