@@ -290,3 +290,23 @@ fn post_form(url: &str, form: &[(String, String)]) -> (u16, String) {
     let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     (status, body)
 }
+
+#[test]
+fn debug_logs_show_neither_the_key_nor_the_assertion() {
+    let (mut sandbox, sts) = setup("rsa-pkcs8.pem", json!({"client_key_id": "rsa"}));
+    let log = sandbox.root().join("helper.log");
+    sandbox.set_env("DOCKER_CREDENTIAL_EXCHANGE_LOG", "debug");
+    sandbox.set_env("DOCKER_CREDENTIAL_EXCHANGE_LOG_FILE", log.to_str().unwrap());
+    let out = sandbox.get(REGISTRY).success();
+    let assertion = last_assertion(&sts);
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(!out.stderr.is_empty() || !logged.is_empty(), "no debug output at all: {out:?}");
+    let pem = std::fs::read_to_string(fixture("rsa-pkcs8.pem")).unwrap();
+    for text in [&out.stdout, &out.stderr, &logged] {
+        assert!(!text.contains(&assertion), "the assertion leaked: {text}");
+        assert!(!text.contains(assertion.split('.').nth(2).unwrap()), "the signature leaked: {text}");
+        for line in pem.lines().filter(|l| !l.starts_with("-----")) {
+            assert!(!text.contains(line), "the key leaked: {text}");
+        }
+    }
+}
