@@ -339,7 +339,11 @@ pub fn exchange(req: &ExchangeRequest<'_>, deadline: &Deadline) -> Result<TokenR
                 endpoint: req.endpoint.to_owned(),
                 cause,
             },
-            other => failed(other.to_string()),
+            other => {
+                let reason = other.to_string();
+                let hint = crate::client_auth::tls_alert_hint(&reason, req.client_auth);
+                failed(format!("{reason}{}", hint.map(|h| format!("; {h}")).unwrap_or_default()))
+            }
         })?;
     crate::debug!(
         "exchange for {} answered HTTP {} after {} attempt(s)",

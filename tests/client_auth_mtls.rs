@@ -186,6 +186,7 @@ fn the_front_refuses_a_client_without_a_certificate() {
     sandbox.write_config(&config);
     let out = sandbox.get(REGISTRY).failure();
     assert!(out.stdout.contains(REGISTRY), "{out:?}");
+    assert!(out.stdout.contains("client_auth to tls_client_auth"), "{out:?}");
     assert_eq!(sts.requests(), 0, "{out:?}");
 }
 
@@ -207,4 +208,14 @@ fn mutual_tls_to_a_plain_http_endpoint_is_refused_naming_the_entry() {
     let out = sandbox.get(REGISTRY).failure();
     assert!(out.stdout.contains(&format!("registries.\"{REGISTRY}\".token_endpoint")), "{out:?}");
     assert!(out.stdout.contains("https://"), "{out:?}");
+}
+
+#[test]
+fn a_certificate_from_an_untrusted_ca_is_refused_by_the_endpoint_with_a_hint() {
+    let (trusted_ca, _) = ca_issued();
+    let (_, stranger) = ca_issued();
+    let (sandbox, sts) = setup(ClientCertTrust::Ca(trusted_ca), &stranger, &stranger, "tls_client_auth");
+    let out = sandbox.get(REGISTRY).failure();
+    assert!(out.stdout.contains("the endpoint refused client_certificate"), "{out:?}");
+    assert_eq!(sts.requests(), 0, "{out:?}");
 }

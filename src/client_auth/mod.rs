@@ -203,6 +203,32 @@ pub fn check_key_file(path: &Path) -> Result<Option<u32>, ClientAuthError> {
     Ok(None)
 }
 
+/// What to do about a TLS alert from the endpoint that is about client
+/// certificates (rustls words it "received fatal alert: NAME"): the
+/// endpoint wants mutual TLS the entry does not do, or refuses the
+/// certificate it was shown.
+pub fn tls_alert_hint(reason: &str, method: ClientAuth) -> Option<&'static str> {
+    let alert = reason.split("received fatal alert: ").nth(1)?;
+    let name = alert.split(|c: char| !c.is_ascii_alphanumeric()).next().unwrap_or("");
+    match (name, method.is_mutual_tls()) {
+        ("CertificateRequired" | "HandshakeFailure", false) => Some(
+            "the endpoint may want a TLS client certificate: set client_auth to tls_client_auth or \
+             self_signed_tls_client_auth with client_certificate and client_key",
+        ),
+        ("CertificateRequired", true) => Some("the endpoint did not accept the client certificate as sent"),
+        (
+            // DecryptError: a certificate named for a trusted issuer but
+            // not signed by it.
+            "BadCertificate" | "UnknownCA" | "CertificateUnknown" | "CertificateExpired" | "AccessDenied"
+            | "DecryptError",
+            true,
+        ) => Some(
+            "the endpoint refused client_certificate: check that it trusts the certificate's issuer (or, self-signed, has it registered)",
+        ),
+        _ => None,
+    }
+}
+
 /// One PEM section of `der` under `label`, lines of 64 characters.
 fn pem_section(label: &str, der: &[u8]) -> zeroize::Zeroizing<String> {
     use base64::Engine as _;
