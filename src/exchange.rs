@@ -303,14 +303,15 @@ pub fn exchange(req: &ExchangeRequest<'_>, deadline: &Deadline) -> Result<TokenR
         ),
         None => None,
     };
-    let proof = match &req.client_key {
+    let mut proof = match &req.client_key {
         Some(settings) => {
             crate::client_auth::prove(settings, req.endpoint, deadline).map_err(|e| local(e.to_string()))?
         }
         None => crate::client_auth::Proof::default(),
     };
     let url = url::Url::parse(req.endpoint).map_err(|e| local(format!("the endpoint is not a URL ({e})")))?;
-    let http = Http::with_identity(&url, req.ca_file, proof.identity).map_err(|e| local(e.to_string()))?;
+    let http =
+        Http::with_identity(&url, req.ca_file, proof.identity.take()).map_err(|e| local(e.to_string()))?;
     let mut form = req.form(client_secret.as_ref());
     if let Some(assertion) = &proof.assertion {
         form.push(("client_assertion_type", crate::client_auth::ASSERTION_TYPE));
@@ -324,10 +325,23 @@ pub fn exchange(req: &ExchangeRequest<'_>, deadline: &Deadline) -> Result<TokenR
         crate::redact::remember(&base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")));
     }
     crate::debug!("exchanging for {}: {:?}", req.registry, req);
+    let attempts = std::cell::Cell::new(0u32);
     let resp = http
         .send(deadline, |client| {
-            let mut rb =
-                client.post(url.clone()).header(reqwest::header::ACCEPT, "application/json").form(&form);
+            attempts.set(attempts.get() + 1);
+            // A retry carries a fresh assertion (see Proof::fresh_assertion).
+            let fresh = if attempts.get() > 1 { proof.fresh_assertion() } else { None };
+            let mut rb = client.post(url.clone()).header(reqwest::header::ACCEPT, "application/json");
+            rb = match &fresh {
+                Some(assertion) => {
+                    let mut retry_form = form.clone();
+                    for field in retry_form.iter_mut().filter(|(k, _)| *k == "client_assertion") {
+                        field.1 = assertion.expose();
+                    }
+                    rb.form(&retry_form)
+                }
+                None => rb.form(&form),
+            };
             if let Some((id, secret)) = &basic {
                 rb = rb.basic_auth(id, Some(secret));
             }

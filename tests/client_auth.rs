@@ -310,3 +310,14 @@ fn debug_logs_show_neither_the_key_nor_the_assertion() {
         }
     }
 }
+
+#[test]
+fn a_retried_request_carries_a_fresh_assertion() {
+    let (sandbox, sts) = setup("p256-sec1.pem", json!({}));
+    sts.set_fault_times(support::sts::Fault::Status500, 1);
+    sandbox.get(REGISTRY).quiet_success();
+    let requests: Vec<_> = sts.all_requests().into_iter().filter(|r| r.path == "/token").collect();
+    assert_eq!(requests.len(), 2);
+    let jti = |i: usize| decode(requests[i].form_value("client_assertion").unwrap()).1["jti"].clone();
+    assert_ne!(jti(0), jti(1));
+}

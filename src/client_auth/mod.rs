@@ -107,10 +107,33 @@ impl<'a> KeySettings<'a> {
 /// What one exchange carries to authenticate the client with a key.
 #[derive(Default)]
 pub struct Proof {
-    /// `client_assertion` (private_key_jwt).
+    /// `client_assertion` (private_key_jwt) of the first attempt.
     pub assertion: Option<Secret>,
     /// The TLS client identity (mutual TLS).
     pub identity: Option<reqwest::Identity>,
+    /// What signs a fresh assertion for each retry.
+    signer: Option<Signer>,
+}
+
+/// The key and claims' inputs of private_key_jwt, kept for retries.
+struct Signer {
+    key: ClientKey,
+    algorithm: Option<KeyAlgorithm>,
+    key_id: Option<String>,
+    client_id: String,
+    audience: Vec<String>,
+}
+
+impl Proof {
+    /// A new assertion (a new `jti`, `iat` now) for a retried request: a
+    /// server that recorded the first one's `jti` before failing would
+    /// refuse the same assertion again as a replay. `None` without a key,
+    /// or should signing fail this time (the first assertion then serves).
+    pub fn fresh_assertion(&self) -> Option<Secret> {
+        let s = self.signer.as_ref()?;
+        let claims = assertion::Claims::new(&s.client_id, s.audience.clone(), crate::time::now());
+        assertion::sign(&s.key, s.algorithm, s.key_id.as_deref(), &claims).ok()
+    }
 }
 
 impl std::fmt::Debug for Proof {
@@ -138,9 +161,16 @@ pub fn prove(
     if settings.method == ClientAuth::PrivateKeyJwt {
         let audience =
             settings.assertion_audience.map_or_else(|| vec![endpoint.to_owned()], |a| a.values().to_vec());
-        let claims = assertion::Claims::new(settings.client_id, audience, now);
+        let claims = assertion::Claims::new(settings.client_id, audience.clone(), now);
         let assertion = assertion::sign(&key, settings.algorithm, settings.key_id, &claims)?;
-        return Ok(Proof { assertion: Some(assertion), identity: None });
+        let signer = Signer {
+            key,
+            algorithm: settings.algorithm,
+            key_id: settings.key_id.map(str::to_owned),
+            client_id: settings.client_id.to_owned(),
+            audience,
+        };
+        return Ok(Proof { assertion: Some(assertion), identity: None, signer: Some(signer) });
     }
     let Some(path) = settings.certificate else {
         // Validation requires it; kept as an error rather than a panic.
@@ -153,7 +183,7 @@ pub fn prove(
     let cert = ClientCertificate::read(path)?;
     cert.check_valid_at(now)?;
     cert.check_key(&key)?;
-    Ok(Proof { assertion: None, identity: Some(cert.identity(&key)?) })
+    Ok(Proof { assertion: None, identity: Some(cert.identity(&key)?), signer: None })
 }
 
 /// Reads and parses the key from its source. A key file that others can

@@ -133,7 +133,8 @@ fn debug_of_a_key_and_a_proof_shows_no_key_material() {
     let shown = format!("{k:?}");
     assert!(shown.contains("P256") && !shown.contains("MH"), "{shown}");
     let claims = assertion::Claims::new("c", vec!["a".into()], 1);
-    let proof = Proof { assertion: Some(assertion::sign(&k, None, None, &claims).unwrap()), identity: None };
+    let proof =
+        Proof { assertion: Some(assertion::sign(&k, None, None, &claims).unwrap()), ..Proof::default() };
     let shown = format!("{proof:?}");
     assert!(shown.contains("sha256:") && !shown.contains("eyJ"), "{shown}");
 }
