@@ -312,11 +312,7 @@ pub fn exchange(req: &ExchangeRequest<'_>, deadline: &Deadline) -> Result<TokenR
     let url = url::Url::parse(req.endpoint).map_err(|e| local(format!("the endpoint is not a URL ({e})")))?;
     let http =
         Http::with_identity(&url, req.ca_file, proof.identity.take()).map_err(|e| local(e.to_string()))?;
-    let mut form = req.form(client_secret.as_ref());
-    if let Some(assertion) = &proof.assertion {
-        form.push(("client_assertion_type", crate::client_auth::ASSERTION_TYPE));
-        form.push(("client_assertion", assertion.expose()));
-    }
+    let form = req.form(client_secret.as_ref());
     let basic = req.basic_auth(client_secret.as_ref());
     if let Some((id, secret)) = &basic {
         // What the `Authorization` header carries, so that an endpoint
@@ -329,19 +325,8 @@ pub fn exchange(req: &ExchangeRequest<'_>, deadline: &Deadline) -> Result<TokenR
     let resp = http
         .send(deadline, |client| {
             attempts.set(attempts.get() + 1);
-            // A retry carries a fresh assertion (see Proof::fresh_assertion).
-            let fresh = if attempts.get() > 1 { proof.fresh_assertion() } else { None };
-            let mut rb = client.post(url.clone()).header(reqwest::header::ACCEPT, "application/json");
-            rb = match &fresh {
-                Some(assertion) => {
-                    let mut retry_form = form.clone();
-                    for field in retry_form.iter_mut().filter(|(k, _)| *k == "client_assertion") {
-                        field.1 = assertion.expose();
-                    }
-                    rb.form(&retry_form)
-                }
-                None => rb.form(&form),
-            };
+            let rb = client.post(url.clone()).header(reqwest::header::ACCEPT, "application/json");
+            let mut rb = proof.with_form(rb, &form, attempts.get());
             if let Some((id, secret)) = &basic {
                 rb = rb.basic_auth(id, Some(secret));
             }

@@ -125,6 +125,25 @@ struct Signer {
 }
 
 impl Proof {
+    /// `rb` with the form body of attempt `attempt` (from 1): `form`, and
+    /// with private_key_jwt the assertion, the first one on the first
+    /// attempt and a fresh one on each retry.
+    pub fn with_form(
+        &self,
+        rb: reqwest::RequestBuilder,
+        form: &[(&'static str, &str)],
+        attempt: u32,
+    ) -> reqwest::RequestBuilder {
+        let Some(first) = &self.assertion else { return rb.form(form) };
+        let fresh = if attempt > 1 { self.fresh_assertion() } else { None };
+        let assertion = fresh.as_ref().unwrap_or(first);
+        let mut full = form.to_vec();
+        full.push(("client_assertion_type", ASSERTION_TYPE));
+        full.push(("client_assertion", assertion.expose()));
+        // Serialized here, while the fresh assertion is alive.
+        rb.form(&full)
+    }
+
     /// A new assertion (a new `jti`, `iat` now) for a retried request: a
     /// server that recorded the first one's `jti` before failing would
     /// refuse the same assertion again as a replay. `None` without a key,
