@@ -321,3 +321,24 @@ fn a_retried_request_carries_a_fresh_assertion() {
     let jti = |i: usize| decode(requests[i].form_value("client_assertion").unwrap()).1["jti"].clone();
     assert_ne!(jti(0), jti(1));
 }
+
+// Runs sh, which Windows does not have.
+#[cfg(unix)]
+#[test]
+fn a_key_command_that_fails_is_one_line_naming_the_entry_and_not_its_output() {
+    let (sandbox, sts) = setup(
+        "p256-sec1.pem",
+        json!({"client_key": {"source": "command", "argv": ["sh", "-c", "echo partial-key-output; exit 3"]}}),
+    );
+    let out = sandbox.get(REGISTRY).failure();
+    assert_eq!(out.stdout.lines().count(), 1, "{out:?}");
+    assert!(
+        out.stdout.contains(REGISTRY) && out.stdout.contains("the client key (command:sh) cannot be read"),
+        "{out:?}"
+    );
+    assert!(
+        !out.stdout.contains("partial-key-output") && !out.stderr.contains("partial-key-output"),
+        "{out:?}"
+    );
+    assert_eq!(sts.requests(), 0);
+}
