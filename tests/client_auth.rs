@@ -342,3 +342,28 @@ fn a_key_command_that_fails_is_one_line_naming_the_entry_and_not_its_output() {
     );
     assert_eq!(sts.requests(), 0);
 }
+
+#[test]
+fn login_proves_the_login_token_with_a_signed_exchange() {
+    let (sandbox, sts) = setup("p256-pkcs8.pem", json!({"subject_token": {"source": "keyring"}}));
+    sandbox.logged_in(REGISTRY, &sts);
+    assert_eq!(sts.requests(), 1);
+    assert!(sts.last_request().unwrap().form_value("client_assertion").is_some());
+    // The proving exchange's token serves the next get.
+    sandbox.get(REGISTRY).quiet_success();
+    assert_eq!(sts.requests(), 1);
+}
+
+#[test]
+fn a_login_with_delegation_caches_its_token_under_the_actors_key() {
+    let (mut sandbox, sts) = actor_setup();
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(sandbox.config_path()).unwrap()).unwrap();
+    config["registries"][REGISTRY]["subject_token"] = json!({"source": "keyring"});
+    sandbox.write_config(&config);
+    sandbox.remove_env("USER_TOKEN");
+    sandbox.logged_in(REGISTRY, &sts);
+    assert_eq!(sts.last_request().unwrap().form_value("actor_token_type"), Some(JWT_TYPE));
+    sandbox.get(REGISTRY).quiet_success();
+    assert_eq!(sts.requests(), 1, "the get after login must be the proving exchange's token");
+}
