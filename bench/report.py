@@ -122,13 +122,24 @@ def main():
         ("8a. get, cold, HTTPS (ca_file trust)", "cold-https", "curl-https"),
         ("8b. curl POST of the same form, HTTPS (--cacert)", "curl-https", None),
     ]
+    auth_rows = [
+        ("9a. get, cold, client secret (HTTP Basic)", "cold-secret", None),
+        ("9b. get, cold, private_key_jwt ES256 (P-256 SEC1 key)", "cold-es256", "cold-secret"),
+        ("9c. get, cold, private_key_jwt RS256 (RSA-2048 PKCS#1 key)", "cold-rs256", "cold-secret"),
+    ]
     for label, row, peer in net_rows:
         diff = f"{slow[row] - slow[peer]:+.2f} ms" if peer else ""
         print(f"| {label} | {slow[row]:.2f} ms ({slow.median(row):.2f}) | {diff} "
               f"| {fmt_i(instr(row)) if peer else ''} |")
     http_requests, tls_requests, expected = open(os.path.join(work, "slow-requests")).read().split()
     print(f"(token requests answered during these rows: HTTP STS {http_requests}, HTTPS STS {tls_requests}; "
-          f"expected {2 * int(expected)} each, one per run and warm-up of the helper and of curl)")
+          f"expected {5 * int(expected)} and {2 * int(expected)}, one per run and warm-up of the helper and of curl)")
+    print()
+    print(f"| client authentication, same HTTP STS, same table | {stat_name} (median) | minus client secret | instructions |")
+    print("|---|---:|---:|---:|")
+    for label, row, base in auth_rows:
+        diff = f"{slow[row] - slow[base]:+.2f} ms" if base else ""
+        print(f"| {label} | {slow[row]:.2f} ms ({slow.median(row):.2f}) | {diff} | {fmt_i(instr(row))} |")
 
     print()
     print("Growth: a cache hit and `list` with N entries (config: N exchange registries; store: N stored registries)")
@@ -146,7 +157,7 @@ def main():
     print()
     print("| peak RSS (median of runs) | MiB |")
     print("|---|---:|")
-    rss_rows = [("hit", "get, cache hit"), ("cold", "get, cold, HTTP"), ("cold-https", "get, cold, HTTPS"),
+    rss_rows = [("hit", "get, cache hit"), ("cold", "get, cold, HTTP"), ("cold-https", "get, cold, HTTPS"), ("cold-rs256", "get, cold, private_key_jwt RS256"),
                 ("keyring", "get, plain keyring"), ("list", "list, 54 registries"), ("ss-get", "secretservice get"),
                 ("ecr-get", "amazon-ecr-credential-helper get"), ("floor", "floor")]
     rss_rows += [(f"hit-{n}", f"get, cache hit, {n:,} configured") for n in sizes]
@@ -189,7 +200,7 @@ def main():
     hit = fast["hit"]
     hit_1000 = growth_hit[f"hit-1000"] if 1000 in sizes else None
     lists_1000 = [growth_list[f"list-{k}-1000"] for k in ("config", "store")] if 1000 in sizes else []
-    gets_rss = [rss(n) for n in ["hit", "cold", "cold-https", "keyring"] + [f"hit-{n}" for n in sizes] if rss(n) is not None]
+    gets_rss = [rss(n) for n in ["hit", "cold", "cold-https", "cold-rs256", "keyring"] + [f"hit-{n}" for n in sizes] if rss(n) is not None]
     final_files = int(day[-1][3])
     peak_files = max(int(d[3]) for d in day)
     checks = [
@@ -206,6 +217,9 @@ def main():
     checks += [
         check("cold get over HTTPS within 1 ms of curl", slow["cold-https"] - slow["curl-https"] <= 1.0,
               f"{slow['cold-https'] - slow['curl-https']:+.2f} ms"),
+        check("cold get with private_key_jwt (ES256, RS256) within 2 ms of one with a client secret",
+              max(slow["cold-es256"], slow["cold-rs256"]) - slow["cold-secret"] <= 2.0,
+              f"ES256 {slow['cold-es256'] - slow['cold-secret']:+.2f} ms, RS256 {slow['cold-rs256'] - slow['cold-secret']:+.2f} ms"),
         check("64 (and 256) concurrent cold gets: 1 exchange each burst, 0 errors",
               all(c[3] == "1" and c[4] == "0" for c in conc), ", ".join(c[3] for c in conc)),
         check("peak RSS of every get < 10 MiB", max(gets_rss) < 10, f"max {max(gets_rss):.2f} MiB"),

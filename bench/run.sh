@@ -164,12 +164,45 @@ cat >"$CONFIG_DIR/config.json" <<EOF
       "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
       "subject_token": {"source": "env", "var": "BENCH_SUBJECT"},
       "scope": "repository:{repository}:pull"
+    },
+    "secret.bench.test": {
+      "token_endpoint": "$TOKEN_URL",
+      "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+      "subject_token": {"source": "env", "var": "BENCH_SUBJECT"},
+      "client_id": "bench",
+      "client_secret": {"source": "env", "var": "BENCH_CLIENT_SECRET"}
+    },
+    "es256.bench.test": {
+      "token_endpoint": "$TOKEN_URL",
+      "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+      "subject_token": {"source": "env", "var": "BENCH_SUBJECT"},
+      "client_id": "bench",
+      "client_auth": "private_key_jwt",
+      "client_key": {"source": "file", "path": "$W/es256.pem"},
+      "client_key_id": "bench-es256"
+    },
+    "rs256.bench.test": {
+      "token_endpoint": "$TOKEN_URL",
+      "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+      "subject_token": {"source": "env", "var": "BENCH_SUBJECT"},
+      "client_id": "bench",
+      "client_auth": "private_key_jwt",
+      "client_key": {"source": "file", "path": "$W/rs256.pem"},
+      "client_key_id": "bench-rs256"
     }
   }
 }
 EOF
+# Client keys for the private_key_jwt rows: the test suite's (public,
+# test-only) P-256 SEC1 and RSA-2048 PKCS#1 keys, readable by their owner
+# only as the helper demands. The local STS checks no client credentials,
+# so the rows differ only in what the helper does: read a secret, or read
+# a key and sign an assertion.
+install -m 600 "$BENCH_REPO/tests/fixtures/client-keys/p256-sec1.pem" "$W/es256.pem"
+install -m 600 "$BENCH_REPO/tests/fixtures/client-keys/rsa-pkcs1.pem" "$W/rs256.pem"
+export BENCH_CLIENT_SECRET=bench-client-secret
 export BENCH_SUBJECT=$SUBJECT BENCH_TLS_SUBJECT=$TLS_SUBJECT
-for r in hit env tls plain; do echo "$r.bench.test" >"$W/req-$r"; done
+for r in hit env tls plain secret es256 rs256; do echo "$r.bench.test" >"$W/req-$r"; done
 : >"$W/empty"
 store() { # store TOOL URL USER SECRET
     printf '{"ServerURL":"%s","Username":"%s","Secret":"%s"}' "$2" "$3" "$4" | "$1" store
@@ -215,6 +248,7 @@ count_list() { python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
 env "${ECR_ENV[@]}" "$ECR" get <"$W/req-ecr" | grep -q '"Secret":"ecr-cached-password"'
 [ "$("$BIN" list | count_list)" -ge 50 ]
 DOCKER_CREDENTIAL_EXCHANGE_NO_CACHE=1 "$BIN" get <"$W/req-tls" | grep -q '"Secret"'
+for r in secret es256 rs256; do DOCKER_CREDENTIAL_EXCHANGE_NO_CACHE=1 "$BIN" get <"$W/req-$r" | grep -q '"Secret"'; done
 # The floor reads a file of the cache entry's size.
 cp "$(ls "$CACHE_DIR"/*.json | head -n1)" "$W/small.json"
 before=$(sts_requests)
@@ -305,14 +339,19 @@ table slow "$SLOW_RUNS" 1 "$ROUNDS" "${BASE[@]}" \
     cold "$LAUNCH $NOCACHE $W/req-env $BIN get" \
     curl "curl -fsS -o /dev/null $FORM -d subject_token=$SUBJECT $TOKEN_URL" \
     cold-https "$LAUNCH $NOCACHE $W/req-tls $BIN get" \
-    curl-https "curl -fsS -o /dev/null --cacert $W/sts-ca.pem $FORM -d subject_token=$TLS_SUBJECT $TLS_URL"
+    curl-https "curl -fsS -o /dev/null --cacert $W/sts-ca.pem $FORM -d subject_token=$TLS_SUBJECT $TLS_URL" \
+    cold-secret "$LAUNCH $NOCACHE $W/req-secret $BIN get" \
+    cold-es256 "$LAUNCH $NOCACHE $W/req-es256 $BIN get" \
+    cold-rs256 "$LAUNCH $NOCACHE $W/req-rs256 $BIN get"
 # Every timed run of a network row is one token request (warm-ups too):
-# a cold get that answered from somewhere else would show here.
+# a cold get that answered from somewhere else would show here. Five rows
+# talk to the HTTP STS (cold, curl and the three client-authentication
+# rows), two to the HTTPS one.
 expected=$((ROUNDS * (SLOW_RUNS + 1)))
 echo "$(($(sts_requests) - before_http)) $(($(sts_requests tls) - before_tls)) $expected" >"$W/slow-requests"
 read -r got_http got_tls _ <"$W/slow-requests"
-[ "$got_http" -eq $((2 * expected)) ] && [ "$got_tls" -eq $((2 * expected)) ] ||
-    { echo "bench: the network rows made $got_http and $got_tls token requests, expected $((2 * expected)) each" >&2; exit 1; }
+[ "$got_http" -eq $((5 * expected)) ] && [ "$got_tls" -eq $((2 * expected)) ] ||
+    { echo "bench: the network rows made $got_http and $got_tls token requests, expected $((5 * expected)) and $((2 * expected))" >&2; exit 1; }
 
 say "peak RSS: $RSS_RUNS runs each"
 rss_of() { # rss_of NAME STDIN [VAR=VALUE...] -- PROGRAM ARGS...
@@ -331,6 +370,7 @@ rss_of floor /dev/null -- "$FLOOR" "$W/small.json"
 rss_of hit "$W/req-hit" -- "$BIN" get
 rss_of cold "$W/req-env" $NOCACHE -- "$BIN" get
 rss_of cold-https "$W/req-tls" $NOCACHE -- "$BIN" get
+rss_of cold-rs256 "$W/req-rs256" $NOCACHE -- "$BIN" get
 rss_of keyring "$W/req-plain" -- "$BIN" get
 rss_of ss-get "$W/req-plain" -- "$SS" get
 rss_of ecr-get "$W/req-ecr" "${ECR_ENV[@]}" -- "$ECR" get
@@ -416,6 +456,9 @@ if [ "$CALLGRIND_MAX" -gt 0 ]; then
     cg list /dev/null -- "$BIN" list
     cg cold "$W/req-env" $NOCACHE -- "$BIN" get
     cg cold-https "$W/req-tls" $NOCACHE -- "$BIN" get
+    cg cold-secret "$W/req-secret" $NOCACHE -- "$BIN" get
+    cg cold-es256 "$W/req-es256" $NOCACHE -- "$BIN" get
+    cg cold-rs256 "$W/req-rs256" $NOCACHE -- "$BIN" get
     for n in $GROWTH_SIZES; do
         [ "$n" -le "$CALLGRIND_MAX" ] || continue
         cg "hit-$n" "$W/req-hit" DOCKER_CREDENTIAL_EXCHANGE_CONFIG="$W/growth/config-$n.json" -- "$BIN" get

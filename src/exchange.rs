@@ -8,6 +8,7 @@
 
 use std::path::Path;
 
+use crate::client_auth::KeySettings;
 use crate::config::{ClientAuth, SourceSpec};
 use crate::deadline::Deadline;
 use crate::http::{Http, HttpError};
@@ -42,6 +43,10 @@ pub struct ExchangeRequest<'a> {
     pub client_secret: Option<&'a SourceSpec>,
     /// How the client authenticates.
     pub client_auth: ClientAuth,
+    /// The key, for `private_key_jwt` and mutual TLS.
+    pub client_key: Option<KeySettings<'a>>,
+    /// RFC 8693 delegation: the actor token and its type.
+    pub actor: Option<(&'a Secret, &'a str)>,
     /// Extra trust roots for the endpoint.
     pub ca_file: Option<&'a Path>,
     /// What to do if the STS rejects the subject token (see
@@ -55,6 +60,7 @@ impl std::fmt::Debug for ExchangeRequest<'_> {
             .field("registry", &self.registry)
             .field("endpoint", &self.endpoint)
             .field("subject_token", &self.subject_token.fingerprint())
+            .field("actor_token", &self.actor.map(|(t, _)| t.fingerprint()))
             .field("audience", &self.audience)
             .field("resource", &self.resource)
             .field("scope", &self.scope)
@@ -72,6 +78,10 @@ impl ExchangeRequest<'_> {
             ("subject_token", self.subject_token.expose()),
             ("subject_token_type", self.subject_token_type),
         ];
+        if let Some((token, token_type)) = self.actor {
+            form.push(("actor_token", token.expose()));
+            form.push(("actor_token_type", token_type));
+        }
         form.extend(self.audience.iter().map(|a| ("audience", a.as_str())));
         form.extend(self.resource.iter().map(|r| ("resource", r.as_str())));
         if let Some(scope) = &self.scope {
@@ -89,6 +99,14 @@ impl ExchangeRequest<'_> {
             }
             // A public client identifies itself in the body (RFC 6749 2.3.1).
             (ClientAuth::Basic, Some(id), None) => form.push(("client_id", id)),
+            // RFC 8705 section 2 requires client_id with mutual TLS; RFC 7523
+            // makes it optional beside an assertion, and providers' own
+            // examples (Okta, Keycloak) send it.
+            (
+                ClientAuth::PrivateKeyJwt | ClientAuth::TlsClientAuth | ClientAuth::SelfSignedTlsClientAuth,
+                Some(id),
+                _,
+            ) => form.push(("client_id", id)),
             _ => {}
         }
         form
@@ -102,6 +120,10 @@ impl ExchangeRequest<'_> {
             format!("subject={}", self.subject_token.fingerprint()),
             format!("subject_token_type={}", self.subject_token_type),
         ];
+        if let Some((token, token_type)) = self.actor {
+            fields.push(format!("actor={}", token.fingerprint()));
+            fields.push(format!("actor_token_type={token_type}"));
+        }
         let lists = [("audience", &self.audience), ("resource", &self.resource)];
         fields
             .extend(lists.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| format!("{k}={}", v.join(","))));
@@ -112,6 +134,9 @@ impl ExchangeRequest<'_> {
         ];
         // Quoted: a scope holds spaces.
         fields.extend(optional.iter().filter_map(|(k, v)| v.map(|v| format!("{k}=\"{v}\""))));
+        if self.client_id.is_some() {
+            fields.push(format!("client_auth={}", self.client_auth.name()));
+        }
         fields.join(" ")
     }
 
@@ -195,7 +220,7 @@ pub enum ExchangeError {
     /// The endpoint refused, with an RFC 6749 error body.
     #[error("the token endpoint {endpoint} refused the exchange for {registry}: {error}{} (HTTP {status}){}",
         description.as_deref().map(|d| format!(": {d}")).unwrap_or_default(),
-        advice(error, rejected))]
+        advice(error, rejected, *client_auth))]
     Refused {
         /// The registry's config key.
         registry: String,
@@ -210,6 +235,9 @@ pub enum ExchangeError {
         /// What to do about `invalid_grant`, which depends on where the
         /// subject token came from.
         rejected: &'static str,
+        /// How the client authenticated, for what to do about
+        /// `invalid_client`.
+        client_auth: ClientAuth,
     },
     /// No connection could be made.
     #[error(
@@ -258,13 +286,23 @@ impl ExchangeError {
 }
 
 /// What a person does about an RFC 6749 error code.
-fn advice(error: &str, rejected: &str) -> String {
-    match error {
-        "invalid_grant" => format!("; {rejected}"),
-        "invalid_client" | "unauthorized_client" => {
+fn advice(error: &str, rejected: &str, client_auth: ClientAuth) -> String {
+    match (error, client_auth) {
+        ("invalid_grant", _) => format!("; {rejected}"),
+        ("invalid_client" | "unauthorized_client", ClientAuth::Basic | ClientAuth::Post) => {
             "; check client_id and client_secret in the config".into()
         }
-        "invalid_target" | "invalid_scope" => "; check audience, resource and scope in the config".into(),
+        ("invalid_client" | "unauthorized_client", ClientAuth::PrivateKeyJwt) => {
+            "; check client_id and client_key in the config, and that the STS holds the key's public half \
+             (and client_key_id, if it looks keys up by kid)"
+                .into()
+        }
+        ("invalid_client" | "unauthorized_client", _) => {
+            "; check client_id in the config, and that the STS trusts client_certificate for it".into()
+        }
+        ("invalid_target" | "invalid_scope", _) => {
+            "; check audience, resource and scope in the config".into()
+        }
         _ => String::new(),
     }
 }
@@ -293,8 +331,15 @@ pub fn exchange(req: &ExchangeRequest<'_>, deadline: &Deadline) -> Result<TokenR
         ),
         None => None,
     };
+    let mut proof = match &req.client_key {
+        Some(settings) => {
+            crate::client_auth::prove(settings, req.endpoint, deadline).map_err(|e| local(e.to_string()))?
+        }
+        None => crate::client_auth::Proof::default(),
+    };
     let url = url::Url::parse(req.endpoint).map_err(|e| local(format!("the endpoint is not a URL ({e})")))?;
-    let http = Http::new(&url, req.ca_file).map_err(|e| local(e.to_string()))?;
+    let http =
+        Http::with_identity(&url, req.ca_file, proof.identity.take()).map_err(|e| local(e.to_string()))?;
     let form = req.form(client_secret.as_ref());
     let basic = req.basic_auth(client_secret.as_ref());
     if let Some((id, secret)) = &basic {
@@ -304,10 +349,12 @@ pub fn exchange(req: &ExchangeRequest<'_>, deadline: &Deadline) -> Result<TokenR
         crate::redact::remember(&base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")));
     }
     crate::debug!("exchanging for {} at {}: {}", req.registry, req.endpoint, req.log_fields());
+    let attempts = std::cell::Cell::new(0u32);
     let resp = http
         .send(deadline, |client| {
-            let mut rb =
-                client.post(url.clone()).header(reqwest::header::ACCEPT, "application/json").form(&form);
+            attempts.set(attempts.get() + 1);
+            let rb = client.post(url.clone()).header(reqwest::header::ACCEPT, "application/json");
+            let mut rb = proof.with_form(rb, &form, attempts.get());
             if let Some((id, secret)) = &basic {
                 rb = rb.basic_auth(id, Some(secret));
             }
@@ -319,7 +366,11 @@ pub fn exchange(req: &ExchangeRequest<'_>, deadline: &Deadline) -> Result<TokenR
                 endpoint: req.endpoint.to_owned(),
                 cause,
             },
-            other => failed(other.to_string()),
+            other => {
+                let reason = other.to_string();
+                let hint = crate::client_auth::tls_alert_hint(&reason, req.client_auth);
+                failed(format!("{reason}{}", hint.map(|h| format!("; {h}")).unwrap_or_default()))
+            }
         })?;
     crate::debug!(
         "exchange for {} answered HTTP {} after {} attempt(s)",
@@ -347,6 +398,7 @@ pub fn exchange(req: &ExchangeRequest<'_>, deadline: &Deadline) -> Result<TokenR
             error: crate::redact::bounded(&err.error, 80),
             description: err.error_description.map(|d| crate::redact::bounded(&d, 300)),
             rejected: req.subject_rejected,
+            client_auth: req.client_auth,
         }),
         Err(_) => Err(failed(format!("HTTP {} without an OAuth error body", resp.status))),
     }
@@ -369,6 +421,8 @@ mod tests {
             client_id: Some("docker"),
             client_secret: None,
             client_auth: auth,
+            client_key: None,
+            actor: None,
             ca_file: None,
             subject_rejected: "",
         }
@@ -448,6 +502,7 @@ mod tests {
             error: "invalid_grant".into(),
             description: None,
             rejected: crate::config::SourceSpec::Kubelet.when_rejected(),
+            client_auth: ClientAuth::Basic,
         };
         let text = e.to_string();
         assert!(!text.contains("log in"), "{text}");
@@ -466,6 +521,7 @@ mod tests {
             error: "invalid_grant".into(),
             description: None,
             rejected: crate::config::SourceSpec::Keyring.when_rejected(),
+            client_auth: ClientAuth::Basic,
         };
         assert!(e.to_string().contains("the STS rejected the login token: log in again"), "{e}");
     }

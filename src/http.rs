@@ -120,6 +120,19 @@ impl Http {
     /// `ca_file` cannot be read or holds no certificate, or the runtime or
     /// TLS cannot be set up.
     pub fn new(url: &url::Url, ca_file: Option<&Path>) -> Result<Http, HttpError> {
+        Http::with_identity(url, ca_file, None)
+    }
+
+    /// As [`Http::new`], presenting `identity` (a TLS client certificate
+    /// and its key) when the server asks for one: mutual TLS, RFC 8705.
+    ///
+    /// # Errors
+    /// As [`Http::new`].
+    pub fn with_identity(
+        url: &url::Url,
+        ca_file: Option<&Path>,
+        identity: Option<reqwest::Identity>,
+    ) -> Result<Http, HttpError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -139,6 +152,9 @@ impl Http {
             for cert in read_ca_file(path)? {
                 builder = builder.add_root_certificate(cert);
             }
+        }
+        if let Some(identity) = identity {
+            builder = builder.identity(identity);
         }
         let client = builder
             .build()

@@ -11,6 +11,7 @@
 pub(crate) mod bounded;
 pub mod cache;
 pub(crate) mod cli;
+pub mod client_auth;
 pub(crate) mod command;
 pub mod config;
 pub(crate) mod deadline;

@@ -71,7 +71,9 @@ impl Plan {
     /// fingerprint `subject` when it is one the request or the environment
     /// carries (env, file, command, kubelet, CI): each such subject has its
     /// own token, so CI jobs sharing a HOME neither evict nor borrow each
-    /// other's, nor each other's failures.
+    /// other's, nor each other's failures. The actor token's fingerprint
+    /// (RFC 8693 delegation) joins the key the same way: a token issued to
+    /// one actor is never handed to another.
     ///
     /// # Errors
     /// The repository is not a repository name, or a template needs a
@@ -82,6 +84,7 @@ impl Plan {
         reg: &RegistryConfig,
         kubelet: KubeletRequest<'_>,
         subject: Option<&str>,
+        actor: Option<&str>,
     ) -> Result<Plan, PlanError> {
         if let Some(repository) = url.repository()
             && !is_repository_name(repository)
@@ -135,6 +138,7 @@ impl Plan {
             client_id: reg.client_id.as_deref(),
             username: reg.username.as_deref(),
             subject,
+            actor,
         });
         let templates = reg.audience.iter().chain(&reg.resource).flat_map(|v| v.values()).chain(&reg.scope);
         let uses_repository = templates.into_iter().any(|t| t.contains("{repository}"));
@@ -142,12 +146,14 @@ impl Plan {
         Ok(Plan { audience, resource, scope, cache_key, repository_scoped })
     }
 
-    /// The exchange this plan asks for, from `subject_token`.
+    /// The exchange this plan asks for, from `subject_token` (and
+    /// `actor_token`, when the entry delegates).
     pub fn request<'a>(
         &'a self,
         key: &'a ServerUrl,
         reg: &'a RegistryConfig,
         subject_token: &'a Secret,
+        actor_token: Option<&'a Secret>,
     ) -> ExchangeRequest<'a> {
         ExchangeRequest {
             registry: key.as_str(),
@@ -161,6 +167,8 @@ impl Plan {
             client_id: reg.client_id.as_deref(),
             client_secret: reg.client_secret.as_ref(),
             client_auth: reg.client_auth,
+            client_key: crate::client_auth::KeySettings::of(reg),
+            actor: actor_token.zip(reg.actor_token_type.as_deref()),
             ca_file: reg.ca_file.as_deref(),
             subject_rejected: reg.subject_token.when_rejected(),
         }
@@ -177,7 +185,7 @@ mod tests {
 
     fn plan(url: &str, reg: &RegistryConfig) -> Result<Plan, PlanError> {
         let key = ServerUrl::parse("ok.test").unwrap();
-        Plan::new(&ServerUrl::parse(url).unwrap(), &key, reg, KubeletRequest::default(), None)
+        Plan::new(&ServerUrl::parse(url).unwrap(), &key, reg, KubeletRequest::default(), None, None)
     }
 
     #[test]
@@ -219,7 +227,7 @@ mod tests {
         ]);
         let kubelet = KubeletRequest { service_account_token: None, annotations: Some(&annotations) };
         let key = ServerUrl::parse("ok.test").unwrap();
-        let p = Plan::new(&ServerUrl::parse("ok.test/app").unwrap(), &key, &r, kubelet, None).unwrap();
+        let p = Plan::new(&ServerUrl::parse("ok.test/app").unwrap(), &key, &r, kubelet, None, None).unwrap();
         assert_eq!(p.audience, ["puller"]);
     }
 
@@ -231,7 +239,8 @@ mod tests {
         let annotations = BTreeMap::from([("x/role".to_owned(), "puller repository:*:push".to_owned())]);
         let kubelet = KubeletRequest { service_account_token: None, annotations: Some(&annotations) };
         let key = ServerUrl::parse("ok.test").unwrap();
-        let err = Plan::new(&ServerUrl::parse("ok.test/app").unwrap(), &key, &r, kubelet, None).unwrap_err();
+        let err =
+            Plan::new(&ServerUrl::parse("ok.test/app").unwrap(), &key, &r, kubelet, None, None).unwrap_err();
         assert!(matches!(err, PlanError::InvalidAnnotation { .. }), "{err}");
     }
 
@@ -240,8 +249,19 @@ mod tests {
         let r = reg(r#"{"token_endpoint": "https://s/t", "subject_token": {"source": "kubelet"}}"#);
         let key = ServerUrl::parse("ok.test").unwrap();
         let url = ServerUrl::parse("ok.test/app").unwrap();
-        let keyed = |fp| Plan::new(&url, &key, &r, KubeletRequest::default(), fp).unwrap().cache_key;
+        let keyed = |fp| Plan::new(&url, &key, &r, KubeletRequest::default(), fp, None).unwrap().cache_key;
         assert_ne!(keyed(Some("sha-of-a")), keyed(Some("sha-of-b")));
         assert_ne!(keyed(Some("sha-of-a")), keyed(None));
+    }
+
+    #[test]
+    fn each_actor_has_its_own_key() {
+        let r = reg(r#"{"token_endpoint": "https://s/t", "subject_token": {"source": "env", "var": "S"},
+            "actor_token": {"source": "env", "var": "A"}, "actor_token_type": "urn:ietf:params:oauth:token-type:jwt"}"#);
+        let key = ServerUrl::parse("ok.test").unwrap();
+        let keyed =
+            |actor| Plan::new(&key, &key, &r, KubeletRequest::default(), Some("s"), actor).unwrap().cache_key;
+        assert_ne!(keyed(Some("sha-of-actor-a")), keyed(Some("sha-of-actor-b")));
+        assert_ne!(keyed(Some("sha-of-actor-a")), keyed(None));
     }
 }

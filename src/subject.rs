@@ -68,6 +68,18 @@ pub enum SubjectError {
     /// The keyring or file store failed.
     #[error("{0}")]
     Store(String),
+    /// The actor token of an entry that delegates (RFC 8693) cannot be
+    /// had: without it the exchange would ask for another token than the
+    /// config describes.
+    #[error("the actor token for {registry} ({source_name}) {reason}")]
+    Actor {
+        /// The registry.
+        registry: String,
+        /// Its source, described.
+        source_name: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl From<StoreError> for SubjectError {
@@ -172,6 +184,60 @@ pub fn load(
         (Probe::Deferred { .. }, _) => Ok(store()?
             .filter(|c| !c.secret.is_empty())
             .map(|c| Subject { token: c.secret, username: Some(c.username).filter(|u| !u.is_empty()) })),
+    }
+}
+
+/// Probes the actor token of an entry that delegates, as cheaply as its
+/// source allows (its fingerprint joins the cache key); `None` when the
+/// entry has no `actor_token`.
+///
+/// # Errors
+/// The source fails, or has no token: unlike a missing subject (nothing
+/// to do, "not found"), a missing actor is a broken set-up.
+pub fn probe_actor(
+    registry: &ServerUrl,
+    spec: Option<&SourceSpec>,
+    cx: Context<'_>,
+) -> Result<Option<Probe>, SubjectError> {
+    let Some(spec) = spec else { return Ok(None) };
+    let actor_error = |reason: String| SubjectError::Actor {
+        registry: registry.to_string(),
+        source_name: spec.describe(),
+        reason,
+    };
+    match probe(spec, cx) {
+        Ok(Probe::Absent) => {
+            Err(actor_error("is not available; provide it, or remove actor_token from the entry".into()))
+        }
+        Ok(found) => Ok(Some(found)),
+        Err(e) => Err(actor_error(format!("cannot be read: {e}"))),
+    }
+}
+
+/// The actor token that [`probe_actor`] read, or for a deferred source
+/// (github-actions) fetches it now, on the cold path.
+///
+/// # Errors
+/// The deferred fetch failed.
+pub fn load_actor(
+    registry: &ServerUrl,
+    spec: &SourceSpec,
+    probe: &Probe,
+    default_audience: Option<&str>,
+    deadline: &Deadline,
+) -> Result<Secret, SubjectError> {
+    let actor_error = |reason: String| SubjectError::Actor {
+        registry: registry.to_string(),
+        source_name: spec.describe(),
+        reason,
+    };
+    match (probe, spec) {
+        (Probe::Loaded(s), _) => Ok(s.token.clone()),
+        (Probe::Deferred { .. }, SourceSpec::GithubActions { audience }) => {
+            github_actions_token(audience.as_deref().or(default_audience), deadline)
+                .map_err(|e| actor_error(format!("cannot be read: {e}")))
+        }
+        _ => Err(actor_error("is not available".into())),
     }
 }
 

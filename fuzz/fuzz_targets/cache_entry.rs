@@ -34,6 +34,7 @@ fn fixture() -> &'static Fixture {
             client_id: None,
             username: None,
             subject: None,
+            actor: None,
         });
         Fixture { _dir: dir, cache: Cache::new(cache_dir, true), key }
     })

@@ -42,6 +42,12 @@ pub struct KeyFields<'a> {
     /// The fingerprint of a subject that differs per request (a kubelet's
     /// service account token), so that pods do not evict each other.
     pub subject: Option<&'a str>,
+    /// The fingerprint of the actor token (RFC 8693 delegation), for the
+    /// same reason: a token issued to one actor is not another's. Left out
+    /// of the key when absent, so entries without delegation keep the
+    /// keys they had.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<&'a str>,
 }
 
 /// A cache key: the file stem of one entry, `<registry hash>-<key hash>`.

@@ -325,6 +325,7 @@ mod tests {
             client_id: None,
             username: None,
             subject: None,
+            actor: None,
         }
     }
 

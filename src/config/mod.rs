@@ -11,6 +11,7 @@
 //! field, in the user's words ([`schema`]), and never touch stored
 //! credentials or the cache.
 
+mod client;
 pub mod schema;
 mod skim;
 pub mod template;
@@ -23,7 +24,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-pub use schema::{ClientAuth, OneOrMany, RegistryConfig, Seconds, SourceSpec, TOKEN_TYPE_ACCESS_TOKEN};
+pub use schema::{
+    ClientAuth, KeyAlgorithm, OneOrMany, RegistryConfig, Seconds, SourceSpec, TOKEN_TYPE_ACCESS_TOKEN,
+};
 pub use template::{TemplateError, TemplateVars, expand};
 pub use validate::check_endpoint;
 
@@ -510,10 +513,16 @@ fn resolve_relative(reg: &mut RegistryConfig, base: &Path) {
             *p = base.join(&*p);
         }
     };
-    if let Some(ca) = reg.ca_file.as_mut() {
-        fix(ca);
+    for path in [reg.ca_file.as_mut(), reg.client_certificate.as_mut()].into_iter().flatten() {
+        fix(path);
     }
-    for src in [Some(&mut reg.subject_token), reg.client_secret.as_mut()].into_iter().flatten() {
+    let sources = [
+        Some(&mut reg.subject_token),
+        reg.client_secret.as_mut(),
+        reg.client_key.as_mut(),
+        reg.actor_token.as_mut(),
+    ];
+    for src in sources.into_iter().flatten() {
         if let SourceSpec::File { path } = src {
             fix(path);
         }

@@ -116,15 +116,81 @@ impl<'de> Deserialize<'de> for Seconds {
     }
 }
 
-/// How the client authenticates to the token endpoint.
+/// How the client authenticates to the token endpoint. The RFC 7591
+/// names (`client_secret_basic`, `client_secret_post`) are accepted beside
+/// the short ones, since providers' consoles show those.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
 pub enum ClientAuth {
     /// HTTP Basic, RFC 6749 section 2.3.1 (`client_secret_basic`).
     #[default]
+    #[serde(rename = "basic", alias = "client_secret_basic")]
     Basic,
     /// `client_id` and `client_secret` as form fields (`client_secret_post`).
+    #[serde(rename = "post", alias = "client_secret_post")]
     Post,
+    /// A JWT signed with `client_key` (RFC 7523 section 2.2, OpenID
+    /// Connect Core section 9).
+    #[serde(rename = "private_key_jwt")]
+    PrivateKeyJwt,
+    /// Mutual TLS with a CA-issued `client_certificate` (RFC 8705 2.1).
+    #[serde(rename = "tls_client_auth")]
+    TlsClientAuth,
+    /// Mutual TLS with a self-signed `client_certificate` (RFC 8705 2.2).
+    #[serde(rename = "self_signed_tls_client_auth")]
+    SelfSignedTlsClientAuth,
+}
+
+impl ClientAuth {
+    /// The method's RFC 7591 name, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientAuth::Basic => "client_secret_basic",
+            ClientAuth::Post => "client_secret_post",
+            ClientAuth::PrivateKeyJwt => "private_key_jwt",
+            ClientAuth::TlsClientAuth => "tls_client_auth",
+            ClientAuth::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
+        }
+    }
+
+    /// Whether the client proves itself with a TLS client certificate.
+    pub fn is_mutual_tls(self) -> bool {
+        matches!(self, ClientAuth::TlsClientAuth | ClientAuth::SelfSignedTlsClientAuth)
+    }
+
+    /// Whether the method uses `client_key`.
+    pub fn uses_key(self) -> bool {
+        self == ClientAuth::PrivateKeyJwt || self.is_mutual_tls()
+    }
+}
+
+/// The JWS algorithm of a client assertion. Only RSA keys have a choice
+/// (RS256 by default, PS256 on request); for EC and Ed25519 keys the key
+/// decides, and naming another algorithm is an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum KeyAlgorithm {
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    RS256,
+    /// RSASSA-PSS with SHA-256.
+    PS256,
+    /// ECDSA on P-256 with SHA-256.
+    ES256,
+    /// ECDSA on P-384 with SHA-384.
+    ES384,
+    /// Ed25519.
+    EdDSA,
+}
+
+impl KeyAlgorithm {
+    /// The JWS `alg` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyAlgorithm::RS256 => "RS256",
+            KeyAlgorithm::PS256 => "PS256",
+            KeyAlgorithm::ES256 => "ES256",
+            KeyAlgorithm::ES384 => "ES384",
+            KeyAlgorithm::EdDSA => "EdDSA",
+        }
+    }
 }
 
 /// A string or a list of strings (`audience`, `resource`).
@@ -177,9 +243,31 @@ pub struct RegistryConfig {
     /// OAuth client secret's source.
     #[serde(default)]
     pub client_secret: Option<SourceSpec>,
-    /// Basic (default) or post.
+    /// How the client authenticates: basic (default), post,
+    /// private_key_jwt, tls_client_auth or self_signed_tls_client_auth.
     #[serde(default)]
     pub client_auth: ClientAuth,
+    /// The client's private key (PEM) for private_key_jwt and mutual TLS.
+    #[serde(default)]
+    pub client_key: Option<SourceSpec>,
+    /// RS256 (default for RSA keys) or PS256; other keys decide alone.
+    #[serde(default)]
+    pub client_key_algorithm: Option<KeyAlgorithm>,
+    /// The `kid` header of client assertions.
+    #[serde(default)]
+    pub client_key_id: Option<String>,
+    /// The `aud` of client assertions; default: the token endpoint.
+    #[serde(default)]
+    pub client_assertion_audience: Option<OneOrMany>,
+    /// The client's certificate chain (PEM, leaf first) for mutual TLS.
+    #[serde(default)]
+    pub client_certificate: Option<PathBuf>,
+    /// RFC 8693 delegation: the actor token's source.
+    #[serde(default)]
+    pub actor_token: Option<SourceSpec>,
+    /// The actor token's type URN (required with `actor_token`).
+    #[serde(default)]
+    pub actor_token_type: Option<String>,
     /// The username returned beside the exchanged token.
     #[serde(default)]
     pub username: Option<String>,

@@ -35,15 +35,44 @@ pub(super) fn entry(key: &ServerUrl, reg: &RegistryConfig) -> Result<(), (&'stat
         template::check(scope, annotations).map_err(|r| ("scope", r))?;
     }
     check_source(&reg.subject_token).map_err(|r| ("subject_token", r))?;
-    match &reg.client_secret {
-        Some(SourceSpec::Keyring | SourceSpec::GithubActions { .. } | SourceSpec::Kubelet) => {
-            return Err(("client_secret", "use an env, file or command source".into()));
+    for (field, src) in [("client_secret", &reg.client_secret), ("client_key", &reg.client_key)] {
+        match src {
+            // The keyring item of a registry is its login token; a client
+            // credential kept in a keyring is read by a command source
+            // (e.g. `secret-tool lookup …`).
+            Some(SourceSpec::Keyring | SourceSpec::GithubActions { .. } | SourceSpec::Kubelet) => {
+                return Err((
+                    field,
+                    "use an env, file or command source (a command can read it from a keyring, e.g. secret-tool lookup)"
+                        .into(),
+                ));
+            }
+            Some(src) => check_source(src).map_err(|r| (field, r))?,
+            None => {}
         }
-        Some(src) => check_source(src).map_err(|r| ("client_secret", r))?,
-        None => {}
     }
     if reg.client_secret.is_some() && reg.client_id.is_none() {
         return Err(("client_id", "is required when client_secret is set".into()));
+    }
+    super::client::check(reg)?;
+    match (&reg.actor_token, &reg.actor_token_type) {
+        // The keyring item is the subject's; an actor comes from elsewhere.
+        (Some(SourceSpec::Keyring), _) => {
+            return Err((
+                "actor_token",
+                "use an env, file, command, github-actions or kubelet source".into(),
+            ));
+        }
+        (Some(src), Some(t)) if !t.is_empty() => check_source(src).map_err(|r| ("actor_token", r))?,
+        (Some(_), _) => {
+            return Err((
+                "actor_token_type",
+                "is required with actor_token (RFC 8693 section 2.1), e.g. urn:ietf:params:oauth:token-type:jwt"
+                    .into(),
+            ));
+        }
+        (None, Some(_)) => return Err(("actor_token_type", "is only used with actor_token".into())),
+        (None, None) => {}
     }
     if reg.username.as_deref().is_some_and(str::is_empty) {
         return Err(("username", "must not be empty (omit it for the default)".into()));

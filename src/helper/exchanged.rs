@@ -26,7 +26,7 @@ impl Helper {
     ) -> Result<Answer, HelperError> {
         // Resolved once before the subject is read: a request that cannot
         // be served runs no command and sends nothing.
-        Plan::new(url, key, reg, kubelet, None)?;
+        Plan::new(url, key, reg, kubelet, None, None)?;
         let cx = Context { deadline: &self.deadline, kubelet_token: kubelet.service_account_token };
         for _ in 0..LOGIN_CHANGE_RETRIES {
             let probe = subject::probe(&reg.subject_token, cx)?;
@@ -34,8 +34,18 @@ impl Helper {
                 crate::debug!("{url}: no subject token from {}; not found", reg.subject_token.describe());
                 return Err(HelperError::NotFound);
             }
-            let plan = Plan::new(url, key, reg, kubelet, probe.fingerprint().as_deref())?;
-            if let Some(answer) = self.attempt(url, key, reg, &plan, probe, opts, cx)? {
+            let actor = subject::probe_actor(key, reg.actor_token.as_ref(), cx)?;
+            let actor_fingerprint = actor.as_ref().and_then(Probe::fingerprint);
+            let plan = Plan::new(
+                url,
+                key,
+                reg,
+                kubelet,
+                probe.fingerprint().as_deref(),
+                actor_fingerprint.as_deref(),
+            )?;
+            let tokens = Tokens { subject: probe, actor };
+            if let Some(answer) = self.attempt(url, key, reg, &plan, tokens, opts, cx)? {
                 return Ok(answer);
             }
             crate::debug!("{url}: the login changed during the exchange; starting over");
@@ -52,10 +62,11 @@ impl Helper {
         key: &ServerUrl,
         reg: &RegistryConfig,
         plan: &Plan,
-        probe: Probe,
+        tokens: Tokens,
         opts: GetOptions,
         cx: Context<'_>,
     ) -> Result<Option<Answer>, HelperError> {
+        let Tokens { subject: probe, actor } = tokens;
         let fingerprint = probe.fingerprint();
         let cache = &self.cache;
         let scoped = plan.repository_scoped;
@@ -115,7 +126,7 @@ impl Helper {
                 if subject.username.is_none() && !matches!(reg.subject_token, SourceSpec::Keyring) {
                     subject.username = login_username();
                 }
-                self.exchange(url, key, reg, plan, subject, fingerprint)
+                self.exchange(url, key, reg, plan, subject, actor.as_ref(), fingerprint)
             }
             Ok(None) => return Err(HelperError::NotFound),
             Err(e) => Err(e.into()),
@@ -167,8 +178,9 @@ impl Helper {
         }
     }
 
-    /// One exchange from `subject`, without the cache: the token and its
-    /// cache entry.
+    /// One exchange from `subject` (with the entry's actor token, when it
+    /// delegates), without the cache: the token and its cache entry.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn exchange(
         &self,
         url: &ServerUrl,
@@ -176,10 +188,19 @@ impl Helper {
         reg: &RegistryConfig,
         plan: &Plan,
         subject: Subject,
+        actor: Option<&Probe>,
         fingerprint: Option<String>,
     ) -> Result<CachedToken, HelperError> {
         subject::check_not_expired(&subject.token, key, &reg.subject_token, crate::time::now())?;
-        let response = crate::exchange::exchange(&plan.request(key, reg, &subject.token), &self.deadline)?;
+        let actor_token = match (reg.actor_token.as_ref(), actor) {
+            (Some(spec), Some(probe)) => {
+                let audience = plan.audience.first().map(String::as_str);
+                Some(subject::load_actor(key, spec, probe, audience, &self.deadline)?)
+            }
+            _ => None,
+        };
+        let request = plan.request(key, reg, &subject.token, actor_token.as_ref());
+        let response = crate::exchange::exchange(&request, &self.deadline)?;
         let obtained_at = crate::time::now();
         let schedule = Schedule::new(
             obtained_at,
@@ -214,6 +235,13 @@ impl Helper {
         };
         Ok(identity.entry(response.access_token, response.issued_token_type, schedule, fingerprint))
     }
+}
+
+/// The tokens one exchange starts from, as probed: the subject, and the
+/// actor when the entry delegates (RFC 8693 section 2.1).
+struct Tokens {
+    subject: Probe,
+    actor: Option<Probe>,
 }
 
 fn stale(cache: &Cache, plan: &Plan, fingerprint: Option<&str>) -> Option<CachedToken> {

@@ -49,9 +49,13 @@ impl Helper {
         let proven = if verify {
             // Proved against what was asked for: `login HOST/REPO` proves an
             // entry whose templates need a repository.
-            let plan = Plan::new(url, &key, reg, KubeletRequest::default(), None)?;
+            let cx = crate::subject::Context { deadline: &self.deadline, kubelet_token: None };
+            let actor = crate::subject::probe_actor(&key, reg.actor_token.as_ref(), cx)?;
+            let actor_fingerprint = actor.as_ref().and_then(crate::subject::Probe::fingerprint);
+            let plan =
+                Plan::new(url, &key, reg, KubeletRequest::default(), None, actor_fingerprint.as_deref())?;
             let subject = Subject { token: token.clone(), username: username.clone() };
-            let entry = self.exchange(url, &key, reg, &plan, subject, None)?;
+            let entry = self.exchange(url, &key, reg, &plan, subject, actor.as_ref(), None)?;
             Some((plan, entry))
         } else {
             None

@@ -10,8 +10,10 @@
 //! the cache directory and the binary on PATH ([`local`]); Docker's and
 //! containers' configs, which must route the registries to this helper
 //! under the names it knows and must not shadow it with a stored `auth`
-//! ([`clients`]).
+//! ([`clients`]); the client key and certificate of key-based client
+//! authentication, and actor tokens ([`client_auth`]).
 
+mod client_auth;
 mod clients;
 mod endpoint;
 mod local;

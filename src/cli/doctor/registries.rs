@@ -80,6 +80,7 @@ pub(super) fn registries(
         subject_token(checks, helper, docker, key, reg)?;
         docker_can_ask(checks, helper, docker, key, reg)?;
         client_secret(checks, key, reg)?;
+        super::client_auth::check(checks, key, reg)?;
         if !endpoints_seen.contains(&reg.token_endpoint) {
             endpoints_seen.push(reg.token_endpoint.clone());
             super::endpoint::endpoint(checks, helper, key, reg)?;

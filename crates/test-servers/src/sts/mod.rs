@@ -13,12 +13,22 @@
 //! tokens), `GET /mint?sub=&aud=&lifetime=` (a subject token, as text),
 //! `GET /stats` (request counts, as JSON).
 
+mod client_auth;
+mod mtls;
 mod options;
+mod shapes;
 mod token;
 
+pub use client_auth::{ASSERTION_TYPE, CLIENT_CERT_HEADER};
+pub use mtls::ClientCertTrust;
 pub(crate) use options::values;
-pub use options::{AudienceClaim, ClientAuthMethod, ClientCredentials, Fault, Recorded, StsOptions};
+pub use options::{
+    AssertionClient, AudienceClaim, ClientAuthMethod, ClientCredentials, Fault, Recorded, StsOptions,
+    TlsClient,
+};
+pub use shapes::Shape;
 
+use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -67,6 +77,12 @@ struct Shared {
     idp: Keys,
     sts: Keys,
     stopped: AtomicBool,
+    /// Every client assertion `jti` accepted so far: a second use is a
+    /// replay (RFC 7523 section 3, item 7).
+    seen_jti: Mutex<HashSet<String>>,
+    /// The token endpoint's URL as clients see it (the default `aud` of
+    /// client assertions).
+    token_url: Mutex<String>,
 }
 
 impl Handler for Shared {
@@ -89,6 +105,8 @@ impl Shared {
             idp: Keys::generate(),
             sts: Keys::generate(),
             stopped: AtomicBool::new(false),
+            seen_jti: Mutex::new(HashSet::new()),
+            token_url: Mutex::new(String::new()),
         }
     }
 
@@ -138,6 +156,9 @@ impl Shared {
 pub struct Sts {
     serving: Serving<Shared>,
     base_url: String,
+    /// The mutual-TLS front, when started with [`Sts::start_mtls`]; dropped
+    /// before the server it forwards to.
+    front: Option<mtls::Front>,
 }
 
 impl Sts {
@@ -161,10 +182,27 @@ impl Sts {
         Sts::serve(server, options, "https")
     }
 
+    /// The server behind a mutual-TLS front (RFC 8705): clients reach it
+    /// over HTTPS at [`Sts::url`] with the given server chain and PKCS#8
+    /// key, and must present a client certificate that `trust` accepts;
+    /// `StsOptions::tls_client` then says whose it must be.
+    pub fn start_mtls(options: StsOptions, cert_pem: &str, key_pem: &str, trust: &ClientCertTrust) -> Sts {
+        let mut sts = Sts::serve(bind_http(0).unwrap_or_else(|e| panic!("{e}")), options, "http");
+        let front =
+            mtls::Front::start(cert_pem, key_pem, trust, sts.port()).unwrap_or_else(|e| panic!("{e}"));
+        sts.base_url = format!("https://127.0.0.1:{}", front.port());
+        *lock(&sts.shared().token_url) = sts.url();
+        sts.front = Some(front);
+        sts
+    }
+
     fn serve(server: tiny_http::Server, options: StsOptions, scheme: &str) -> Sts {
         let serving = Serving::start(server, Shared::new(options));
         let base_url = format!("{scheme}://127.0.0.1:{}", serving.port());
-        Sts { serving, base_url }
+        let sts = Sts { serving, base_url, front: None };
+        // start_mtls replaces it before any client can have the URL.
+        *lock(&sts.shared().token_url) = sts.url();
+        sts
     }
 
     fn shared(&self) -> &Shared {

@@ -31,6 +31,36 @@ pub enum AudienceClaim {
     Array,
 }
 
+/// A client that authenticates with `private_key_jwt` (RFC 7523 2.2):
+/// its assertions are verified against `jwks`.
+#[derive(Clone, Debug)]
+pub struct AssertionClient {
+    pub id: String,
+    /// The client's public keys, a JWK Set (`{"keys": [...]}`).
+    pub jwks: serde_json::Value,
+    /// `aud` values accepted; empty: the token endpoint's URL only.
+    pub audiences: Vec<String>,
+    /// How far ahead of now an assertion's `exp` may be.
+    pub max_lifetime_secs: i64,
+}
+
+impl AssertionClient {
+    pub fn new(id: &str, jwks: serde_json::Value) -> AssertionClient {
+        AssertionClient { id: id.to_string(), jwks, audiences: Vec::new(), max_lifetime_secs: 300 }
+    }
+}
+
+/// A client that authenticates with a TLS client certificate (RFC 8705):
+/// the certificate the mutual-TLS front saw must be this one. Whether the
+/// chain is trusted (tls_client_auth) or self-signed is the front's
+/// [`crate::sts::ClientCertTrust`].
+#[derive(Clone, Debug)]
+pub struct TlsClient {
+    pub id: String,
+    /// The registered certificate, DER.
+    pub certificate_der: Vec<u8>,
+}
+
 #[derive(Clone, Debug)]
 pub struct StsOptions {
     /// `iss` of issued access tokens.
@@ -58,6 +88,16 @@ pub struct StsOptions {
     pub oidc_request_token: String,
     /// `sub` of the ID tokens `/github-oidc` hands out.
     pub oidc_subject: String,
+    /// Demand `private_key_jwt` from this client (instead of `client`).
+    pub assertion_client: Option<AssertionClient>,
+    /// Demand a TLS client certificate from this client (instead of
+    /// `client`); only meaningful behind [`crate::sts::Sts::start_mtls`].
+    pub tls_client: Option<TlsClient>,
+    /// Demand an actor token (RFC 8693 2.1), which must then be one of the
+    /// built-in IdP's JWTs; without it one is still verified if sent.
+    pub require_actor: bool,
+    /// A real provider's documented request shape to enforce as well.
+    pub shape: Option<super::Shape>,
 }
 
 impl Default for StsOptions {
@@ -76,6 +116,10 @@ impl Default for StsOptions {
             token_type: "Bearer".to_string(),
             oidc_request_token: "local-actions-request-token".to_string(),
             oidc_subject: "repo:octo/app:ref:refs/heads/main".to_string(),
+            assertion_client: None,
+            tls_client: None,
+            require_actor: false,
+            shape: None,
         }
     }
 }

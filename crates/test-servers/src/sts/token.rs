@@ -29,6 +29,8 @@ const SINGLE_VALUED: &[&str] = &[
     "scope",
     "client_id",
     "client_secret",
+    "client_assertion",
+    "client_assertion_type",
 ];
 
 /// Returns an RFC 6749 error from the enclosing function.
@@ -39,12 +41,12 @@ macro_rules! reject {
 }
 
 /// An RFC 6749 section 5.2 error.
-struct OAuthError {
+pub(super) struct OAuthError {
     code: &'static str,
     description: String,
 }
 
-fn oauth_error(code: &'static str, description: impl Into<String>) -> OAuthError {
+pub(super) fn oauth_error(code: &'static str, description: impl Into<String>) -> OAuthError {
     OAuthError { code, description: description.into() }
 }
 
@@ -209,7 +211,10 @@ fn exchange(shared: &Shared, rec: &Recorded, form: &[(String, String)]) -> Resul
             reject!("unsupported_grant_type", "grant_type {other} is not supported");
         }
     }
-    authenticate_client(&opts, rec, form)?;
+    if let Some(shape) = opts.shape {
+        super::shapes::check(shape, rec, form)?;
+    }
+    authenticate_client(shared, &opts, rec, form)?;
     let subject_token =
         single("subject_token").ok_or_else(|| oauth_error("invalid_request", "missing subject_token"))?;
     match single("subject_token_type") {
@@ -227,6 +232,7 @@ fn exchange(shared: &Shared, rec: &Recorded, form: &[(String, String)]) -> Resul
     let subject = jsonwebtoken::decode::<Value>(subject_token, &shared.idp.decoding, &validation)
         .map_err(|e| oauth_error("invalid_grant", format!("subject token rejected: {e}")))?;
     let sub = subject.claims.get("sub").and_then(Value::as_str).unwrap_or_default().to_string();
+    let actor = actor(shared, &opts, form, &validation)?;
 
     let requested_type = single("requested_token_type").unwrap_or(TOKEN_TYPE_ACCESS_TOKEN);
     if requested_type != TOKEN_TYPE_ACCESS_TOKEN && requested_type != TOKEN_TYPE_JWT {
@@ -260,6 +266,10 @@ fn exchange(shared: &Shared, rec: &Recorded, form: &[(String, String)]) -> Resul
     if let Some(scope) = scope {
         claims["scope"] = json!(scope);
     }
+    // RFC 8693 section 4.1: the actor of a delegation.
+    if let Some(act) = actor {
+        claims["act"] = json!({"sub": act});
+    }
     match resources.as_slice() {
         [] => {}
         [one] => claims["resource"] = json!(one),
@@ -286,18 +296,50 @@ fn exchange(shared: &Shared, rec: &Recorded, form: &[(String, String)]) -> Resul
     Ok(response)
 }
 
+/// The actor token of a delegation (RFC 8693 section 2.1): a JWT of the
+/// built-in IdP with its type, or nothing unless the options demand one.
+/// Its `sub` becomes the issued token's `act`.
+fn actor(
+    shared: &Shared,
+    opts: &StsOptions,
+    form: &[(String, String)],
+    validation: &Validation,
+) -> Result<Option<String>, OAuthError> {
+    let single = |key: &str| values(form, key).into_iter().next().filter(|v| !v.is_empty());
+    match (single("actor_token"), single("actor_token_type")) {
+        (None, None) if opts.require_actor => reject!("invalid_request", "an actor_token is required"),
+        (None, None) => Ok(None),
+        (Some(_), None) => reject!("invalid_request", "actor_token_type is required with actor_token"),
+        (None, Some(_)) => reject!("invalid_request", "actor_token_type without actor_token"),
+        (Some(token), Some(TOKEN_TYPE_JWT)) => {
+            let actor = jsonwebtoken::decode::<Value>(token, &shared.idp.decoding, validation)
+                .map_err(|e| oauth_error("invalid_grant", format!("actor token rejected: {e}")))?;
+            Ok(actor.claims.get("sub").and_then(Value::as_str).map(str::to_string))
+        }
+        (Some(_), Some(t)) => reject!("invalid_request", "unsupported actor_token_type {t}"),
+    }
+}
+
 fn authenticate_client(
+    shared: &Shared,
     opts: &StsOptions,
     rec: &Recorded,
     form: &[(String, String)],
 ) -> Result<(), OAuthError> {
-    let Some(client) = &opts.client else {
-        return Ok(());
-    };
     let basic = rec.header("Authorization").and_then(|v| {
         let (scheme, rest) = v.split_once(' ')?;
         scheme.eq_ignore_ascii_case("basic").then(|| rest.trim().to_string())
     });
+    if let Some(client) = &opts.assertion_client {
+        return super::client_auth::verify_assertion(shared, client, basic.is_some(), form);
+    }
+    if let Some(client) = &opts.tls_client {
+        let presented = rec.header(super::client_auth::CLIENT_CERT_HEADER);
+        return super::client_auth::verify_tls_client(client, presented, basic.is_some(), form);
+    }
+    let Some(client) = &opts.client else {
+        return Ok(());
+    };
     let post_secret = values(form, "client_secret").into_iter().next();
     let (id, secret, method) = match (basic, post_secret) {
         (Some(_), Some(_)) => {
