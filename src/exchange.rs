@@ -121,9 +121,10 @@ pub struct TokenResponse {
     /// `Bearer` or `N_A`.
     #[serde(default)]
     pub token_type: Option<String>,
-    /// Lifetime in seconds.
+    /// Lifetime in seconds; zero or negative means the token has already
+    /// expired, which is never a success.
     #[serde(default, deserialize_with = "lenient_seconds")]
-    pub expires_in: Option<u64>,
+    pub expires_in: Option<i64>,
     /// The granted scope, if it differs from the request.
     #[serde(default)]
     pub scope: Option<String>,
@@ -141,15 +142,18 @@ impl std::fmt::Debug for TokenResponse {
     }
 }
 
-/// Some servers send `expires_in` as a string; accept a non-negative
-/// integer either way and ignore anything else rather than fail.
-fn lenient_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+/// Some servers send `expires_in` as a string; accept an integer either
+/// way and ignore anything else (`null`, `"soon"`) rather than fail. The
+/// sign is kept: a negative lifetime is the server saying the token has
+/// expired, not a lifetime it forgot to send.
+fn lenient_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     let v = Option::<serde_json::Value>::deserialize(d)?;
     Ok(match v {
-        Some(serde_json::Value::Number(n)) => {
-            // `as` saturates: 1e30 becomes u64::MAX, which the cache caps.
-            n.as_u64().or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
-        }
+        Some(serde_json::Value::Number(n)) => Some(
+            // `as` saturates: 1e30 becomes i64::MAX, which the cache caps,
+            // and -1e30 becomes i64::MIN, long expired.
+            n.as_i64().unwrap_or_else(|| n.as_f64().map_or(i64::MAX, |f| f as i64)),
+        ),
         Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
         _ => None,
     })
@@ -410,7 +414,18 @@ mod tests {
     #[test]
     fn an_absurd_expires_in_saturates_instead_of_failing() {
         let r: TokenResponse = serde_json::from_str(r#"{"access_token":"t","expires_in":1e30}"#).unwrap();
-        assert_eq!(r.expires_in, Some(u64::MAX));
+        assert_eq!(r.expires_in, Some(i64::MAX));
+        let r: TokenResponse = serde_json::from_str(r#"{"access_token":"t","expires_in":1e19}"#).unwrap();
+        assert_eq!(r.expires_in, Some(i64::MAX));
+    }
+
+    #[test]
+    fn a_negative_expires_in_is_kept_not_read_as_absent() {
+        for (raw, read) in [("-5", -5), ("-1e30", i64::MIN), ("\"-5\"", -5), ("0", 0)] {
+            let body = format!(r#"{{"access_token":"t","expires_in":{raw}}}"#);
+            let r: TokenResponse = serde_json::from_str(&body).unwrap();
+            assert_eq!(r.expires_in, Some(read), "{raw}");
+        }
     }
 
     #[test]

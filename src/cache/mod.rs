@@ -328,7 +328,7 @@ mod tests {
         }
     }
 
-    fn token(key: &CacheKey, now: i64, lifetime: u64, fp: Option<&str>) -> CachedToken {
+    fn token(key: &CacheKey, now: i64, lifetime: i64, fp: Option<&str>) -> CachedToken {
         let id = Identity { key, registry: "r.example", request: "r.example", username: "u" };
         id.entry(
             Secret::new("tok".into()),

@@ -181,20 +181,24 @@ impl Helper {
         subject::check_not_expired(&subject.token, key, &reg.subject_token, crate::time::now())?;
         let response = crate::exchange::exchange(&plan.request(key, reg, &subject.token), &self.deadline)?;
         let obtained_at = crate::time::now();
-        let schedule = Schedule::new(
-            obtained_at,
-            response.expires_in,
-            crate::jwt::expiry(response.access_token.expose()),
-            reg.default_lifetime(),
-            reg.safety_margin(),
-        );
+        let exp = crate::jwt::expiry(response.access_token.expose());
+        let schedule =
+            Schedule::new(obtained_at, response.expires_in, exp, reg.default_lifetime(), reg.safety_margin());
         if schedule.expires_at <= obtained_at {
+            // Say which of the two the server sent: a zero or negative
+            // `expires_in` is its own word that the token is expired; an
+            // `exp` in the past may be a clock that is off.
+            let which = match response.expires_in {
+                Some(secs) if secs <= 0 => format!("expires_in {secs}"),
+                _ => format!("exp {}", exp.map_or_else(String::new, crate::time::rfc3339_signed)),
+            };
             return Err(ExchangeError::Failed {
                 registry: key.to_string(),
                 endpoint: reg.token_endpoint.clone(),
-                reason: "the endpoint issued a token that has already expired (expires_in 0, or an exp in the past); \
-                         check its token lifetime and both machines' clocks"
-                    .into(),
+                reason: format!(
+                    "the endpoint issued a token that has already expired ({which}); check its token lifetime and \
+                     both machines' clocks"
+                ),
             }
             .into());
         }
