@@ -269,12 +269,14 @@ impl Helper {
                     .and_then(|reg| self.get_exchanged(url, config.key(id), reg, opts, kubelet)),
                 None => self.get_plain(url),
             },
-            // Plain credentials keep working; a login token, or nothing
-            // stored for a registry the broken file names, gets its error.
+            // Plain credentials keep working. A login token gets the file's
+            // own error: the registry was configured for exchange when it
+            // was stored, and whether it still is cannot be read, so there
+            // is nothing to say about its entry (never "log out"). Nothing
+            // stored gets it too when the broken file names the registry.
             Err(config_error) => match self.get_plain(url) {
-                Err(HelperError::NotFound | HelperError::LoginTokenWithoutExchange { .. })
-                    if self.broken_config_mentions(url) =>
-                {
+                Err(HelperError::LoginTokenWithoutExchange { .. }) => Err(config_error.clone().into()),
+                Err(HelperError::NotFound) if self.broken_config_mentions(url) => {
                     Err(config_error.clone().into())
                 }
                 other => other,
