@@ -12,6 +12,15 @@
 //! `Retry-After` up to 10 s. A loopback endpoint is always reached directly:
 //! a proxy from the environment would carry a plain-http subject token off
 //! the machine.
+//!
+//! A connection error is one where no answer began: no connection could be
+//! made, or the connection was reset or closed before a response arrived (a
+//! load balancer dropping a draining backend does this). A token exchange
+//! is safe to send again then, though a POST: RFC 8693 gives it no effect
+//! beyond issuing a token, the same subject token goes to the same
+//! endpoint, and a token issued for a lost answer is simply never used. A
+//! failure after the response began (a body cut short) is not retried: the
+//! server did answer, and what it said is the error.
 
 use std::path::Path;
 use std::time::Duration;
@@ -164,7 +173,7 @@ impl Http {
                 attempt += 1;
                 let outcome = make(&self.client).send().await;
                 let wait = match &outcome {
-                    Err(e) if e.is_connect() => Some(backoff(attempt, None)),
+                    Err(e) if is_connection_error(e) => Some(backoff(attempt, None)),
                     Ok(r) if r.status().as_u16() == 429 || r.status().is_server_error() => {
                         Some(backoff(attempt, retry_after(r.headers())))
                     }
@@ -254,6 +263,27 @@ fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, HttpError> {
         return Err(HttpError::Setup(format!("ca_file {} holds no certificate", path.display())));
     }
     Ok(certs)
+}
+
+/// Whether a failed send never got a response started: no connection, or
+/// one reset or closed before the response (see the module doc for why
+/// such a request is sent again).
+fn is_connection_error(e: &reqwest::Error) -> bool {
+    if e.is_connect() {
+        return true;
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(error) = cause {
+        if error.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_incomplete_message) {
+            return true;
+        }
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+            return matches!(io.kind(), ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof);
+        }
+        cause = error.source();
+    }
+    false
 }
 
 fn classify(e: reqwest::Error) -> HttpError {
