@@ -218,6 +218,26 @@ pub enum ExchangeError {
         /// What went wrong.
         reason: String,
     },
+    /// The endpoint is overloaded or down (429 or 5xx) and said in
+    /// `Retry-After` when to come back, still so after the retries. Shared
+    /// like the others, and remembered no longer than it said.
+    #[error(
+        "the token endpoint {endpoint} could not take the exchange for {registry} (HTTP {status}{}) and asks to be \
+         retried in {retry_after}s",
+        detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
+    )]
+    Unavailable {
+        /// The registry's config key.
+        registry: String,
+        /// The token endpoint.
+        endpoint: String,
+        /// The HTTP status.
+        status: u16,
+        /// The RFC 6749 error and description, if the body had them.
+        detail: Option<String>,
+        /// Its `Retry-After`, in seconds.
+        retry_after: u64,
+    },
     /// This process's side, before anything was sent: a client secret it
     /// cannot read, a `ca_file` it cannot use.
     #[error("token exchange for {registry} at {endpoint} failed: {reason}")]
@@ -237,6 +257,16 @@ impl ExchangeError {
     /// came from this process's environment is its own.
     pub fn is_shared(&self) -> bool {
         !matches!(self, ExchangeError::Local { .. })
+    }
+
+    /// When the endpoint said a retry may fare better, if it did.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            ExchangeError::Unavailable { retry_after, .. } => {
+                Some(std::time::Duration::from_secs(*retry_after))
+            }
+            _ => None,
+        }
     }
 }
 
@@ -322,7 +352,21 @@ pub fn exchange(req: &ExchangeRequest<'_>, deadline: &Deadline) -> Result<TokenR
         }
         return Ok(parsed);
     }
-    match crate::json::from_object_slice::<ErrorResponse>(&resp.body) {
+    let oauth_error = crate::json::from_object_slice::<ErrorResponse>(&resp.body);
+    if let Some(wait) = resp.retry_after {
+        return Err(ExchangeError::Unavailable {
+            registry: req.registry.to_owned(),
+            endpoint: req.endpoint.to_owned(),
+            status: resp.status,
+            detail: oauth_error.ok().map(|err| {
+                let description =
+                    err.error_description.map(|d| format!(": {}", crate::redact::bounded(&d, 300)));
+                format!("{}{}", crate::redact::bounded(&err.error, 80), description.unwrap_or_default())
+            }),
+            retry_after: wait.as_secs(),
+        });
+    }
+    match oauth_error {
         Ok(err) => Err(ExchangeError::Refused {
             registry: req.registry.to_owned(),
             endpoint: req.endpoint.to_owned(),

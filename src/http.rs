@@ -84,6 +84,9 @@ pub struct Response {
     pub body: Vec<u8>,
     /// How many attempts it took.
     pub attempts: u32,
+    /// What a 429 or 5xx answer's `Retry-After` said (seconds form, not
+    /// capped): when the endpoint itself says a retry may fare better.
+    pub retry_after: Option<Duration>,
 }
 
 /// A client for one endpoint, with the runtime that drives it.
@@ -231,6 +234,8 @@ impl Http {
 
 async fn read_response(mut resp: reqwest::Response, attempts: u32) -> Result<Response, HttpError> {
     let status = resp.status().as_u16();
+    let busy = status == 429 || resp.status().is_server_error();
+    let retry_after = busy.then(|| retry_after_header(resp.headers())).flatten();
     if resp.status().is_redirection() {
         let location = resp
             .headers()
@@ -250,7 +255,7 @@ async fn read_response(mut resp: reqwest::Response, attempts: u32) -> Result<Res
     {
         body.extend(&chunk).map_err(|_| HttpError::TooLarge)?;
     }
-    Ok(Response { status, body: body.into_inner(), attempts })
+    Ok(Response { status, body: body.into_inner(), attempts, retry_after })
 }
 
 fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, HttpError> {
@@ -313,10 +318,15 @@ pub fn root_cause(e: &dyn std::error::Error) -> String {
     }
 }
 
-/// `Retry-After` in seconds (the HTTP-date form is treated as absent).
+/// How long to wait before a retry: `Retry-After`, up to 10 s.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    retry_after_header(headers).map(|wait| wait.min(MAX_RETRY_AFTER))
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is treated as absent).
+fn retry_after_header(headers: &HeaderMap) -> Option<Duration> {
     let secs: u64 = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
-    Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
+    Some(Duration::from_secs(secs))
 }
 
 /// 250 ms, 500 ms, 1 s, … plus up to 50% jitter, or the server's

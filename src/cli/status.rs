@@ -39,7 +39,8 @@
 //!       "remaining": "41m 12s",
 //!       "state": "fresh" | "refresh-due" | "expired"
 //!     }],
-//!     "last_failure": null | {"request": "…", "at": 1760000000, "at_rfc3339": "…Z", "message": "…"}
+//!     "last_failure": null | {"request": "…", "at": 1760000000, "at_rfc3339": "…Z", "message": "…",
+//!                             "remembered_until": 1760000015 | null}   `get` answers it without asking until then
 //!   }]
 //! }
 //! ```
@@ -49,7 +50,7 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
-use crate::cache::{CachedToken, Failure, Freshness};
+use crate::cache::{CachedToken, ExchangeFailure, Failure, Freshness};
 use crate::config::{Config, RegistryConfig, SourceSpec};
 use crate::helper::Helper;
 use crate::secret::Secret;
@@ -66,7 +67,7 @@ pub struct StatusArgs {
     /// token_endpoint, entry_error, login_token {state, fingerprint, expires_at, expires_at_rfc3339,
     /// remaining_seconds, remaining, detail}, cached_tokens [{request, username, fingerprint,
     /// obtained_at, refresh_at, expires_at, expires_at_rfc3339, remaining_seconds, remaining,
-    /// state}] and last_failure {request, at, at_rfc3339, message}. Times are Unix seconds.
+    /// state}] and last_failure {request, at, at_rfc3339, message, remembered_until}. Times are Unix seconds.
     /// Never secrets.
     #[arg(long)]
     pub json: bool,
@@ -239,6 +240,8 @@ pub(super) struct FailureStatus {
     pub at: i64,
     pub at_rfc3339: String,
     pub message: String,
+    /// Until when `get` answers this failure from memory.
+    pub remembered_until: Option<i64>,
 }
 
 pub(super) fn status(args: StatusArgs, helper: &Helper) -> anyhow::Result<ExitCode> {
@@ -291,7 +294,7 @@ pub(super) fn collect(helper: &Helper) -> anyhow::Result<Report> {
             subject_where: None,
         });
     }
-    attach_failures(&mut rows, cache.failures(), config, &cached);
+    attach_failures(&mut rows, cache.failures(), &cache.remembered(helper.deadline()), config, &cached);
     rows.sort_by(|a, b| a.registry.cmp(&b.registry));
     Ok(Report {
         now,
@@ -356,6 +359,7 @@ fn exchange_row(
 fn attach_failures(
     rows: &mut Vec<RegistryStatus>,
     failures: Vec<Failure>,
+    remembered: &[ExchangeFailure],
     config: Option<&Config>,
     cached: &[CachedToken],
 ) {
@@ -377,6 +381,10 @@ fn attach_failures(
             at: failure.at(),
             at_rfc3339: rfc3339_signed(failure.at()),
             message: failure.message.clone(),
+            remembered_until: remembered
+                .iter()
+                .find(|r| r.request == failure.request)
+                .map(ExchangeFailure::until),
         };
         match rows.iter_mut().find(|r| r.registry == owner) {
             // Newest first: the first failure found for a row is its last.
@@ -502,6 +510,15 @@ fn table(report: &Report) -> String {
                 "{}: the last get failed {ago} ago ({}): {}",
                 r.registry, f.at_rfc3339, f.message
             ));
+            if let Some(until) = f.remembered_until {
+                notes.push(format!(
+                    "{}: remembered until {}: get answers this failure at once; `docker-credential-exchange token {} \
+                     --refresh` retries now",
+                    r.registry,
+                    rfc3339_signed(until),
+                    f.request
+                ));
+            }
         }
     }
     out.push_str(&super::output::table(&header, &rows, &[&[2, 3], &[0]], super::output::width()));
