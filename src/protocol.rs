@@ -143,8 +143,11 @@ pub fn run(action: Action) -> ExitCode {
             let line = crate::redact::line(&e.to_string());
             // The log says why: "not found in native keychain" is for
             // Docker, which matches the words; a person reading the log in
-            // CI needs the variable that is not set.
-            crate::log::log_failure(action.name(), &crate::redact::line(&e.reason()));
+            // CI needs the variable that is not set. (The log redacts each
+            // line it writes, and only when it writes one.)
+            if crate::log::debug_enabled() {
+                crate::log::log_failure(action.name(), &e.reason());
+            }
             let _ = writeln!(out, "{line}");
             let _ = out.flush();
             ExitCode::FAILURE

@@ -191,10 +191,12 @@ impl Cache {
     /// (a missing subject token, answered without a request on every
     /// build): written only when it differs from the one on file or that
     /// one is older than `refresh`, so the fast "not found" stays fast.
+    /// The message is compared as it is: one that redaction would change
+    /// never equals the record and is simply written again.
     pub fn record_repeated_failure(&self, request: &ServerUrl, message: &str, refresh: std::time::Duration) {
         let refresh_ms = i64::try_from(refresh.as_millis()).unwrap_or(i64::MAX);
         if let Some(on_file) = self.failure(request)
-            && on_file.message == crate::redact::line(message)
+            && on_file.message == message
             && (on_file.at_ms..on_file.at_ms.saturating_add(refresh_ms)).contains(&now_ms())
         {
             return;
