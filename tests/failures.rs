@@ -263,6 +263,9 @@ fn status_and_doctor_say_until_when_a_failure_is_remembered() {
     fail_once_and_remember(&sandbox, &sts);
     let failure = &status_row(&sandbox)["last_failure"];
     assert!(failure["remembered_until"].as_i64().is_some(), "{failure}");
+    // The failure as the endpoint caused it, not as memory repeated it.
+    let message = failure["message"].as_str().unwrap();
+    assert!(message.contains("invalid_grant") && !message.contains("remembered"), "{failure}");
     let table = sandbox.cmd(&["status"]).run().quiet_success();
     assert!(table.stdout.contains("remembered until"), "{table:?}");
     let doctor = sandbox.cmd(&["doctor"]).run();

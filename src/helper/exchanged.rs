@@ -169,7 +169,14 @@ impl Helper {
         generation: Option<&Generation>,
     ) -> Result<Option<Answer>, HelperError> {
         let message = error.to_string();
-        self.cache.record_failure(url, Some(&plan.cache_key), &message);
+        match &error {
+            // Already on file as the request's last failure, as it was
+            // said then: `status` adds until when it is remembered.
+            HelperError::Remembered { message, .. } => {
+                self.cache.record_repeated_failure(url, message, crate::cache::REMEMBER_FOR);
+            }
+            _ => self.cache.record_failure(url, Some(&plan.cache_key), &message),
+        }
         self.failure_recorded.set(true);
         // One of this process's own (a client secret it cannot read) is
         // not another helper's, and must not outlive its fix.
