@@ -167,9 +167,10 @@ pub struct TokenResponse {
     /// `Bearer` or `N_A`.
     #[serde(default)]
     pub token_type: Option<String>,
-    /// Lifetime in seconds.
+    /// Lifetime in seconds; zero or negative means the token has already
+    /// expired, which is never a success.
     #[serde(default, deserialize_with = "lenient_seconds")]
-    pub expires_in: Option<u64>,
+    pub expires_in: Option<i64>,
     /// The granted scope, if it differs from the request.
     #[serde(default)]
     pub scope: Option<String>,
@@ -187,15 +188,18 @@ impl std::fmt::Debug for TokenResponse {
     }
 }
 
-/// Some servers send `expires_in` as a string; accept a non-negative
-/// integer either way and ignore anything else rather than fail.
-fn lenient_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+/// Some servers send `expires_in` as a string; accept an integer either
+/// way and ignore anything else (`null`, `"soon"`) rather than fail. The
+/// sign is kept: a negative lifetime is the server saying the token has
+/// expired, not a lifetime it forgot to send.
+fn lenient_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     let v = Option::<serde_json::Value>::deserialize(d)?;
     Ok(match v {
-        Some(serde_json::Value::Number(n)) => {
-            // `as` saturates: 1e30 becomes u64::MAX, which the cache caps.
-            n.as_u64().or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
-        }
+        Some(serde_json::Value::Number(n)) => Some(
+            // `as` saturates: 1e30 becomes i64::MAX, which the cache caps,
+            // and -1e30 becomes i64::MIN, long expired.
+            n.as_i64().unwrap_or_else(|| n.as_f64().map_or(i64::MAX, |f| f as i64)),
+        ),
         Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
         _ => None,
     })
@@ -263,6 +267,26 @@ pub enum ExchangeError {
         /// What went wrong.
         reason: String,
     },
+    /// The endpoint is overloaded or down (429 or 5xx) and said in
+    /// `Retry-After` when to come back, still so after the retries. Shared
+    /// like the others, and remembered no longer than it said.
+    #[error(
+        "the token endpoint {endpoint} could not take the exchange for {registry} (HTTP {status}{}) and asks to be \
+         retried in {retry_after}s",
+        detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
+    )]
+    Unavailable {
+        /// The registry's config key.
+        registry: String,
+        /// The token endpoint.
+        endpoint: String,
+        /// The HTTP status.
+        status: u16,
+        /// The RFC 6749 error and description, if the body had them.
+        detail: Option<String>,
+        /// Its `Retry-After`, in seconds.
+        retry_after: u64,
+    },
     /// This process's side, before anything was sent: a client secret it
     /// cannot read, a `ca_file` it cannot use.
     #[error("token exchange for {registry} at {endpoint} failed: {reason}")]
@@ -282,6 +306,16 @@ impl ExchangeError {
     /// came from this process's environment is its own.
     pub fn is_shared(&self) -> bool {
         !matches!(self, ExchangeError::Local { .. })
+    }
+
+    /// When the endpoint said a retry may fare better, if it did.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            ExchangeError::Unavailable { retry_after, .. } => {
+                Some(std::time::Duration::from_secs(*retry_after))
+            }
+            _ => None,
+        }
     }
 }
 
@@ -390,7 +424,21 @@ pub fn exchange(req: &ExchangeRequest<'_>, deadline: &Deadline) -> Result<TokenR
         }
         return Ok(parsed);
     }
-    match crate::json::from_object_slice::<ErrorResponse>(&resp.body) {
+    let oauth_error = crate::json::from_object_slice::<ErrorResponse>(&resp.body);
+    if let Some(wait) = resp.retry_after {
+        return Err(ExchangeError::Unavailable {
+            registry: req.registry.to_owned(),
+            endpoint: req.endpoint.to_owned(),
+            status: resp.status,
+            detail: oauth_error.ok().map(|err| {
+                let description =
+                    err.error_description.map(|d| format!(": {}", crate::redact::bounded(&d, 300)));
+                format!("{}{}", crate::redact::bounded(&err.error, 80), description.unwrap_or_default())
+            }),
+            retry_after: wait.as_secs(),
+        });
+    }
+    match oauth_error {
         Ok(err) => Err(ExchangeError::Refused {
             registry: req.registry.to_owned(),
             endpoint: req.endpoint.to_owned(),
@@ -485,7 +533,18 @@ mod tests {
     #[test]
     fn an_absurd_expires_in_saturates_instead_of_failing() {
         let r: TokenResponse = serde_json::from_str(r#"{"access_token":"t","expires_in":1e30}"#).unwrap();
-        assert_eq!(r.expires_in, Some(u64::MAX));
+        assert_eq!(r.expires_in, Some(i64::MAX));
+        let r: TokenResponse = serde_json::from_str(r#"{"access_token":"t","expires_in":1e19}"#).unwrap();
+        assert_eq!(r.expires_in, Some(i64::MAX));
+    }
+
+    #[test]
+    fn a_negative_expires_in_is_kept_not_read_as_absent() {
+        for (raw, read) in [("-5", -5), ("-1e30", i64::MIN), ("\"-5\"", -5), ("0", 0)] {
+            let body = format!(r#"{{"access_token":"t","expires_in":{raw}}}"#);
+            let r: TokenResponse = serde_json::from_str(&body).unwrap();
+            assert_eq!(r.expires_in, Some(read), "{raw}");
+        }
     }
 
     #[test]

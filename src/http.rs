@@ -12,6 +12,15 @@
 //! `Retry-After` up to 10 s. A loopback endpoint is always reached directly:
 //! a proxy from the environment would carry a plain-http subject token off
 //! the machine.
+//!
+//! A connection error is one where no answer began: no connection could be
+//! made, or the connection was reset or closed before a response arrived (a
+//! load balancer dropping a draining backend does this). A token exchange
+//! is safe to send again then, though a POST: RFC 8693 gives it no effect
+//! beyond issuing a token, the same subject token goes to the same
+//! endpoint, and a token issued for a lost answer is simply never used. A
+//! failure after the response began (a body cut short) is not retried: the
+//! server did answer, and what it said is the error.
 
 use std::path::Path;
 use std::time::Duration;
@@ -75,6 +84,9 @@ pub struct Response {
     pub body: Vec<u8>,
     /// How many attempts it took.
     pub attempts: u32,
+    /// What a 429 or 5xx answer's `Retry-After` said (seconds form, not
+    /// capped): when the endpoint itself says a retry may fare better.
+    pub retry_after: Option<Duration>,
 }
 
 /// A client for one endpoint, with the runtime that drives it.
@@ -180,7 +192,7 @@ impl Http {
                 attempt += 1;
                 let outcome = make(&self.client).send().await;
                 let wait = match &outcome {
-                    Err(e) if e.is_connect() => Some(backoff(attempt, None)),
+                    Err(e) if is_connection_error(e) => Some(backoff(attempt, None)),
                     Ok(r) if r.status().as_u16() == 429 || r.status().is_server_error() => {
                         Some(backoff(attempt, retry_after(r.headers())))
                     }
@@ -278,6 +290,8 @@ impl Http {
 
 async fn read_response(mut resp: reqwest::Response, attempts: u32) -> Result<Response, HttpError> {
     let status = resp.status().as_u16();
+    let busy = status == 429 || resp.status().is_server_error();
+    let retry_after = busy.then(|| retry_after_header(resp.headers())).flatten();
     if resp.status().is_redirection() {
         let location = resp
             .headers()
@@ -297,7 +311,7 @@ async fn read_response(mut resp: reqwest::Response, attempts: u32) -> Result<Res
     {
         body.extend(&chunk).map_err(|_| HttpError::TooLarge)?;
     }
-    Ok(Response { status, body: body.into_inner(), attempts })
+    Ok(Response { status, body: body.into_inner(), attempts, retry_after })
 }
 
 fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, HttpError> {
@@ -310,6 +324,27 @@ fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, HttpError> {
         return Err(HttpError::Setup(format!("ca_file {} holds no certificate", path.display())));
     }
     Ok(certs)
+}
+
+/// Whether a failed send never got a response started: no connection, or
+/// one reset or closed before the response (see the module doc for why
+/// such a request is sent again).
+fn is_connection_error(e: &reqwest::Error) -> bool {
+    if e.is_connect() {
+        return true;
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(error) = cause {
+        if error.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_incomplete_message) {
+            return true;
+        }
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+            return matches!(io.kind(), ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof);
+        }
+        cause = error.source();
+    }
+    false
 }
 
 fn classify(e: reqwest::Error) -> HttpError {
@@ -339,10 +374,15 @@ pub fn root_cause(e: &dyn std::error::Error) -> String {
     }
 }
 
-/// `Retry-After` in seconds (the HTTP-date form is treated as absent).
+/// How long to wait before a retry: `Retry-After`, up to 10 s.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    retry_after_header(headers).map(|wait| wait.min(MAX_RETRY_AFTER))
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is treated as absent).
+fn retry_after_header(headers: &HeaderMap) -> Option<Duration> {
     let secs: u64 = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
-    Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
+    Some(Duration::from_secs(secs))
 }
 
 /// 250 ms, 500 ms, 1 s, … plus up to 50% jitter, or the server's

@@ -27,17 +27,46 @@ pub enum PlanError {
     /// A template needs a value the request does not carry.
     #[error(transparent)]
     Template(#[from] TemplateError),
-    /// An annotation the entry allows has a value that could smuggle more
-    /// into a template (a space adds a scope; a control character ends a
-    /// header).
+    /// An annotation the entry allows has a value outside the conservative
+    /// set ([`is_safe_annotation_value`]): whoever may annotate a service
+    /// account must not reshape a request (`/` and `..` walk a resource
+    /// path, `*` and `,` widen a scope, `%` smuggles either past a check,
+    /// a space adds a scope). The value is not repeated: it is not secret,
+    /// but it is untrusted and may be long or unprintable.
     #[error(
-        "the service account annotation {key} has a value with spaces or control characters, which a template \
-         must not receive; fix the annotation"
+        "the service account annotation {key}, which registry entry \"{entry}\" puts in a template, has a value \
+         outside letters, digits, '.', '_' and '-' (beginning and ending with a letter or digit, no '..', at most \
+         {MAX_ANNOTATION_VALUE} characters); nothing was sent. Fix the annotation"
     )]
     InvalidAnnotation {
-        /// The annotation key.
+        /// The config key of the entry.
+        entry: String,
+        /// The annotation key (one the config lists).
         key: String,
     },
+}
+
+/// The longest annotation value a template receives: a Kubernetes label
+/// value's limit, which is what such values (a role, a team, a tenant)
+/// usually are.
+pub const MAX_ANNOTATION_VALUE: usize = 63;
+
+/// Whether a service account annotation value may reach a template: the
+/// grammar of a Kubernetes label value (letters, digits, `.`, `_`, `-`,
+/// beginning and ending with a letter or digit, at most 63 characters),
+/// and no `..`. So no value is empty or a path step of its own (`.`,
+/// `..`), none begins like an option or a hidden name (`-x`, `.x`) or ends
+/// like a fully qualified host (`x.`), and nothing a URL, a scope list or
+/// a percent-decoder gives meaning to (`/`, `*`, `,`, `:`, `%`, `?`, `#`,
+/// spaces) gets through.
+pub fn is_safe_annotation_value(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    let edge = |b: Option<&u8>| b.is_some_and(u8::is_ascii_alphanumeric);
+    bytes.len() <= MAX_ANNOTATION_VALUE
+        && edge(bytes.first())
+        && edge(bytes.last())
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && !value.contains("..")
 }
 
 /// What a kubelet request adds to a Docker one.
@@ -95,20 +124,19 @@ impl Plan {
             });
         }
         // Only the annotations the entry lists reach a template or the key,
-        // and only values that are one word: anyone who may annotate a
-        // service account must not be able to widen a scope.
+        // and only values of the conservative set: anyone who may annotate
+        // a service account may ask, never reshape.
         let allowed: Option<BTreeMap<String, String>> = kubelet.annotations.map(|all| {
             all.iter()
                 .filter(|(k, _)| reg.kubelet_annotations.contains(k))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         });
-        if let Some((key, _)) = allowed
-            .iter()
-            .flatten()
-            .find(|(_, v)| v.is_empty() || v.chars().any(|c| c.is_whitespace() || c.is_control()))
-        {
-            return Err(PlanError::InvalidAnnotation { key: key.clone() });
+        if let Some((annotation, _)) = allowed.iter().flatten().find(|(_, v)| !is_safe_annotation_value(v)) {
+            return Err(PlanError::InvalidAnnotation {
+                entry: key.as_str().to_owned(),
+                key: annotation.clone(),
+            });
         }
         let vars = TemplateVars {
             registry: url.registry(),
@@ -242,6 +270,56 @@ mod tests {
         let err =
             Plan::new(&ServerUrl::parse("ok.test/app").unwrap(), &key, &r, kubelet, None, None).unwrap_err();
         assert!(matches!(err, PlanError::InvalidAnnotation { .. }), "{err}");
+    }
+
+    #[test]
+    fn annotation_values_of_the_conservative_set_are_accepted() {
+        for value in ["puller", "team-a", "role_1.read", "A", "9", &"x".repeat(MAX_ANNOTATION_VALUE)] {
+            assert!(is_safe_annotation_value(value), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn annotation_values_that_could_reshape_a_request_are_refused() {
+        let long = "x".repeat(MAX_ANNOTATION_VALUE + 1);
+        for value in [
+            "",
+            ".",
+            "..",
+            "../../admin",
+            "a..b",
+            "*",
+            "p,push",
+            "x%2F..%2Fy",
+            "a/b",
+            "a:b",
+            "a b",
+            "a?b",
+            "a#b",
+            ".hidden",
+            "-rf",
+            "host.",
+            "tab\t",
+            "é",
+            &long,
+        ] {
+            assert!(!is_safe_annotation_value(value), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn a_refused_annotation_names_the_entry_and_the_key_but_not_the_value() {
+        let r = reg(
+            r#"{"token_endpoint": "https://s/t", "kubelet_annotations": ["x/role"], "resource": "https://s/{annotation:x/role}"}"#,
+        );
+        let annotations = BTreeMap::from([("x/role".to_owned(), "../../admin".to_owned())]);
+        let kubelet = KubeletRequest { service_account_token: None, annotations: Some(&annotations) };
+        let key = ServerUrl::parse("ok.test").unwrap();
+        let err =
+            Plan::new(&ServerUrl::parse("ok.test/app").unwrap(), &key, &r, kubelet, None, None).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("x/role") && text.contains("\"ok.test\""), "{text}");
+        assert!(!text.contains("../../admin"), "{text}");
     }
 
     #[test]

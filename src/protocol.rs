@@ -111,6 +111,17 @@ pub enum ProtocolError {
     Helper(#[from] HelperError),
 }
 
+impl ProtocolError {
+    /// What went wrong, for the log: as printed, except that a missing
+    /// subject token says why ([`HelperError::reason`]).
+    pub fn reason(&self) -> String {
+        match self {
+            ProtocolError::Helper(e) => e.reason(),
+            other => other.to_string(),
+        }
+    }
+}
+
 impl From<ServerUrlError> for ProtocolError {
     fn from(e: ServerUrlError) -> Self {
         ProtocolError::BadInput(e.to_string())
@@ -130,7 +141,13 @@ pub fn run(action: Action) -> ExitCode {
         Err(ProtocolError::Output(_)) => ExitCode::FAILURE,
         Err(e) => {
             let line = crate::redact::line(&e.to_string());
-            crate::log::log_failure(action.name(), &line);
+            // The log says why: "not found in native keychain" is for
+            // Docker, which matches the words; a person reading the log in
+            // CI needs the variable that is not set. (The log redacts each
+            // line it writes, and only when it writes one.)
+            if crate::log::debug_enabled() {
+                crate::log::log_failure(action.name(), &e.reason());
+            }
             let _ = writeln!(out, "{line}");
             let _ = out.flush();
             ExitCode::FAILURE

@@ -344,6 +344,37 @@ fn github_actions_token(audience: Option<&str>, deadline: &Deadline) -> Result<S
     Ok(parsed.value)
 }
 
+/// Why `spec` has no token here, for a person (the `token` command) and the
+/// log file: "credentials not found" is all Docker may be told. `key` is
+/// the registry's entry. Called only once a token was found missing, so it
+/// looks at the environment again rather than make the probe carry this.
+pub fn why_absent(spec: &SourceSpec, key: &ServerUrl) -> String {
+    let unset = |var: &str| match std::env::var_os(var) {
+        None => format!("{var} is not set"),
+        Some(_) => format!("{var} is empty"),
+    };
+    match spec {
+        SourceSpec::Keyring => format!("nothing is stored; run `docker-credential-exchange login {key}`"),
+        SourceSpec::Env { var } => format!("the environment variable {}", unset(var)),
+        SourceSpec::File { path } => format!("{} does not exist or is empty", path.display()),
+        SourceSpec::Command { .. } => "the command printed no token".to_owned(),
+        SourceSpec::GithubActions { .. } => {
+            let missing: Vec<String> = [GHA_URL_ENV, GHA_TOKEN_ENV]
+                .into_iter()
+                .filter(|var| std::env::var_os(var).is_none_or(|v| v.is_empty()))
+                .map(unset)
+                .collect();
+            format!(
+                "{}: this is not a GitHub Actions job, or the job lacks `permissions: id-token: write`",
+                missing.join(" and ")
+            )
+        }
+        SourceSpec::Kubelet => "the kubelet passed no service account token (is tokenAttributes set in its \
+                                CredentialProviderConfig?)"
+            .to_owned(),
+    }
+}
+
 /// Fails fast if `token` is a JWT already past its `exp`: an exchange
 /// would only be refused, and the user needs a fresh token.
 ///

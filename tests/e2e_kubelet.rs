@@ -127,15 +127,18 @@ fn an_allowed_annotation_fills_the_template() {
         return;
     }
     let kube = KubeletStack::start();
+    // A value is a word (a URL would be refused: '/' and ':' may not come
+    // from an annotation), so the template supplies the scheme.
     let entry = kube.entry(json!({
         "kubelet_annotations": ["example.com/audience"],
-        "audience": "{annotation:example.com/audience}",
+        "audience": "https://{annotation:example.com/audience}",
     }));
     kube.node.write_helper_config(json!({ kube.stack.addr(): entry }));
     let config =
         kube.provider_config(Some(token_attributes(&["example.com/audience", "example.com/ignored"])));
     let kubelet = kube.node.kubelet(&config);
-    let annotations = [("example.com/audience", AUDIENCE), ("example.com/ignored", "x")];
+    let host = AUDIENCE.strip_prefix("https://").expect("an https audience");
+    let annotations = [("example.com/audience", host), ("example.com/ignored", "x/y:z")];
     let account = kube.service_account("puller", &annotations);
 
     let outcome = kubelet.provide(&kube.image("team/app"), Some(&account));

@@ -183,17 +183,22 @@ fn a_jwt_exp_of_2_to_the_63_is_cached_for_a_day_at_most() {
 
 #[test]
 fn a_token_issued_already_expired_is_never_a_success() {
-    let endpoint = Hostile::start(Behaviour::Answer {
-        status: 200,
-        body: r#"{"access_token": "opaque-token", "expires_in": 0}"#.to_owned(),
-    });
-    let idp = Sts::start(StsOptions::default());
-    let sandbox = Sandbox::new();
-    sandbox.write_exchange_config(REGISTRY, &endpoint.url(), json!({}));
-    sandbox.store(REGISTRY, "alice", &idp.mint_subject_token("alice", 3600)).quiet_success();
-    let out = sandbox.get(REGISTRY).failure();
-    assert!(out.stdout.contains("already expired"), "{out:?}");
-    assert!(!out.stdout.contains("opaque-token"));
+    // Zero, and negative ones, which must not be read as "no expires_in"
+    // and served for default_lifetime_seconds.
+    for expires_in in ["0", "-5", "-1e30", "\"-5\""] {
+        let endpoint = Hostile::start(Behaviour::Answer {
+            status: 200,
+            body: format!(r#"{{"access_token": "opaque-token", "expires_in": {expires_in}}}"#),
+        });
+        let idp = Sts::start(StsOptions::default());
+        let sandbox = Sandbox::new();
+        sandbox.write_exchange_config(REGISTRY, &endpoint.url(), json!({"default_lifetime_seconds": 600}));
+        sandbox.store(REGISTRY, "alice", &idp.mint_subject_token("alice", 3600)).quiet_success();
+        let out = sandbox.get(REGISTRY).failure();
+        assert!(out.stdout.contains("already expired"), "{expires_in}: {out:?}");
+        assert!(!out.stdout.contains("opaque-token"));
+        assert!(cache_entries(&sandbox).is_empty(), "{expires_in}: an expired token was cached");
+    }
 }
 
 #[test]

@@ -354,6 +354,16 @@ fn default_lifetime_applies_to_opaque_tokens_without_expires_in() {
 }
 
 #[test]
+fn a_negative_expires_in_is_an_expired_token_never_a_success() {
+    let options = StsOptions { opaque_tokens: true, lifetime_secs: -5, ..StsOptions::default() };
+    let (sandbox, sts) = setup(options, json!({"default_lifetime_seconds": 600}));
+    login(&sandbox, &sts);
+    let out = sandbox.get(REGISTRY).failure();
+    assert!(out.stdout.contains("already expired (expires_in -5)"), "{out:?}");
+    assert!(cache_files(&sandbox).is_empty(), "an expired token was cached");
+}
+
+#[test]
 fn store_and_erase_drop_the_registrys_cached_tokens() {
     let (sandbox, sts) = setup(StsOptions::default(), json!({}));
     login(&sandbox, &sts);

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::cmd::Sandbox;
+use support::hostile::{Behaviour, Hostile};
 use support::sts::{Fault, Sts, StsOptions};
 
 const REGISTRY: &str = "registry.example.com";
@@ -122,4 +123,48 @@ fn hundred_mib_answer_with_a_length_is_refused_at_the_limit() {
 #[test]
 fn hundred_mib_chunked_answer_is_cut_at_the_limit() {
     assert_huge_body_is_refused(Fault::HugeChunkedBody { bytes: 100 * 1024 * 1024 });
+}
+
+const TOKEN_ANSWER: &str = r#"{"access_token": "opaque-token", "token_type": "Bearer", "expires_in": 300}"#;
+
+/// An endpoint that drops its first `drops` connections after reading the
+/// request, with a reset or a plain close, then answers with a token.
+fn dropping(drops: usize, reset: bool) -> Hostile {
+    let answer = Behaviour::Answer { status: 200, body: TOKEN_ANSWER.to_owned() };
+    Hostile::start(Behaviour::DropFirst { times: drops, reset, then: Box::new(answer) })
+}
+
+#[test]
+fn a_connection_reset_before_any_answer_is_retried() {
+    let idp = Sts::start(StsOptions::default());
+    let endpoint = dropping(2, true);
+    let sandbox = sandbox_for(&endpoint.url(), &idp, json!({}));
+
+    let out = sandbox.get(REGISTRY).quiet_success();
+
+    assert_eq!(out.secret(), "opaque-token");
+    assert_eq!(endpoint.connections(), 3, "two resets, then the answer");
+}
+
+#[test]
+fn a_connection_closed_before_any_answer_is_retried() {
+    let idp = Sts::start(StsOptions::default());
+    let endpoint = dropping(1, false);
+    let sandbox = sandbox_for(&endpoint.url(), &idp, json!({}));
+
+    assert_eq!(sandbox.get(REGISTRY).quiet_success().secret(), "opaque-token");
+    assert_eq!(endpoint.connections(), 2, "one close, then the answer");
+}
+
+#[test]
+fn an_endpoint_that_resets_every_connection_is_tried_four_times_then_reported() {
+    let idp = Sts::start(StsOptions::default());
+    let endpoint = dropping(usize::MAX, true);
+    let sandbox = sandbox_for(&endpoint.url(), &idp, json!({}));
+
+    let out = sandbox.get(REGISTRY).failure();
+
+    assert_eq!(out.stdout.lines().count(), 1, "{out:?}");
+    assert!(out.stdout.contains(&endpoint.url()) && out.stdout.contains("reset"), "{out:?}");
+    assert_eq!(endpoint.connections(), 4, "the first attempt and three retries");
 }

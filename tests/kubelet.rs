@@ -6,6 +6,7 @@ mod support;
 
 use serde_json::json;
 use support::cmd::Sandbox;
+use support::sts::{Sts, StsOptions};
 
 const KUBELET_V1: &str = "credentialprovider.kubelet.k8s.io/v1";
 
@@ -65,4 +66,61 @@ fn a_request_whose_stdin_is_never_closed_ends_by_the_deadline() {
     let (ended, out) = support::cmd::finish_within(child, Duration::from_secs(20));
     assert_eq!(ended, Some(1), "still running 20 s after a 2 s deadline: {out:?}");
     assert!(out.stderr.contains("stdin was not closed within 2s"), "{out:?}");
+}
+
+/// A sandbox whose one entry takes its subject from the kubelet and puts
+/// the annotation `example.com/role` into its resource and scope.
+fn annotated_entry(sts: &Sts) -> Sandbox {
+    let sandbox = Sandbox::new();
+    sandbox.write_exchange_config(
+        "registry.example.com",
+        &sts.url(),
+        json!({
+            "subject_token": {"source": "kubelet"},
+            "resource": "https://sts.example.com/roles/{annotation:example.com/role}",
+            "scope": "repository:{repository}:pull role:{annotation:example.com/role}",
+            "kubelet_annotations": ["example.com/role"],
+        }),
+    );
+    sandbox
+}
+
+fn annotated_request(sts: &Sts, role: &str) -> String {
+    let r = json!({"kind": "CredentialProviderRequest", "apiVersion": KUBELET_V1,
+                   "image": "registry.example.com/team/app",
+                   "serviceAccountToken": sts.mint_subject_token("system:serviceaccount:team:puller", 3600),
+                   "serviceAccountAnnotations": {"example.com/role": role}});
+    format!("{r}\n")
+}
+
+#[test]
+fn an_annotation_value_that_could_reshape_the_request_is_refused_before_any_request() {
+    let sts = Sts::start(StsOptions::default());
+    let sandbox = annotated_entry(&sts);
+    for role in ["../../admin", "*", "p,push", "x%2F..%2Fy", "..", ".hidden", "-x", "a b", ""] {
+        let out = sandbox
+            .cmd(&["kubelet-credential-provider"])
+            .stdin(annotated_request(&sts, role))
+            .run()
+            .failure();
+        assert!(out.stderr.contains("annotation example.com/role"), "{role:?}: {out:?}");
+        assert!(out.stderr.contains("\"registry.example.com\""), "{role:?}: {out:?}");
+        assert!(out.stderr.contains("letters, digits"), "{role:?}: {out:?}");
+        assert_eq!(out.stdout, "", "{role:?}: {out:?}");
+    }
+    assert_eq!(sts.requests(), 0, "a refused annotation reached the STS");
+}
+
+#[test]
+fn an_annotation_value_of_the_conservative_set_reaches_the_templates() {
+    let sts = Sts::start(StsOptions::default());
+    let sandbox = annotated_entry(&sts);
+    sandbox
+        .cmd(&["kubelet-credential-provider"])
+        .stdin(annotated_request(&sts, "team-a_puller.v2"))
+        .run()
+        .success();
+    let sent = sts.last_request().expect("one exchange");
+    assert_eq!(sent.form_value("resource"), Some("https://sts.example.com/roles/team-a_puller.v2"));
+    assert_eq!(sent.form_value("scope"), Some("repository:team/app:pull role:team-a_puller.v2"));
 }

@@ -301,6 +301,22 @@ fn plain_credentials_keep_working_when_the_config_is_broken() {
 }
 
 #[test]
+fn a_login_token_whose_entry_a_cut_short_config_hides_gets_the_configs_own_error() {
+    let sandbox = Sandbox::new();
+    sandbox.write_exchange_config("people.example.test", "https://sts.example/token", json!({}));
+    sandbox.store("people.example.test", "alice", "login-token").quiet_success();
+    sandbox.store("plain.example", "u", "p").quiet_success();
+    // Cut short before the entry that made it a login token.
+    std::fs::write(sandbox.config_path(), "{\"registries\": {\"x\": {\"token_endpoint\": 5}}").unwrap();
+
+    let out = sandbox.get("people.example.test").failure();
+    assert!(out.stdout.contains(&sandbox.config_path().display().to_string()), "{out:?}");
+    assert!(out.stdout.contains("line 1"), "{out:?}");
+    assert!(!out.stdout.contains("logout") && !out.stdout.contains("not configured"), "{out:?}");
+    assert_eq!(sandbox.get("plain.example").secret(), "p");
+}
+
+#[test]
 fn protocol_errors_go_to_stdout_with_an_empty_stderr() {
     let out = Sandbox::new().get("nothing.example").failure();
     assert_eq!(out.stderr, "");

@@ -105,22 +105,23 @@ pub enum Freshness {
 impl Schedule {
     /// The schedule of a token obtained at `now`. Expiry is the earlier of
     /// `now + expires_in` and the JWT's `exp`, else `now +
-    /// default_lifetime`, and never more than [`MAX_LIFETIME`] away. The
-    /// margin applied is `min(margin, lifetime / 2)`, so a 10-second token
-    /// is still reused for 5 seconds.
+    /// default_lifetime`, and never more than [`MAX_LIFETIME`] away. A zero
+    /// or negative `expires_in` gives an expiry at or before `now`: the
+    /// token is already expired. The margin applied is `min(margin,
+    /// lifetime / 2)`, so a 10-second token is still reused for 5 seconds.
     pub fn new(
         now: i64,
-        expires_in: Option<u64>,
+        expires_in: Option<i64>,
         jwt_exp: Option<i64>,
         default_lifetime: u64,
         margin: u64,
     ) -> Schedule {
-        let after = |secs: u64| now.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX));
+        let after = |secs: i64| now.saturating_add(secs);
         let expires_at = match (expires_in.map(after), jwt_exp) {
             (Some(a), Some(b)) => a.min(b),
             (Some(a), None) => a,
             (None, Some(b)) => b,
-            (None, None) => after(default_lifetime),
+            (None, None) => after(i64::try_from(default_lifetime).unwrap_or(i64::MAX)),
         }
         .min(now.saturating_add(MAX_LIFETIME));
         let lifetime = expires_at.saturating_sub(now).max(0);
@@ -246,7 +247,7 @@ mod secret_string {
 mod tests {
     use super::*;
 
-    fn schedule(now: i64, expires_in: Option<u64>, exp: Option<i64>) -> Schedule {
+    fn schedule(now: i64, expires_in: Option<i64>, exp: Option<i64>) -> Schedule {
         Schedule::new(now, expires_in, exp, 60, 60)
     }
 
@@ -272,7 +273,7 @@ mod tests {
 
     #[test]
     fn lifetimes_are_capped_at_a_day() {
-        assert_eq!(schedule(1000, Some(u64::MAX), None).expires_at, 1000 + MAX_LIFETIME);
+        assert_eq!(schedule(1000, Some(i64::MAX), None).expires_at, 1000 + MAX_LIFETIME);
         assert_eq!(schedule(1000, None, Some(i64::MAX)).expires_at, 1000 + MAX_LIFETIME);
     }
 
@@ -280,6 +281,8 @@ mod tests {
     fn an_already_expired_token_is_never_fresh() {
         assert_eq!(schedule(1000, None, Some(900)).freshness(1000), Freshness::Expired);
         assert_eq!(schedule(1000, Some(0), None).freshness(1000), Freshness::Expired);
+        assert_eq!(schedule(1000, Some(-5), None).freshness(1000), Freshness::Expired);
+        assert_eq!(schedule(1000, Some(i64::MIN), None).freshness(1000), Freshness::Expired);
     }
 
     #[test]

@@ -14,12 +14,14 @@
 mod entry;
 mod names;
 mod records;
+mod remembered;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 pub use entry::{CacheKey, CachedToken, Freshness, Identity, KeyFields, MAX_LIFETIME, Schedule};
 pub use records::{Commit, Failure, Generation};
+pub use remembered::{ExchangeFailure, REMEMBER_FOR, window};
 
 use crate::deadline::Deadline;
 use crate::fsutil::{self, FsError, LockError, LockGuard, Mode};
@@ -192,13 +194,19 @@ impl Cache {
                 CacheFile::Temporary if older_than(&path, 60) => {
                     let _ = fsutil::remove_if_exists(&path);
                 }
+                // Kept for its key's waiters and a window of seconds; one
+                // of a subject that never comes back (a CI job's) would
+                // otherwise stay for ever.
+                CacheFile::ExchangeFailure if remembered::outlived(&path) => {
+                    let _ = fsutil::remove_if_exists(&path);
+                }
                 _ => {}
             }
         }
     }
 
-    /// Removes every cached token of the registry with config key
-    /// `registry_key`; returns how many.
+    /// Removes every cached token (and failed exchange) of the registry
+    /// with config key `registry_key`; returns how many tokens.
     pub fn drop_registry(&self, registry_key: &str) -> usize {
         let prefix = format!("{}-", entry::registry_prefix(registry_key));
         self.remove_entries(|stem| stem.starts_with(&prefix))
@@ -226,6 +234,9 @@ impl Cache {
                 CacheFile::Entry if fsutil::remove_if_exists(&path).is_ok() => removed += 1,
                 CacheFile::Lock => {
                     fsutil::try_lock_and_remove(&path);
+                }
+                CacheFile::ExchangeFailure => {
+                    let _ = fsutil::remove_if_exists(&path);
                 }
                 _ => {}
             }
@@ -329,7 +340,7 @@ mod tests {
         }
     }
 
-    fn token(key: &CacheKey, now: i64, lifetime: u64, fp: Option<&str>) -> CachedToken {
+    fn token(key: &CacheKey, now: i64, lifetime: i64, fp: Option<&str>) -> CachedToken {
         let id = Identity { key, registry: "r.example", request: "r.example", username: "u" };
         id.entry(
             Secret::new("tok".into()),

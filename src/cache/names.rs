@@ -6,6 +6,7 @@
 //! - `<r>-<k>.json`: a cached token (`r` 16 and `k` 32 lower-case hex digits)
 //! - `<r>-<k>.lock`: its single-flight lock
 //! - `<r>.generation`: the registry's login generation (and its lock)
+//! - `<r>-<k>.failure`: the last failed exchange of a key (remembered)
 //! - `<q>.failure`: the last failure of a request (`q` 16 hex digits)
 //! - `.<one of the above>.<6 characters>.dce-tmp`: a write in progress
 
@@ -18,8 +19,10 @@ pub(super) enum CacheFile {
     Lock,
     /// A registry's generation file.
     Generation,
-    /// A failure record.
+    /// A request's last failure.
     Failure,
+    /// A key's last failed exchange.
+    ExchangeFailure,
     /// A temporary file of a write.
     Temporary,
 }
@@ -38,6 +41,7 @@ pub(super) fn parse(name: &str) -> Option<CacheFile> {
         "lock" if is_entry_stem(stem) => Some(CacheFile::Lock),
         "generation" if is_hex(stem, 16) => Some(CacheFile::Generation),
         "failure" if is_hex(stem, 16) => Some(CacheFile::Failure),
+        "failure" if is_entry_stem(stem) => Some(CacheFile::ExchangeFailure),
         _ => None,
     }
 }
@@ -63,6 +67,7 @@ mod tests {
         assert_eq!(parse(&format!("{R}-{K}.lock")), Some(CacheFile::Lock));
         assert_eq!(parse(&format!("{R}.generation")), Some(CacheFile::Generation));
         assert_eq!(parse(&format!("{R}.failure")), Some(CacheFile::Failure));
+        assert_eq!(parse(&format!("{R}-{K}.failure")), Some(CacheFile::ExchangeFailure));
         assert_eq!(parse(&format!(".{R}-{K}.json.aB3dE9.dce-tmp")), Some(CacheFile::Temporary));
     }
 

@@ -13,9 +13,11 @@
 //!
 //! **The last failure of each request.** Docker shows a failing helper only
 //! as "no basic auth credentials"; the one-line reason (redacted, with its
-//! time) is kept until a `get` for the same request succeeds, for `status`
-//! and `doctor`. It also lets helpers that waited on a lock for a failing
-//! exchange reuse its failure instead of repeating it.
+//! time) of the newest failed `get` for a request, a missing subject token
+//! included, is kept until a `get` for the same request succeeds, for
+//! `status` and `doctor`. (What helpers waiting for a failing exchange
+//! reuse is the key's failed exchange, in `remembered`: a success for the
+//! same request under another subject clears this record, not that one.)
 
 use std::io::{Read, Seek, Write};
 use std::path::PathBuf;
@@ -32,6 +34,18 @@ use crate::server_url::ServerUrl;
 /// A registry's login generation as read before an exchange.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Generation(String);
+
+impl Generation {
+    /// Its value, as a failed exchange records it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    #[cfg(test)]
+    pub(crate) fn from_value(value: &str) -> Generation {
+        Generation(value.to_owned())
+    }
+}
 
 /// What became of a token offered to the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,8 +68,7 @@ pub struct Failure {
     pub version: u32,
     /// The normalized request.
     pub request: String,
-    /// The cache key of the exchange that failed, when the failure was the
-    /// endpoint's and helpers waiting for the same exchange may reuse it.
+    /// The cache key of the exchange that failed, when it got that far.
     pub key: Option<String>,
     /// When, in Unix milliseconds.
     pub at_ms: i64,
@@ -172,6 +185,23 @@ impl Cache {
         if let Err(e) = written {
             crate::debug!("cannot record the failure of {request}: {e}");
         }
+    }
+
+    /// [`Cache::record_failure`] for an outcome that repeats on every call
+    /// (a missing subject token, answered without a request on every
+    /// build): written only when it differs from the one on file or that
+    /// one is older than `refresh`, so the fast "not found" stays fast.
+    /// The message is compared as it is: one that redaction would change
+    /// never equals the record and is simply written again.
+    pub fn record_repeated_failure(&self, request: &ServerUrl, message: &str, refresh: std::time::Duration) {
+        let refresh_ms = i64::try_from(refresh.as_millis()).unwrap_or(i64::MAX);
+        if let Some(on_file) = self.failure(request)
+            && on_file.message == message
+            && (on_file.at_ms..on_file.at_ms.saturating_add(refresh_ms)).contains(&now_ms())
+        {
+            return;
+        }
+        self.record_failure(request, None, message);
     }
 
     /// The last failure of `request`, if one is kept.

@@ -11,7 +11,6 @@ use anyhow::bail;
 use serde::Serialize;
 
 use super::output::{self, Waiting};
-use crate::config::SourceSpec;
 use crate::helper::{Answer, GetOptions, Helper, HelperError, Origin};
 use crate::server_url::ServerUrl;
 use crate::time::{human_duration, rfc3339_signed};
@@ -77,8 +76,9 @@ pub(super) fn token(args: TokenArgs, helper: &Helper) -> anyhow::Result<ExitCode
     let answer = match helper.get(&url, GetOptions { force_refresh: args.refresh }) {
         Ok(a) => a,
         Err(HelperError::NotFound) => {
-            bail!("{}: {}", HelperError::NotFound, not_found_hint(helper, &url, entry.as_ref()))
+            bail!("{}: {}", HelperError::NotFound, not_found_hint(helper, &url))
         }
+        Err(e @ HelperError::NoSubject { .. }) => bail!("{e}: {}", e.reason()),
         Err(e) => return Err(e.into()),
     };
     drop(waiting);
@@ -112,27 +112,14 @@ pub(super) fn token(args: TokenArgs, helper: &Helper) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
-fn not_found_hint(
-    helper: &Helper,
-    url: &ServerUrl,
-    entry: Option<&(ServerUrl, Option<crate::config::RegistryConfig>)>,
-) -> String {
-    match entry {
-        Some((key, Some(reg))) => format!(
-            "{url} is an exchange registry (entry {key}) but there is no login token from {}; {}",
-            reg.subject_token.describe(),
-            match reg.subject_token {
-                SourceSpec::Keyring => format!("run `docker-credential-exchange login {key}`"),
-                SourceSpec::Kubelet => "only the kubelet provides its token".to_owned(),
-                _ => "check that the source is available here".to_owned(),
-            }
-        ),
-        _ => format!(
-            "{url} is neither configured for exchange (in {}) nor stored; run `docker login {}` or add it to the config",
-            helper.config_path().display(),
-            url.registry()
-        ),
-    }
+/// Why a request that is not an exchange registry found nothing (an
+/// exchange registry's `get` says why itself: [`HelperError::reason`]).
+fn not_found_hint(helper: &Helper, url: &ServerUrl) -> String {
+    format!(
+        "{url} is neither configured for exchange (in {}) nor stored; run `docker login {}` or add it to the config",
+        helper.config_path().display(),
+        url.registry()
+    )
 }
 
 fn human(r: &TokenReport, answer: &Answer, decode: bool) -> String {

@@ -1,10 +1,10 @@
 //! `get` for an exchange registry: the state machine the parent module's
 //! doc describes, from the cheap probe to the commit under the login
-//! generation, with the failure kept for `status` and for the helpers
-//! queued behind it.
+//! generation, with the failure kept for `status`, for the helpers queued
+//! behind it and, for a short window, for the helpers that ask next.
 
 use super::{Answer, GetOptions, Helper, HelperError, LOGIN_CHANGE_RETRIES, Origin};
-use crate::cache::{Cache, CachedToken, Commit, Identity, Lookup, Schedule};
+use crate::cache::{Cache, CachedToken, Commit, ExchangeFailure, Generation, Identity, Lookup, Schedule};
 use crate::config::{RegistryConfig, SourceSpec};
 use crate::deadline::TIMEOUT_ENV;
 use crate::exchange::ExchangeError;
@@ -31,8 +31,7 @@ impl Helper {
         for _ in 0..LOGIN_CHANGE_RETRIES {
             let probe = subject::probe(&reg.subject_token, cx)?;
             if matches!(probe, Probe::Absent) {
-                crate::debug!("{url}: no subject token from {}; not found", reg.subject_token.describe());
-                return Err(HelperError::NotFound);
+                return Err(no_subject(url, key, reg));
             }
             let actor = subject::probe_actor(key, reg.actor_token.as_ref(), cx)?;
             let actor_fingerprint = actor.as_ref().and_then(Probe::fingerprint);
@@ -90,7 +89,10 @@ impl Helper {
                         endpoint: reg.token_endpoint.clone(),
                         reason,
                     };
-                    return self.fail(url, plan, stale(cache, plan, fingerprint.as_deref()), error.into());
+                    // Not the exchange's failure (that helper's is still to
+                    // come), so nothing for others to reuse or remember.
+                    let stale = stale(cache, plan, fingerprint.as_deref());
+                    return self.fail(url, key, plan, stale, error.into(), None);
                 }
                 Err(e) => {
                     crate::warn!("cannot lock the token cache ({e}); exchanging without it");
@@ -105,14 +107,29 @@ impl Helper {
             Lookup::Fresh(hit) | Lookup::Stale(hit) => Some(hit),
             Lookup::Miss => None,
         };
-        if let Some(failure) = cache.failure(url)
-            && (waiting_since..=now_ms()).contains(&failure.at_ms)
-            && failure.key.as_deref() == Some(plan.cache_key.as_str())
-        {
-            crate::debug!("{url}: the exchange this helper waited for failed; reusing its failure");
-            return self.fail(url, plan, stale, HelperError::SharedFailure(failure.message));
-        }
+        // Read before the login token: a token exchanged from a login that
+        // changes from here on is never cached, and a failure remembered
+        // under an earlier login is never answered.
         let generation = cache.generation(key.as_str(), &self.deadline);
+        let prior =
+            generation.as_ref().and_then(|g| cache.exchange_failure(&plan.cache_key).filter(|f| f.under(g)));
+        if let Some(prior) = prior {
+            let now = now_ms();
+            if (waiting_since..=now).contains(&prior.at_ms) {
+                crate::debug!("{url}: the exchange this helper waited for failed; reusing its failure");
+                return self.fail(url, key, plan, stale, HelperError::SharedFailure(prior.message), None);
+            }
+            if !opts.force_refresh && prior.remembered_at(now, self.deadline.limit()) {
+                crate::debug!("{url}: the exchange failed moments ago; answering from memory");
+                let error = HelperError::Remembered {
+                    request: url.to_string(),
+                    at: prior.at(),
+                    until: prior.until(),
+                    message: prior.message,
+                };
+                return self.fail(url, key, plan, stale, error, None);
+            }
+        }
         let login_username = || self.store().ok()?.username(key).ok().flatten();
         let subject = subject::load(
             &reg.subject_token,
@@ -128,7 +145,7 @@ impl Helper {
                 }
                 self.exchange(url, key, reg, plan, subject, actor.as_ref(), fingerprint)
             }
-            Ok(None) => return Err(HelperError::NotFound),
+            Ok(None) => return Err(no_subject(url, key, reg)),
             Err(e) => Err(e.into()),
         };
         match result {
@@ -138,34 +155,61 @@ impl Helper {
                     Commit::LoginChanged => return Ok(None),
                     Commit::Accepted => {}
                 }
+                cache.forget_failure(&plan.cache_key);
                 cache.clear_failure(url);
                 Ok(Some(answer(entry, Origin::Exchange, scoped)))
             }
-            Err(HelperError::NotFound) => Err(HelperError::NotFound),
-            Err(e) => self.fail(url, plan, stale, e),
+            Err(e) if e.is_not_found() => Err(e),
+            Err(e) => self.fail(url, key, plan, stale, e, generation.as_ref()),
         }
     }
 
-    /// Records a failed exchange (still holding the lock, so that helpers
-    /// waiting behind see it) and falls back to a stale token that has not
-    /// expired yet.
+    /// Records a failure as the request's last (for `status`) and, when it
+    /// is a new failure of the endpoint and the login generation it ran
+    /// under is known, as the key's failed exchange (still holding the
+    /// lock, so that the helpers waiting behind see it, and those that ask
+    /// next get it from memory); then falls back to a stale token that has
+    /// not expired yet.
     fn fail(
         &self,
         url: &ServerUrl,
+        key: &ServerUrl,
         plan: &Plan,
         stale: Option<CachedToken>,
         error: HelperError,
+        generation: Option<&Generation>,
     ) -> Result<Option<Answer>, HelperError> {
         let message = error.to_string();
-        // Only a failure of the endpoint is offered to the helpers waiting
-        // for the same exchange; one of this process's own is not theirs.
-        let shared = match &error {
-            HelperError::Exchange(e) => e.is_shared(),
-            HelperError::SharedFailure(_) => true,
-            _ => false,
-        };
-        self.cache.record_failure(url, shared.then_some(&plan.cache_key), &message);
+        match &error {
+            // Already on file as the request's last failure, as it was
+            // said then: `status` adds until when it is remembered.
+            HelperError::Remembered { message, .. } => {
+                self.cache.record_repeated_failure(url, message, crate::cache::REMEMBER_FOR);
+            }
+            _ => self.cache.record_failure(url, Some(&plan.cache_key), &message),
+        }
         self.failure_recorded.set(true);
+        // One of this process's own (a client secret it cannot read) is
+        // not another helper's, and must not outlive its fix.
+        if let (Some(generation), HelperError::Exchange(e)) = (generation, &error)
+            && e.is_shared()
+        {
+            let window = crate::cache::window(e.retry_after());
+            let mut failure = ExchangeFailure::new(
+                &plan.cache_key,
+                key.as_str(),
+                url.as_str(),
+                generation,
+                now_ms(),
+                window,
+                &message,
+            );
+            if self.deadline.expired() {
+                // A helper allowed more time might still get an answer.
+                failure = failure.timed_out_after(self.deadline.limit());
+            }
+            self.cache.remember_failure(&plan.cache_key, &failure);
+        }
         match stale {
             Some(hit) if hit.expires_at > crate::time::now() => {
                 crate::warn!(
@@ -202,20 +246,24 @@ impl Helper {
         let request = plan.request(key, reg, &subject.token, actor_token.as_ref());
         let response = crate::exchange::exchange(&request, &self.deadline)?;
         let obtained_at = crate::time::now();
-        let schedule = Schedule::new(
-            obtained_at,
-            response.expires_in,
-            crate::jwt::expiry(response.access_token.expose()),
-            reg.default_lifetime(),
-            reg.safety_margin(),
-        );
+        let exp = crate::jwt::expiry(response.access_token.expose());
+        let schedule =
+            Schedule::new(obtained_at, response.expires_in, exp, reg.default_lifetime(), reg.safety_margin());
         if schedule.expires_at <= obtained_at {
+            // Say which of the two the server sent: a zero or negative
+            // `expires_in` is its own word that the token is expired; an
+            // `exp` in the past may be a clock that is off.
+            let which = match response.expires_in {
+                Some(secs) if secs <= 0 => format!("expires_in {secs}"),
+                _ => format!("exp {}", exp.map_or_else(String::new, crate::time::rfc3339_signed)),
+            };
             return Err(ExchangeError::Failed {
                 registry: key.to_string(),
                 endpoint: reg.token_endpoint.clone(),
-                reason: "the endpoint issued a token that has already expired (expires_in 0, or an exp in the past); \
-                         check its token lifetime and both machines' clocks"
-                    .into(),
+                reason: format!(
+                    "the endpoint issued a token that has already expired ({which}); check its token lifetime and \
+                     both machines' clocks"
+                ),
             }
             .into());
         }
@@ -242,6 +290,17 @@ impl Helper {
 struct Tokens {
     subject: Probe,
     actor: Option<Probe>,
+}
+
+/// "Not found" for Docker, with the reason for people and the log.
+fn no_subject(url: &ServerUrl, key: &ServerUrl, reg: &RegistryConfig) -> HelperError {
+    let source = reg.subject_token.describe();
+    let reason = format!(
+        "{url} is an exchange registry (entry {key}) but there is no login token from {source}: {}",
+        subject::why_absent(&reg.subject_token, key)
+    );
+    crate::debug!("{reason}; not found");
+    HelperError::NoSubject { reason }
 }
 
 fn stale(cache: &Cache, plan: &Plan, fingerprint: Option<&str>) -> Option<CachedToken> {

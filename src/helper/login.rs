@@ -68,9 +68,13 @@ impl Helper {
         };
         // A new generation before the change and after it: a helper killed
         // between the two still leaves no token of the old login cached.
+        // After a failed write too, as in `store`: a keyring write that
+        // timed out may still land, and no token of the old login may
+        // outlive it.
         self.new_generation(&key);
-        self.store()?.put(&key, &cred)?;
+        let stored = self.store().and_then(|store| Ok(store.put(&key, &cred)?));
         self.new_generation(&key);
+        stored?;
         let verified = proven.map(|(plan, entry)| {
             // The proven token serves the next `get`, unless another change
             // of login (a logout racing this login) came after ours.
@@ -180,5 +184,109 @@ impl Helper {
     /// Drops the cached tokens of the registry that `key` names.
     pub fn drop_cached(&self, key: &ServerUrl) -> usize {
         self.cache.drop_registry(key.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::{Cell, OnceCell, RefCell};
+    use std::collections::BTreeMap;
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::cache::{Cache, CacheKey, Commit, Generation, Identity, KeyFields, Schedule};
+    use crate::config::Config;
+    use crate::deadline::Deadline;
+    use crate::store::{CredentialStore, ListedCredential, StoreError, Write};
+
+    /// A keyring whose write times out (and may still land). While it
+    /// "writes", a `get` of another process reads the login generation,
+    /// as one that starts its exchange at that moment would.
+    struct TimedOutWrite {
+        cache: Cache,
+        seen_during_write: Rc<RefCell<Option<Generation>>>,
+    }
+
+    impl CredentialStore for TimedOutWrite {
+        fn get(&self, _: &ServerUrl) -> Result<Option<StoredCredential>, StoreError> {
+            Ok(None)
+        }
+        fn username(&self, _: &ServerUrl) -> Result<Option<String>, StoreError> {
+            Ok(None)
+        }
+        fn put(&self, key: &ServerUrl, _: &StoredCredential) -> Result<(), StoreError> {
+            let deadline = Deadline::after(Duration::from_secs(5));
+            *self.seen_during_write.borrow_mut() = self.cache.generation(key.as_str(), &deadline);
+            Err(StoreError::KeyringTimedOut { limit: Duration::from_secs(1), write: Write::Store })
+        }
+        fn remove(&self, _: &ServerUrl) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+        fn list(&self) -> Result<BTreeMap<String, ListedCredential>, StoreError> {
+            Ok(BTreeMap::new())
+        }
+        fn describe(&self) -> String {
+            "a keyring whose writes time out".into()
+        }
+        fn check_ready(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_login_whose_write_timed_out_still_refuses_tokens_exchanged_during_the_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("config.json");
+        std::fs::write(
+            &config_path,
+            r#"{"registries": {"r.example": {"token_endpoint": "https://sts.example/t"}}}"#,
+        )
+        .unwrap();
+        let cache = Cache::new(dir.path().join("cache"), true);
+        let seen = Rc::new(RefCell::new(None));
+        let store: Box<dyn CredentialStore> =
+            Box::new(TimedOutWrite { cache: cache.clone(), seen_during_write: Rc::clone(&seen) });
+        let helper = Helper {
+            config: Config::load(&config_path),
+            config_path,
+            cache: cache.clone(),
+            deadline: Deadline::after(Duration::from_secs(5)),
+            store: OnceCell::from(store),
+            failure_recorded: Cell::new(false),
+        };
+        let url = ServerUrl::parse("r.example").unwrap();
+        let login = helper.login(&url, Some("alice"), Secret::new("new-login-token".into()), false);
+        assert!(matches!(login, Err(HelperError::Store(_))), "{login:?}");
+
+        // The `get` that started during the write now offers the token it
+        // exchanged from the login it read then.
+        let key = CacheKey::new(&KeyFields {
+            registry_key: "r.example",
+            repository: None,
+            endpoint: "https://sts.example/t",
+            subject_source: "keyring",
+            subject_token_type: "t",
+            audience: &[],
+            resource: &[],
+            scope: None,
+            requested_token_type: None,
+            client_id: None,
+            username: None,
+            subject: None,
+            actor: None,
+        });
+        let identity = Identity { key: &key, registry: "r.example", request: "r.example", username: "alice" };
+        let now = crate::time::now();
+        let token = identity.entry(
+            Secret::new("tok".into()),
+            None,
+            Schedule::new(now, Some(3600), None, 60, 60),
+            None,
+        );
+        let seen = seen.borrow().clone();
+        assert!(seen.is_some(), "the generation could not be read");
+        let deadline = Deadline::after(Duration::from_secs(5));
+        assert_eq!(cache.commit("r.example", &key, &token, seen.as_ref(), &deadline), Commit::LoginChanged);
     }
 }

@@ -4,19 +4,24 @@
 //!
 //! `get` for an exchange registry is a small state machine:
 //! 1. resolve the request against its entry ([`Plan`]) and probe the
-//!    subject cheaply; no subject means "not found", without a request;
+//!    subject cheaply; no subject means "not found", without a request
+//!    (the reason is kept for `status` and the log);
 //! 2. a fresh cache entry is the answer: no lock, keyring or network;
 //! 3. otherwise wait, by the deadline, for the per-key lock, so that one
 //!    exchange serves every helper asking at once;
 //! 4. look again: the helper that held the lock may have refreshed the
 //!    token, or failed, in which case its failure (or the stale token) is
-//!    the answer rather than a second attempt;
+//!    the answer rather than a second attempt; so is a failure of the same
+//!    exchange under the same login a few seconds ago (remembered, unless
+//!    `token --refresh` asks anew): clients that ask again after each
+//!    failure must not pay a deadline each time;
 //! 5. note the registry's login generation, read the subject, exchange;
 //! 6. cache the token only if the login did not change meanwhile (else
 //!    start over with the new login);
-//! 7. on failure, keep the reason for `status` and `doctor` and for the
-//!    helpers waiting behind, and fall back to a cached token that is inside
-//!    its margin but not yet expired.
+//! 7. on failure, keep the reason for `status` and `doctor` and, if it
+//!    was the endpoint's, for the helpers waiting behind and those asking
+//!    in the next seconds; fall back to a cached token that is inside its
+//!    margin but not yet expired.
 //!
 //! The machine is in [`exchanged`]; changes of login (`login`, `store`,
 //! `erase`) in [`login`]; plain credentials and `list` here.
@@ -45,10 +50,19 @@ const LOGIN_CHANGE_RETRIES: usize = 3;
 /// Why an action failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HelperError {
-    /// Nothing is stored (or no subject token is available): Docker's
-    /// "not logged in", the protocol's exact string.
+    /// Nothing is stored: Docker's "not logged in", the protocol's exact
+    /// string.
     #[error("credentials not found in native keychain")]
     NotFound,
+    /// An exchange registry has no subject token here (nothing stored, the
+    /// variable unset, not a CI job). Docker is told exactly what
+    /// [`HelperError::NotFound`] tells it; people and the log get the
+    /// reason ([`HelperError::reason`]).
+    #[error("credentials not found in native keychain")]
+    NoSubject {
+        /// Which registry, which source, and why it has no token.
+        reason: String,
+    },
     /// The config file is unusable.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -71,6 +85,24 @@ pub enum HelperError {
     /// waited for it; its message, as it recorded it.
     #[error("{0}")]
     SharedFailure(String),
+    /// The same exchange failed moments ago and is answered from memory
+    /// rather than retried (see [`crate::cache::REMEMBER_FOR`]).
+    #[error(
+        "{message} (remembered from a failure at {at}: until {until} `get` answers so at once instead of \
+         waiting on the endpoint again; `docker-credential-exchange token {request} --refresh` retries now)",
+        at = crate::time::rfc3339_signed(*at),
+        until = crate::time::rfc3339_signed(*until)
+    )]
+    Remembered {
+        /// The failure's message, as it was recorded.
+        message: String,
+        /// The request, for the command that retries it.
+        request: String,
+        /// When it failed (Unix seconds).
+        at: i64,
+        /// Until when it is remembered (Unix seconds).
+        until: i64,
+    },
     /// A login token is stored for a registry the config no longer makes
     /// an exchange registry; it is never handed out as a password.
     #[error(
@@ -96,6 +128,27 @@ pub enum HelperError {
     #[error("the login for {0} changed during the exchange {LOGIN_CHANGE_RETRIES} times in a row; try again")]
     LoginKeptChanging(String),
 }
+
+impl HelperError {
+    /// What went wrong, for a person or the log file: the message, except
+    /// that a missing subject token says why rather than Docker's "not
+    /// found in native keychain".
+    pub fn reason(&self) -> String {
+        match self {
+            HelperError::NoSubject { reason } => reason.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    /// Whether Docker should be told "not found": nothing stored, or no
+    /// subject token.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, HelperError::NotFound | HelperError::NoSubject { .. })
+    }
+}
+
+/// How long a repeated "no subject token" outcome is not written again.
+const REPEATED_OUTCOME_REFRESH: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Where the credentials `get` returned came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -288,12 +341,14 @@ impl Helper {
                     .and_then(|reg| self.get_exchanged(url, config.key(id), reg, opts, kubelet)),
                 None => self.get_plain(url),
             },
-            // Plain credentials keep working; a login token, or nothing
-            // stored for a registry the broken file names, gets its error.
+            // Plain credentials keep working. A login token gets the file's
+            // own error: the registry was configured for exchange when it
+            // was stored, and whether it still is cannot be read, so there
+            // is nothing to say about its entry (never "log out"). Nothing
+            // stored gets it too when the broken file names the registry.
             Err(config_error) => match self.get_plain(url) {
-                Err(HelperError::NotFound | HelperError::LoginTokenWithoutExchange { .. })
-                    if self.broken_config_mentions(url) =>
-                {
+                Err(HelperError::LoginTokenWithoutExchange { .. }) => Err(config_error.clone().into()),
+                Err(HelperError::NotFound) if self.broken_config_mentions(url) => {
                     Err(config_error.clone().into())
                 }
                 other => other,
@@ -301,6 +356,12 @@ impl Helper {
         };
         match &result {
             Err(HelperError::NotFound) => {}
+            // The newest outcome, so that `status` does not show an older
+            // failure that has since been fixed; not an exchange failure,
+            // so never answered from memory.
+            Err(e @ HelperError::NoSubject { .. }) => {
+                self.cache.record_repeated_failure(url, &e.reason(), REPEATED_OUTCOME_REFRESH);
+            }
             Err(e) if !self.failure_recorded.get() => self.cache.record_failure(url, None, &e.to_string()),
             Err(_) => {}
             // A hit or a stored credential is a success that did not clear

@@ -27,6 +27,11 @@ pub enum Behaviour {
     /// Answer at once with this status and JSON body (an `expires_in` no
     /// server should send, an error that echoes the request).
     Answer { status: u16, body: String },
+    /// The first `times` connections: read the request, then drop the
+    /// connection without a byte of answer, with a reset (RST) when
+    /// `reset`, else a plain close (EOF; on Windows always). Later
+    /// connections get `then`.
+    DropFirst { times: usize, reset: bool, then: Box<Behaviour> },
 }
 
 /// A misbehaving endpoint.
@@ -50,9 +55,9 @@ impl Hostile {
             while !stopped.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((stream, _)) => {
-                        count.fetch_add(1, Ordering::SeqCst);
+                        let index = count.fetch_add(1, Ordering::SeqCst);
                         let (stopped, behaviour) = (Arc::clone(&stopped), behaviour.clone());
-                        std::thread::spawn(move || serve(stream, behaviour, &stopped));
+                        std::thread::spawn(move || serve(stream, behaviour, index, &stopped));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
                 }
@@ -119,9 +124,47 @@ fn pause(total: Duration, stop: &AtomicBool) -> bool {
     true
 }
 
-fn serve(mut stream: TcpStream, behaviour: Behaviour, stop: &AtomicBool) {
+/// Drops a connection with a reset rather than a close: a linger time of
+/// zero makes the kernel send RST.
+fn reset(stream: TcpStream) {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+        // SAFETY: setsockopt on a socket this function owns, with a
+        // `linger` of the size given.
+        unsafe {
+            libc::setsockopt(
+                stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&raw const linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            );
+        }
+    }
+    drop(stream);
+}
+
+fn serve(mut stream: TcpStream, behaviour: Behaviour, index: usize, stop: &AtomicBool) {
     read_request_head(&mut stream);
     match behaviour {
+        Behaviour::DropFirst { times, reset: with_reset, then } => {
+            if index >= times {
+                return serve_read(stream, *then, stop);
+            }
+            if with_reset {
+                reset(stream);
+            }
+        }
+        other => serve_read(stream, other, stop),
+    }
+}
+
+/// Answers a connection whose request has been read.
+fn serve_read(mut stream: TcpStream, behaviour: Behaviour, stop: &AtomicBool) {
+    match behaviour {
+        Behaviour::DropFirst { then, .. } => serve_read(stream, *then, stop),
         Behaviour::SlowBody => {
             let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n";
             if stream.write_all(head.as_bytes()).is_err() {

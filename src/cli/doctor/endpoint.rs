@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use super::Checks;
-use crate::config::{RegistryConfig, SourceSpec};
+use crate::config::{ClientAuth, RegistryConfig, SourceSpec};
 use crate::deadline::Deadline;
 use crate::exchange::ExchangeError;
 use crate::helper::{GetOptions, Helper, HelperError};
@@ -215,7 +215,8 @@ pub(super) fn prove(
             checks
                 .ok("exchange", format!("{key}: exchanged for a token {}{left}", answer.secret.fingerprint()))
         }
-        Err(e) => checks.problem("exchange", format!("{key}: {e}"), exchange_fix(&e, key, reg)),
+        // The reason, not Docker's "not found": a person is reading.
+        Err(e) => checks.problem("exchange", format!("{key}: {}", e.reason()), exchange_fix(&e, key, reg)),
     }
 }
 
@@ -225,13 +226,19 @@ fn exchange_fix(e: &HelperError, key: &ServerUrl, reg: &RegistryConfig) -> Strin
         HelperError::Exchange(ExchangeError::Refused { error, .. }) => refused_fix(error, key, reg),
         HelperError::Exchange(ExchangeError::Unreachable { cause, .. }) => connect_fix(cause),
         HelperError::Exchange(ExchangeError::Failed { reason, .. }) => failed_fix(reason, reg),
+        HelperError::Exchange(ExchangeError::Unavailable { retry_after, .. }) => format!(
+            "the STS says it is overloaded or down for now and asks to be tried again in {retry_after} s; run \
+             `docker-credential-exchange doctor --exchange` again after that, and ask its operators if it lasts"
+        ),
         HelperError::Exchange(ExchangeError::Local { .. }) => {
             "this machine's side failed before anything was sent: fix the client_secret source or ca_file it names"
                 .to_owned()
         }
         HelperError::Subject(crate::subject::SubjectError::Expired { .. }) => login_again(key, reg),
         HelperError::Plan(_) => "fix the entry as the message says (see also the scope check above)".to_owned(),
-        HelperError::NotFound => "there is no login token to exchange; see the login check above".to_owned(),
+        HelperError::NotFound | HelperError::NoSubject { .. } => {
+            "there is no login token to exchange; see the login check above".to_owned()
+        }
         _ => "see the checks above".to_owned(),
     }
 }
@@ -242,11 +249,24 @@ fn refused_fix(error: &str, key: &ServerUrl, reg: &RegistryConfig) -> String {
         values.map_or_else(|| "none".to_owned(), |v| format!("\"{}\"", v.values().join("\", \"")))
     };
     match error {
-        "invalid_client" => format!(
-            "the STS does not accept this client: check client_id ({}), client_secret and client_auth (\"basic\" \
-             or \"post\", whichever the STS expects) in the entry",
-            reg.client_id.as_deref().unwrap_or("none")
-        ),
+        "invalid_client" => match reg.client_auth {
+            ClientAuth::Basic | ClientAuth::Post => format!(
+                "the STS does not accept this client: check client_id ({}), client_secret and client_auth \
+                 (\"basic\" or \"post\", whichever the STS expects) in the entry",
+                reg.client_id.as_deref().unwrap_or("none")
+            ),
+            ClientAuth::PrivateKeyJwt => format!(
+                "the STS does not accept this client's assertion: check client_id ({}), that the STS holds the \
+                 public half of client_key (and looks it up by client_key_id, if set), and \
+                 client_assertion_audience if the STS wants its issuer as the audience",
+                reg.client_id.as_deref().unwrap_or("none")
+            ),
+            _ => format!(
+                "the STS does not accept this client's certificate: check client_id ({}) and that the STS has \
+                 client_certificate registered for it (or trusts its issuer)",
+                reg.client_id.as_deref().unwrap_or("none")
+            ),
+        },
         "unauthorized_client" => format!(
             "the STS knows client {} but does not let it exchange tokens: ask the STS's administrator to allow \
              the grant type {} for it",

@@ -291,6 +291,7 @@ fn client_secret(checks: &mut Checks, key: &ServerUrl, reg: &RegistryConfig) -> 
 pub(super) fn failures(checks: &mut Checks, helper: &Helper, since_ms: i64) -> anyhow::Result<()> {
     let cache = helper.cache();
     let entries = cache.entries();
+    let remembered = cache.remembered(helper.deadline());
     let now = crate::time::now();
     for failure in cache.failures() {
         let superseded = entries.iter().any(|e| {
@@ -301,19 +302,29 @@ pub(super) fn failures(checks: &mut Checks, helper: &Helper, since_ms: i64) -> a
         if superseded || failure.at_ms >= since_ms {
             continue;
         }
+        let until = remembered.iter().find(|r| r.request == failure.request).map(|r| r.until());
         checks.warn(
             "last get",
             format!(
-                "{} failed {} ago ({}): {}",
+                "{} failed {} ago ({}): {}{}",
                 failure.request,
                 crate::time::human_duration(now.saturating_sub(failure.at())),
                 crate::time::rfc3339_signed(failure.at()),
-                failure.message
+                failure.message,
+                until.map_or_else(String::new, |u| format!(
+                    "; remembered until {}: get answers it at once",
+                    crate::time::rfc3339_signed(u)
+                ))
             ),
-            format!(
-                "retry with `docker-credential-exchange token {}` to see whether it still fails",
-                failure.request
-            ),
+            match until {
+                Some(_) => {
+                    format!("retry now with `docker-credential-exchange token {} --refresh`", failure.request)
+                }
+                None => format!(
+                    "retry with `docker-credential-exchange token {}` to see whether it still fails",
+                    failure.request
+                ),
+            },
         )?;
     }
     Ok(())

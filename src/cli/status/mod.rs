@@ -41,7 +41,8 @@
 //!       "remaining": "41m 12s",
 //!       "state": "fresh" | "refresh-due" | "expired"
 //!     }],
-//!     "last_failure": null | {"request": "…", "at": 1760000000, "at_rfc3339": "…Z", "message": "…"}
+//!     "last_failure": null | {"request": "…", "at": 1760000000, "at_rfc3339": "…Z", "message": "…",
+//!                             "remembered_until": 1760000015 | null}   `get` answers it without asking until then
 //!   }]
 //! }
 //! ```
@@ -52,7 +53,7 @@ mod table;
 
 use std::process::ExitCode;
 
-use crate::cache::{CachedToken, Failure};
+use crate::cache::{CachedToken, ExchangeFailure, Failure};
 use crate::config::{Config, RegistryConfig, SourceSpec};
 use crate::helper::Helper;
 use crate::paths::ConfigOrigin;
@@ -70,7 +71,7 @@ pub struct StatusArgs {
     /// token_endpoint, entry_error, login_token {state, fingerprint, expires_at, expires_at_rfc3339,
     /// remaining_seconds, remaining, detail}, cached_tokens [{request, username, fingerprint,
     /// obtained_at, refresh_at, expires_at, expires_at_rfc3339, remaining_seconds, remaining,
-    /// state}] and last_failure {request, at, at_rfc3339, message}. Times are Unix seconds.
+    /// state}] and last_failure {request, at, at_rfc3339, message, remembered_until}. Times are Unix seconds.
     /// Never secrets.
     #[arg(long)]
     pub json: bool,
@@ -126,7 +127,7 @@ pub(super) fn collect(helper: &Helper) -> anyhow::Result<Report> {
             subject_where: None,
         });
     }
-    attach_failures(&mut rows, cache.failures(), config, &cached);
+    attach_failures(&mut rows, cache.failures(), &cache.remembered(helper.deadline()), config, &cached);
     rows.sort_by(|a, b| a.registry.cmp(&b.registry));
     Ok(Report {
         now,
@@ -193,6 +194,7 @@ fn exchange_row(
 fn attach_failures(
     rows: &mut Vec<RegistryStatus>,
     failures: Vec<Failure>,
+    remembered: &[ExchangeFailure],
     config: Option<&Config>,
     cached: &[CachedToken],
 ) {
@@ -214,6 +216,10 @@ fn attach_failures(
             at: failure.at(),
             at_rfc3339: rfc3339_signed(failure.at()),
             message: failure.message.clone(),
+            remembered_until: remembered
+                .iter()
+                .find(|r| r.request == failure.request)
+                .map(ExchangeFailure::until),
         };
         match rows.iter_mut().find(|r| r.registry == owner) {
             // Newest first: the first failure found for a row is its last.

@@ -167,6 +167,8 @@ pub(crate) struct FailureStatus {
     pub at: i64,
     pub at_rfc3339: String,
     pub message: String,
+    /// Until when `get` answers this failure from memory.
+    pub remembered_until: Option<i64>,
 }
 
 fn origin_word<S: serde::Serializer>(origin: &ConfigOrigin, s: S) -> Result<S::Ok, S::Error> {

@@ -1,7 +1,7 @@
 //! The table `status` prints for people, with the notes below it.
 
 use super::report::{CacheState, Kind, LoginState, LoginToken, Report};
-use crate::time::human_duration;
+use crate::time::{human_duration, rfc3339_signed};
 
 pub(super) fn table(report: &Report) -> String {
     let mut out = String::new();
@@ -69,6 +69,15 @@ pub(super) fn table(report: &Report) -> String {
                 "{}: the last get failed {ago} ago ({}): {}",
                 r.registry, f.at_rfc3339, f.message
             ));
+            if let Some(until) = f.remembered_until {
+                notes.push(format!(
+                    "{}: remembered until {}: get answers this failure at once; `docker-credential-exchange token {} \
+                     --refresh` retries now",
+                    r.registry,
+                    rfc3339_signed(until),
+                    f.request
+                ));
+            }
         }
     }
     // Fitted to a terminal; whole in a pipe or a file.
