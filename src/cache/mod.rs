@@ -342,6 +342,15 @@ mod tests {
         Cache::new(dir.path().to_owned(), true)
     }
 
+    /// Dates `path` `epoch` seconds after 1970, closing the file again: on
+    /// Windows a file still open here would outlive its removal as "delete
+    /// pending" (wherever POSIX delete semantics are not in force), and the
+    /// pruning tests would see it still exist.
+    fn set_modified(path: &std::path::Path, epoch: i64) {
+        let file = std::fs::File::options().write(true).open(path).unwrap();
+        file.set_modified(epoch_time(epoch).unwrap()).unwrap();
+    }
+
     #[test]
     fn keys_differ_by_every_shaping_field() {
         assert_ne!(CacheKey::new(&fields(Some("a"))), CacheKey::new(&fields(Some("b"))));
@@ -427,8 +436,7 @@ mod tests {
         // 4600) says it is live at 2000, so it is not even opened.
         let path = cache.entry_path(&live);
         std::fs::write(&path, b"not an entry").unwrap();
-        let file = std::fs::File::options().write(true).open(&path).unwrap();
-        file.set_modified(epoch_time(4600).unwrap()).unwrap();
+        set_modified(&path, 4600);
         cache.prune(2000, None);
         assert!(path.exists());
         // Past its date it is read, found invalid and removed.
@@ -444,8 +452,7 @@ mod tests {
         cache.store(&key, &token(&key, 1000, 10, None)).unwrap();
         // Expired since 1010, but dated two days ahead of 2000.
         let path = cache.entry_path(&key);
-        let file = std::fs::File::options().write(true).open(&path).unwrap();
-        file.set_modified(epoch_time(2000 + 2 * 86_400).unwrap()).unwrap();
+        set_modified(&path, 2000 + 2 * 86_400);
         cache.prune(2000, None);
         assert!(!path.exists());
     }
