@@ -2,9 +2,9 @@
 # The Windows build of the helper, tested on Linux under Wine: cross-builds
 # the binary and its suites for x86_64-pc-windows-gnu, runs the binary's
 # protocol round trip (file store and Credential Manager, a 12 KB secret),
-# then keyring_windows and every suite in .ci/portable-suites.sh, each program
-# through .ci/wine/run (the cargo runner: a private Wine prefix in the
-# target directory, made on first use).
+# then keyring_windows, windows and every suite in .ci/portable-suites.sh,
+# each program through .ci/wine/run (the cargo runner: a private Wine
+# prefix in the target directory, made on first use).
 #
 #   .ci/wine.sh                      # everything, as .ci/run does
 #   .ci/wine.sh --test protocol      # only these cargo test arguments
@@ -34,7 +34,7 @@ source .ci/portable-suites.sh
 
 started=$SECONDS
 echo "wine.sh: building the helper and its suites for $target"
-cargo test --locked --target "$target" --no-run --test keyring_windows "${portable_suites[@]}"
+cargo test --locked --target "$target" --no-run --test keyring_windows --test windows "${portable_suites[@]}"
 built=$SECONDS
 
 # The binary itself, as Docker runs it: store, get, list and erase through
@@ -81,5 +81,5 @@ smoked=$SECONDS
 # As the windows job of ci.yml runs them: the keyring suite one test at a
 # time, then the portable suites. --no-fail-fast: every failing suite shows.
 cargo test --locked --target "$target" --no-fail-fast --test keyring_windows -- --test-threads=1
-cargo test --locked --target "$target" --no-fail-fast "${portable_suites[@]}"
+cargo test --locked --target "$target" --no-fail-fast --test windows "${portable_suites[@]}"
 echo "wine.sh: build $((built - started))s, round trip $((smoked - built))s, suites $((SECONDS - smoked))s"

@@ -128,7 +128,7 @@ impl Cache {
         if &read_generation(&guard) != seen {
             return Commit::LoginChanged;
         }
-        if let Err(e) = self.store(key, token) {
+        if let Err(e) = self.store(key, token, deadline) {
             crate::warn!("cannot write the token cache: {e}");
         }
         Commit::Accepted
@@ -155,7 +155,13 @@ impl Cache {
     }
 
     /// Keeps `failure` as the last failure of its request.
-    pub fn record_failure(&self, request: &ServerUrl, key: Option<&CacheKey>, message: &str) {
+    pub fn record_failure(
+        &self,
+        request: &ServerUrl,
+        key: Option<&CacheKey>,
+        message: &str,
+        deadline: &Deadline,
+    ) {
         let record = Failure {
             version: FAILURE_VERSION,
             request: request.to_string(),
@@ -167,6 +173,7 @@ impl Cache {
             fsutil::write_atomic(
                 &self.failure_path(request),
                 &serde_json::to_vec(&record).unwrap_or_default(),
+                deadline,
             )
         });
         if let Err(e) = written {
@@ -269,7 +276,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::new(dir.path().to_owned(), true);
         let now = crate::time::now();
-        cache.store(&key(), &token(&key(), now)).unwrap();
+        cache.store(&key(), &token(&key(), now), &deadline()).unwrap();
         assert_eq!(cache.new_generation("r.example", &deadline()).unwrap(), 1);
         assert!(matches!(cache.lookup(&key(), None, now), Lookup::Miss));
     }
@@ -280,7 +287,7 @@ mod tests {
         let cache = Cache::new(dir.path().to_owned(), true);
         let request = ServerUrl::parse("r.example").unwrap();
         crate::redact::remember("the-long-subject-token-value");
-        cache.record_failure(&request, None, "refused the-long-subject-token-value\nbecause");
+        cache.record_failure(&request, None, "refused the-long-subject-token-value\nbecause", &deadline());
         let failure = cache.failure(&request).unwrap();
         assert_eq!(failure.message, "refused [REDACTED] because");
         assert_eq!(cache.failures().len(), 1);

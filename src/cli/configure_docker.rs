@@ -60,7 +60,7 @@ pub(super) fn configure_docker(args: ConfigureDockerArgs, helper: &Helper) -> an
         if args.registries.is_empty() {
             changes.extend(file.doc.unset_creds_store());
         }
-        write(&file, &changes, true)?;
+        write(&file, &changes, true, helper.deadline())?;
         return Ok(ExitCode::SUCCESS);
     }
     // The old helper may take seconds to answer: ask it before the change,
@@ -106,12 +106,12 @@ pub(super) fn configure_docker(args: ConfigureDockerArgs, helper: &Helper) -> an
     let mut kept = Vec::new();
     let mut file = read(&path)?;
     let edit = edit_docker_config(&mut file.doc, &args, &keys, &docker_hosts, helper, &moves)?;
-    write(&file, &edit.changes, true)?;
+    write(&file, &edit.changes, true, helper.deadline())?;
     kept.extend(edit.kept.iter().map(|entry| format!("{entry} in {}", file.path.display())));
     for earlier in &auth_files {
         let Ok(mut file) = ConfigFile::read(&earlier.path) else { continue };
         let edit = remove_shadowing(&mut file.doc, &hosts, helper, &moves)?;
-        write(&file, &edit.changes, false)?;
+        write(&file, &edit.changes, false, helper.deadline())?;
         kept.extend(edit.kept.iter().map(|entry| format!("{entry} in {}", file.path.display())));
     }
     if !kept.is_empty() {
@@ -160,14 +160,19 @@ fn read(path: &Path) -> anyhow::Result<ConfigFile> {
 }
 
 /// Writes `file` if anything changed, and says what.
-fn write(file: &ConfigFile, changes: &[String], say_if_unchanged: bool) -> anyhow::Result<()> {
+fn write(
+    file: &ConfigFile,
+    changes: &[String],
+    say_if_unchanged: bool,
+    deadline: &Deadline,
+) -> anyhow::Result<()> {
     if changes.is_empty() {
         if say_if_unchanged {
             say(&format!("{}: already as asked; nothing changed", file.path.display()));
         }
         return Ok(());
     }
-    let backup = file.write()?;
+    let backup = file.write(deadline)?;
     for change in changes {
         say(&format!("{}: {change}", file.path.display()));
     }

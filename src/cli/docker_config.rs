@@ -150,7 +150,7 @@ impl ConfigFile {
     /// # Errors
     /// The file is read-only, or the backup or the file cannot be written;
     /// then nothing was changed.
-    pub fn write(&self) -> anyhow::Result<Option<PathBuf>> {
+    pub fn write(&self, deadline: &crate::deadline::Deadline) -> anyhow::Result<Option<PathBuf>> {
         self.ensure_writable()?;
         let trailing_newline = self.original.as_deref().is_none_or(|b| b.ends_with(b"\n"));
         let contents = self.doc.render(trailing_newline);
@@ -164,13 +164,13 @@ impl ConfigFile {
         let backup = match &self.original {
             Some(old) => {
                 let backup = backup_path(&self.path);
-                crate::fsutil::write_atomic(&backup, old)
+                crate::fsutil::write_atomic(&backup, old, deadline)
                     .context("cannot write the backup; nothing was changed")?;
                 Some(backup)
             }
             None => None,
         };
-        crate::fsutil::write_atomic(&self.path, contents.as_bytes())?;
+        crate::fsutil::write_atomic(&self.path, contents.as_bytes(), deadline)?;
         if let Some(perms) = mode {
             std::fs::set_permissions(&self.path, perms)
                 .with_context(|| format!("cannot restore the permissions of {}", self.path.display()))?;

@@ -153,7 +153,7 @@ impl Helper {
             HelperError::SharedFailure(_) => true,
             _ => false,
         };
-        self.cache.record_failure(url, shared.then_some(&plan.cache_key), &message);
+        self.cache.record_failure(url, shared.then_some(&plan.cache_key), &message, &self.deadline);
         self.failure_recorded.set(true);
         match stale {
             Some(hit) if hit.expires_at > crate::time::now() => {

@@ -282,7 +282,9 @@ impl Helper {
         };
         match &result {
             Err(HelperError::NotFound) => {}
-            Err(e) if !self.failure_recorded.get() => self.cache.record_failure(url, None, &e.to_string()),
+            Err(e) if !self.failure_recorded.get() => {
+                self.cache.record_failure(url, None, &e.to_string(), &self.deadline)
+            }
             Err(_) => {}
             // A hit or a stored credential is a success that did not clear
             // the failure on file; an exchange cleared it, and a stale token
