@@ -301,3 +301,17 @@ fn sid_string(sid: PSID) -> String {
     let chars = unsafe { std::slice::from_raw_parts(text, len) };
     String::from_utf16_lossy(chars)
 }
+
+/// Whether this is Wine rather than Windows (Wine's ntdll exports
+/// `wine_get_version`), for the tests that Wine cannot pass as Windows
+/// would: they say so and check what Wine does instead.
+#[cfg(test)]
+pub(crate) fn under_wine() -> bool {
+    use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleW, GetProcAddress};
+    let ntdll: Vec<u16> = "ntdll.dll".encode_utf16().chain(Some(0)).collect();
+    // SAFETY: NUL-terminated names; ntdll is loaded in every process.
+    unsafe {
+        let module = GetModuleHandleW(ntdll.as_ptr());
+        !module.is_null() && GetProcAddress(module, c"wine_get_version".as_ptr().cast()).is_some()
+    }
+}
