@@ -5,10 +5,11 @@
  * from bcryptprimitives.dll for every HashMap seed and random number, so
  * without this DLL no Rust program starts under Wine 8. ProcessPrng here
  * fills the buffer from advapi32's SystemFunction036 (RtlGenRandom), which
- * Wine implements over the host's random source. Wine 9 and later ship
- * their own bcryptprimitives.dll; this file is then unused.
+ * Wine implements over the host's random source. Where Wine ships a
+ * bcryptprimitives.dll of its own (later releases do), .ci/wine/run leaves
+ * it in place and this file is unused.
  *
- * Built by .ci/wine.sh:
+ * Built by .ci/wine/run (the cargo runner), into the Wine prefix:
  *   x86_64-w64-mingw32-gcc -shared -O2 -o bcryptprimitives.dll \
  *     bcryptprimitives.c bcryptprimitives.def -ladvapi32
  * and copied into the Wine prefix's system32. Test use only: it is never

@@ -25,8 +25,8 @@ use windows_sys::Win32::Security::{
     INHERIT_ONLY_ACE, InitializeAcl, InitializeSecurityDescriptor, OBJECT_INHERIT_ACE,
     OWNER_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR, PSID, SE_DACL_PROTECTED, SECURITY_ATTRIBUTES,
     SECURITY_DESCRIPTOR, SECURITY_MAX_SID_SIZE, SetSecurityDescriptorControl, SetSecurityDescriptorDacl,
-    TOKEN_QUERY, TOKEN_USER, TokenUser, WELL_KNOWN_SID_TYPE, WinAnonymousSid, WinAuthenticatedUserSid,
-    WinBuiltinGuestsSid, WinBuiltinUsersSid, WinWorldSid,
+    TOKEN_OWNER, TOKEN_QUERY, TOKEN_USER, TokenOwner, TokenUser, WELL_KNOWN_SID_TYPE, WinAnonymousSid,
+    WinAuthenticatedUserSid, WinBuiltinGuestsSid, WinBuiltinUsersSid, WinWorldSid,
 };
 use windows_sys::Win32::Storage::FileSystem::{
     BY_HANDLE_FILE_INFORMATION, CreateDirectoryW, FILE_ALL_ACCESS, FILE_FLAG_BACKUP_SEMANTICS,
@@ -178,9 +178,7 @@ pub(super) fn exposure(dir: &Path) -> io::Result<Option<Exposure>> {
     }
     let _descriptor = LocalMemory(descriptor);
     let me = current_user()?;
-    // SAFETY: both SIDs are valid: `owner` inside the descriptor, `me` a
-    // buffer filled by GetTokenInformation.
-    if unsafe { EqualSid(owner, me.sid()) } == 0 {
+    if !me.owns(owner) {
         return Ok(Some(Exposure::Owner(sid_string(owner))));
     }
     if dacl.is_null() {
@@ -245,13 +243,30 @@ impl Drop for LocalMemory {
     }
 }
 
-/// This process's user, as a `TOKEN_USER` (which holds the SID).
-struct CurrentUser(Vec<u64>);
+/// This process's user, and the owner its new files get: the user, or
+/// for an elevated administrator the Administrators group (Windows
+/// Server's default, and so GitHub's runners'). Each is a TOKEN_USER or
+/// TOKEN_OWNER in a buffer of its own.
+struct CurrentUser {
+    user: Vec<u64>,
+    owner: Vec<u64>,
+}
 
 impl CurrentUser {
     fn sid(&self) -> PSID {
         // SAFETY: the buffer holds a TOKEN_USER written by GetTokenInformation.
-        unsafe { (*self.0.as_ptr().cast::<TOKEN_USER>()).User.Sid }
+        unsafe { (*self.user.as_ptr().cast::<TOKEN_USER>()).User.Sid }
+    }
+
+    fn default_owner(&self) -> PSID {
+        // SAFETY: the buffer holds a TOKEN_OWNER written by GetTokenInformation.
+        unsafe { (*self.owner.as_ptr().cast::<TOKEN_OWNER>()).Owner }
+    }
+
+    /// Whether `owner` is this user, or the owner this user's new files get.
+    fn owns(&self, owner: PSID) -> bool {
+        // SAFETY: three valid SIDs.
+        unsafe { EqualSid(owner, self.sid()) != 0 || EqualSid(owner, self.default_owner()) != 0 }
     }
 }
 
@@ -261,20 +276,21 @@ fn current_user() -> io::Result<CurrentUser> {
     if unsafe { OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &raw mut token) } == 0 {
         return Err(io::Error::last_os_error());
     }
-    // A TOKEN_USER and its SID; u64 words keep it aligned.
-    let mut buffer = vec![0u64; 64];
-    let mut needed = 0u32;
-    let size = u32::try_from(buffer.len() * 8).unwrap_or(0);
-    // SAFETY: a token opened for query, a buffer of `size` bytes.
-    let ok =
-        unsafe { GetTokenInformation(token, TokenUser, buffer.as_mut_ptr().cast(), size, &raw mut needed) };
-    let error = io::Error::last_os_error();
+    let read = |class| {
+        // A TOKEN_USER or TOKEN_OWNER and its SID; u64 words keep it aligned.
+        let mut buffer = vec![0u64; 64];
+        let mut needed = 0u32;
+        let size = u32::try_from(buffer.len() * 8).unwrap_or(0);
+        // SAFETY: a token opened for query, a buffer of `size` bytes.
+        let ok =
+            unsafe { GetTokenInformation(token, class, buffer.as_mut_ptr().cast(), size, &raw mut needed) };
+        if ok == 0 { Err(io::Error::last_os_error()) } else { Ok(buffer) }
+    };
+    let user = read(TokenUser);
+    let owner = read(TokenOwner);
     // SAFETY: the handle opened above, closed once.
     unsafe { CloseHandle(token) };
-    if ok == 0 {
-        return Err(error);
-    }
-    Ok(CurrentUser(buffer))
+    Ok(CurrentUser { user: user?, owner: owner? })
 }
 
 /// A well-known SID (Everyone, Users, …), if the system can make it.

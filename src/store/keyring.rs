@@ -104,6 +104,16 @@ impl KeyringStore {
     }
 }
 
+/// What a keyring item held before a write that may have to be undone.
+enum Previous {
+    /// Not read: not needed where the index's rename cannot be refused.
+    Unread,
+    /// There was no item.
+    Absent,
+    /// The item's bytes.
+    Secret(Zeroizing<Vec<u8>>),
+}
+
 impl KeyringStore {
     /// The secret now under `name`, where a write may have to be undone:
     /// only on Windows, where another program can refuse the index's
@@ -111,35 +121,41 @@ impl KeyringStore {
     /// file already written and synced beside the index cannot be refused
     /// (rename(2) replaces a file whoever holds it), and on macOS reading
     /// the item could ask the user for Keychain access a second time.
-    fn previous(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+    fn previous(&self, name: &str) -> Result<Previous, StoreError> {
         if !cfg!(windows) {
-            return Ok(None);
+            return Ok(Previous::Unread);
         }
         let name = name.to_owned();
-        Ok(self.in_time(Write::None, move |os| chunked::load(os, &name))?.map(Zeroizing::new))
+        Ok(match self.in_time(Write::None, move |os| chunked::load(os, &name))? {
+            Some(bytes) => Previous::Secret(Zeroizing::new(bytes)),
+            None => Previous::Absent,
+        })
     }
 
     /// Puts the prepared index in place, or, if that is refused to the
-    /// end, puts the keyring item `name` back to `previous` (or removes it
-    /// if there was none), so that the index and the keyring still agree.
-    /// Some of the deadline is kept for that undo.
+    /// end, puts the keyring item `name` back as it was, so that the index
+    /// and the keyring still agree. Some of the deadline is kept for that.
     fn commit_or_undo(
         &self,
         prepared: fsutil::Prepared,
         name: String,
-        previous: Option<Zeroizing<Vec<u8>>>,
+        previous: Previous,
     ) -> Result<(), StoreError> {
         let rename_by = self.deadline.within(self.deadline.remaining().saturating_sub(UNDO_RESERVE));
         let Err(error) = prepared.commit(&rename_by) else { return Ok(()) };
-        let undone = self.in_time(Write::Store, move |os| match previous {
-            Some(bytes) => chunked::store(os, &name, &bytes, MAX_BLOB),
-            None => chunked::delete(os, &name).map(drop),
-        });
+        let undone = match previous {
+            // Only an I/O error fails a rename there; say what is left.
+            Previous::Unread => Err(StoreError::Keyring("it was not read beforehand".into())),
+            Previous::Absent => self.in_time(Write::Store, move |os| chunked::delete(os, &name).map(drop)),
+            Previous::Secret(bytes) => {
+                self.in_time(Write::Store, move |os| chunked::store(os, &name, &bytes, MAX_BLOB))
+            }
+        };
         Err(match undone {
             Ok(()) => error.into(),
             Err(e) => StoreError::Keyring(format!(
-                "{error}; and the keyring could not be put back as it was ({e}): store the \
-                 credentials again"
+                "{error}; and the keyring item could not be put back as it was ({e}), so the index may \
+                 not match it: store the credentials again"
             )),
         })
     }
@@ -187,10 +203,7 @@ impl CredentialStore for KeyringStore {
         index.entries.insert(key.as_str().to_owned(), listed);
         let prepared = if changed { Some(index.prepare()?) } else { None };
         let name = key.as_str().to_owned();
-        let previous = match &prepared {
-            Some(_) => self.previous(&name)?,
-            None => None,
-        };
+        let previous = if prepared.is_some() { self.previous(&name)? } else { Previous::Unread };
         let secret = cred.secret.clone();
         self.in_time(Write::Store, {
             let name = name.clone();
@@ -208,10 +221,7 @@ impl CredentialStore for KeyringStore {
         let in_index = index.entries.remove(key.as_str()).is_some();
         let prepared = if in_index { Some(index.prepare()?) } else { None };
         let name = key.as_str().to_owned();
-        let previous = match &prepared {
-            Some(_) => self.previous(&name)?,
-            None => None,
-        };
+        let previous = if prepared.is_some() { self.previous(&name)? } else { Previous::Unread };
         let in_keyring = self.in_time(Write::Erase, {
             let name = name.clone();
             move |os| chunked::delete(os, &name)

@@ -1,7 +1,5 @@
 //! Windows only: what the Windows suite needs of the system that std does
-//! not offer. Whether the tests run under Wine (which a test that fails
-//! only because Wine is not Windows uses to say so loudly, never to pass
-//! silently), holding a file open the way a scanner does, whether a
+//! not offer: holding a file open the way a scanner does, whether a
 //! process still runs, and giving a directory an access list.
 
 use std::fs::File;
@@ -17,22 +15,9 @@ use windows_sys::Win32::Security::{
     WinWorldSid,
 };
 use windows_sys::Win32::Storage::FileSystem::{FILE_ALL_ACCESS, FILE_GENERIC_READ, FILE_SHARE_READ};
-use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleW, GetProcAddress};
 use windows_sys::Win32::System::Threading::{
     GetCurrentProcess, OpenProcess, OpenProcessToken, PROCESS_SYNCHRONIZE, WaitForSingleObject,
 };
-
-/// Whether this is Wine rather than Windows: Wine's ntdll exports
-/// `wine_get_version`, which Windows' never has.
-pub fn under_wine() -> bool {
-    let ntdll: Vec<u16> = "ntdll.dll".encode_utf16().chain(Some(0)).collect();
-    // SAFETY: a NUL-terminated module name and a NUL-terminated export name;
-    // ntdll is loaded in every process.
-    unsafe {
-        let module = GetModuleHandleW(ntdll.as_ptr());
-        !module.is_null() && GetProcAddress(module, c"wine_get_version".as_ptr().cast()).is_some()
-    }
-}
 
 /// Opens `path` for reading as Docker Desktop, a virus scanner or the
 /// search indexer may: sharing reads only, so that until it is closed no
