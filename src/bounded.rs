@@ -92,18 +92,27 @@ pub fn read_text(reader: impl Read, limit: u64) -> Result<String, ReadError> {
 /// not a helper waiting for ever. (Docker and the kubelet close it; a
 /// script with `cmd | helper get` where `cmd` hangs does not.)
 ///
-/// On Unix each read first waits in `poll(2)` for the time left; elsewhere
-/// reads are not bounded in time (Windows pipes cannot be polled).
+/// On Unix each read first waits in `poll(2)` for the time left. Windows
+/// has no wait for an anonymous pipe's data (nor one that serves pipes,
+/// files and consoles alike), so there stdin is read on a thread of its
+/// own and each read waits for that thread's next chunk until the
+/// deadline; at the deadline the thread is left blocked in its read, and
+/// the process ends soon after, as with a keyring call that never returns.
 #[derive(Debug)]
 pub struct Stdin {
-    #[cfg_attr(not(unix), expect(dead_code, reason = "Windows pipes cannot be polled"))]
     deadline: Option<crate::deadline::Deadline>,
+    #[cfg(windows)]
+    feed: Option<windows_feed::Feed>,
 }
 
 impl Stdin {
     /// Stdin, given up on at `deadline` (never, with `None`).
     pub fn until(deadline: Option<crate::deadline::Deadline>) -> Stdin {
-        Stdin { deadline }
+        Stdin {
+            deadline,
+            #[cfg(windows)]
+            feed: None,
+        }
     }
 }
 
@@ -113,8 +122,30 @@ impl Read for Stdin {
         if let Some(deadline) = self.deadline {
             wait_readable(libc::STDIN_FILENO, deadline)?;
         }
+        #[cfg(windows)]
+        if let Some(deadline) = self.deadline {
+            if self.feed.is_none() {
+                self.feed = Some(windows_feed::Feed::start()?);
+            }
+            if let Some(feed) = &mut self.feed {
+                return feed.read(buf, deadline);
+            }
+        }
         std::io::stdin().lock().read(buf)
     }
+}
+
+/// The error of a stdin still open at the deadline: it names stdin and
+/// says what the caller should do.
+fn not_closed(deadline: crate::deadline::Deadline) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!(
+            "stdin was not closed within {}s: write the request and close stdin \
+             (e.g. `echo registry.example.com | docker-credential-exchange get`)",
+            deadline.limit().as_secs_f32()
+        ),
+    )
 }
 
 /// Waits until `fd` is readable (or at its end), by `deadline`.
@@ -125,16 +156,7 @@ fn wait_readable(fd: libc::c_int, deadline: crate::deadline::Deadline) -> std::i
         let millis = libc::c_int::try_from(deadline.remaining().as_millis()).unwrap_or(libc::c_int::MAX);
         // SAFETY: one valid pollfd, for the duration of the call.
         match unsafe { libc::poll(&raw mut pollfd, 1, millis) } {
-            0 => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!(
-                        "stdin was not closed within {}s: write the request and close stdin \
-                         (e.g. `echo registry.example.com | docker-credential-exchange get`)",
-                        deadline.limit().as_secs_f32()
-                    ),
-                ));
-            }
+            0 => return Err(not_closed(deadline)),
             n if n > 0 => return Ok(()),
             _ => {
                 let e = std::io::Error::last_os_error();
@@ -142,6 +164,76 @@ fn wait_readable(fd: libc::c_int, deadline: crate::deadline::Deadline) -> std::i
                     return Err(e);
                 }
             }
+        }
+    }
+}
+
+/// Windows: stdin read on a thread, handed over in chunks.
+#[cfg(windows)]
+mod windows_feed {
+    use std::io::Read;
+    use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
+
+    use crate::deadline::Deadline;
+
+    /// The bytes of one read; the thread reads this much at a time.
+    const CHUNK: usize = 64 * 1024;
+
+    /// A chunk from the reading thread: bytes, or the end (empty), or an error.
+    type Chunk = std::io::Result<Vec<u8>>;
+
+    #[derive(Debug)]
+    pub(super) struct Feed {
+        chunks: Receiver<Chunk>,
+        /// What is left of the last chunk.
+        pending: Vec<u8>,
+        /// The reading thread has reported the end or an error.
+        done: bool,
+    }
+
+    impl Feed {
+        pub(super) fn start() -> std::io::Result<Feed> {
+            // One chunk in flight: the thread reads ahead no further than
+            // that, so a caller that stops at its limit (1 MiB) leaves an
+            // endless stdin unread rather than buffered.
+            let (sender, chunks) = sync_channel::<Chunk>(1);
+            std::thread::Builder::new().name("stdin".into()).spawn(move || {
+                let mut stdin = std::io::stdin();
+                loop {
+                    let mut chunk = vec![0; CHUNK];
+                    let read = stdin.read(&mut chunk).map(|n| {
+                        chunk.truncate(n);
+                        chunk
+                    });
+                    let last = !matches!(&read, Ok(c) if !c.is_empty());
+                    if sender.send(read).is_err() || last {
+                        return;
+                    }
+                }
+            })?;
+            Ok(Feed { chunks, pending: Vec::new(), done: false })
+        }
+
+        pub(super) fn read(&mut self, buf: &mut [u8], deadline: Deadline) -> std::io::Result<usize> {
+            if self.pending.is_empty() && !self.done {
+                match self.chunks.recv_timeout(deadline.remaining()) {
+                    Ok(Ok(chunk)) if chunk.is_empty() => self.done = true,
+                    Ok(Ok(chunk)) => self.pending = chunk,
+                    Ok(Err(e)) => {
+                        self.done = true;
+                        return Err(e);
+                    }
+                    Err(RecvTimeoutError::Timeout) => return Err(super::not_closed(deadline)),
+                    Err(RecvTimeoutError::Disconnected) => {
+                        self.done = true;
+                        return Err(std::io::Error::other("the thread reading stdin ended"));
+                    }
+                }
+            }
+            let n = buf.len().min(self.pending.len());
+            buf[..n].copy_from_slice(&self.pending[..n]);
+            self.pending.drain(..n);
+            Ok(n)
         }
     }
 }

@@ -122,17 +122,40 @@ pub fn cache_dir() -> Result<PathBuf, NoHomeError> {
         .ok_or(NoHomeError { what: "cache", env: CACHE_DIR_ENV })
 }
 
-/// The data directory: the keyring index and the file store.
+/// The data directory: the keyring index and the file store. The local
+/// one: on Windows `%LOCALAPPDATA%`, like the cache, not the roaming
+/// profile, which copies itself to other machines and would carry the file
+/// store's secrets, and an index of keyring items that are not there. (On
+/// Linux and macOS the local and the roaming data directory are one.)
 ///
 /// # Errors
 /// Neither the variable nor a home directory is available.
 pub fn data_dir() -> Result<PathBuf, NoHomeError> {
     from_env(DATA_DIR_ENV)
-        .or_else(|| project_dirs().map(|d| d.data_dir().to_owned()))
+        .or_else(|| project_dirs().map(|d| d.data_local_dir().to_owned()))
         .ok_or(NoHomeError { what: "data", env: DATA_DIR_ENV })
 }
 
 /// Whether `DOCKER_CREDENTIAL_EXCHANGE_NO_CACHE` turns the cache off.
 pub fn cache_disabled() -> bool {
     std::env::var_os(NO_CACHE_ENV).is_some_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+#[cfg(all(test, windows))]
+mod tests {
+    use super::*;
+
+    /// Windows: the index and the file store stay on this machine, beside
+    /// the cache in `%LOCALAPPDATA%`, not in the roaming profile with the
+    /// config.
+    #[test]
+    fn the_data_directory_is_local_like_the_cache() {
+        assert!(
+            from_env(DATA_DIR_ENV).is_none() && from_env(CACHE_DIR_ENV).is_none(),
+            "unset {DATA_DIR_ENV} and {CACHE_DIR_ENV} to run this test"
+        );
+        let (data, cache) = (data_dir().unwrap(), cache_dir().unwrap());
+        assert_eq!(data.parent(), cache.parent(), "data in {}, cache in {}", data.display(), cache.display());
+        assert!(data.ends_with("data"), "{}", data.display());
+    }
 }

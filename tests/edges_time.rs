@@ -324,13 +324,3 @@ fn a_login_store_that_fails_part_way_still_retires_the_tokens_of_the_old_login()
     get(&sandbox).run().success();
     assert_eq!(sts.requests(), 2, "the old login's token was served after a failed store");
 }
-
-#[cfg(unix)]
-#[test]
-fn a_get_whose_stdin_is_never_closed_ends_by_the_deadline() {
-    let sandbox = Sandbox::new();
-    let (child, _open) = sandbox.cmd(&["get"]).env(TIMEOUT_ENV, DEADLINE.to_string()).stdin(REGISTRY).spawn();
-    let (ended, out) = support::cmd::finish_within(child, Duration::from_secs(DEADLINE) + SLACK);
-    assert_eq!(ended, Some(1), "still waiting for stdin past the deadline: {out:?}");
-    assert!(out.stdout.contains("stdin was not closed"), "{out:?}");
-}

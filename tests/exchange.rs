@@ -301,16 +301,17 @@ fn username_defaults_to_oauth2accesstoken_and_config_overrides_it() {
 
 #[test]
 fn crossing_the_margin_makes_one_new_exchange() {
-    let (sandbox, sts) = setup(StsOptions { lifetime_secs: 4, ..StsOptions::default() }, json!({}));
+    let (sandbox, sts) = setup(StsOptions { lifetime_secs: 120, ..StsOptions::default() }, json!({}));
     login(&sandbox, &sts);
     let first = sandbox.get(REGISTRY).quiet_success().secret();
-    // Lifetime 4 s: the margin is min(60, 4/2) = 2 s, so the token is
-    // reused for 2 s and refreshed after.
+    // Lifetime 120 s: the margin is min(60, 120/2) = 60 s, so the token is
+    // reused for 60 s (far longer than a slow machine, or Wine, takes to
+    // start the helper twice) and refreshed after.
     assert_eq!(sandbox.get(REGISTRY).quiet_success().secret(), first);
     assert_eq!(sts.requests(), 1);
-    // Three seconds later, by the helper's clock (no sleeping).
+    // 61 seconds later, by the helper's clock (no sleeping).
     let later =
-        sandbox.cmd(&["get"]).stdin(REGISTRY).env("DOCKER_CREDENTIAL_EXCHANGE_TEST_CLOCK_OFFSET", "3");
+        sandbox.cmd(&["get"]).stdin(REGISTRY).env("DOCKER_CREDENTIAL_EXCHANGE_TEST_CLOCK_OFFSET", "61");
     let refreshed = later.run().quiet_success().secret();
     assert_ne!(refreshed, first);
     assert_eq!(sts.requests(), 2);

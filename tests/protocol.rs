@@ -399,3 +399,29 @@ fn an_empty_timeout_variable_is_unset() {
     sandbox.store("r.example", "u", "p").quiet_success();
     assert_eq!(sandbox.get("r.example").quiet_success().secret(), "p");
 }
+
+#[test]
+fn a_get_whose_stdin_is_never_closed_ends_by_the_deadline_naming_stdin() {
+    // A script's `cmd | helper get` where `cmd` hangs: the helper must not
+    // wait longer than its deadline (3 s here) to say so.
+    let sandbox = Sandbox::new();
+    let (child, _held_open) = sandbox
+        .cmd(&["get"])
+        .env("DOCKER_CREDENTIAL_EXCHANGE_TIMEOUT_SECONDS", "3")
+        .stdin("registry.example.com")
+        .spawn();
+    let (ended, out) = support::cmd::finish_within(child, std::time::Duration::from_secs(20));
+    assert_eq!(ended, Some(1), "still waiting for stdin past the deadline: {out:?}");
+    assert!(out.stdout.contains("stdin was not closed within 3s"), "{out:?}");
+}
+
+#[test]
+fn a_data_directory_that_is_a_file_is_an_error_not_an_empty_store() {
+    let mut sandbox = Sandbox::new();
+    let blocked = sandbox.root().join("not-a-directory");
+    std::fs::write(&blocked, "x").unwrap();
+    sandbox.set_env("DOCKER_CREDENTIAL_EXCHANGE_DATA_DIR", blocked.to_str().unwrap());
+    let out = sandbox.get("registry.example.com").failure();
+    assert_ne!(out.stdout, format!("{NOT_FOUND}\n"), "read as an empty store: {out:?}");
+    assert!(out.stdout.contains("not-a-directory"), "{out:?}");
+}

@@ -126,12 +126,13 @@ impl Cache {
         fsutil::lock(&self.lock_path(key), Mode::Exclusive, deadline)
     }
 
-    /// Stores `token` under `key` (atomically), then prunes expired entries.
-    /// The caller holds the key's lock.
+    /// Stores `token` under `key` (atomically, waiting until `deadline` at
+    /// most for a reader that holds the file on Windows), then prunes
+    /// expired entries. The caller holds the key's lock.
     ///
     /// # Errors
     /// The directory is unsafe or the write failed.
-    pub fn store(&self, key: &CacheKey, token: &CachedToken) -> Result<(), FsError> {
+    pub fn store(&self, key: &CacheKey, token: &CachedToken, deadline: &Deadline) -> Result<(), FsError> {
         if !self.tokens {
             return Ok(());
         }
@@ -139,7 +140,7 @@ impl Cache {
         let bytes = serde_json::to_vec(token).unwrap_or_default();
         // Dated by its expiry: pruning skips an entry whose date is still
         // ahead without opening it.
-        fsutil::write_atomic_dated(&self.entry_path(key), &bytes, epoch_time(token.expires_at))?;
+        fsutil::write_atomic_dated(&self.entry_path(key), &bytes, epoch_time(token.expires_at), deadline)?;
         self.prune(token.obtained_at, Some(key));
         Ok(())
     }
@@ -350,8 +351,21 @@ mod tests {
         )
     }
 
+    fn soon() -> Deadline {
+        Deadline::after(Duration::from_secs(10))
+    }
+
     fn cache(dir: &tempfile::TempDir) -> Cache {
         Cache::new(dir.path().to_owned(), true)
+    }
+
+    /// Dates `path` `epoch` seconds after 1970, closing the file again: on
+    /// Windows a file still open here would outlive its removal as "delete
+    /// pending" (wherever POSIX delete semantics are not in force), and the
+    /// pruning tests would see it still exist.
+    fn set_modified(path: &std::path::Path, epoch: i64) {
+        let file = std::fs::File::options().write(true).open(path).unwrap();
+        file.set_modified(epoch_time(epoch).unwrap()).unwrap();
     }
 
     #[test]
@@ -367,7 +381,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::new(dir.path().join("c"), true);
         let key = CacheKey::new(&fields(None));
-        cache.store(&key, &token(&key, 1000, 3600, None)).unwrap();
+        cache.store(&key, &token(&key, 1000, 3600, None), &soon()).unwrap();
         assert!(matches!(cache.lookup(&key, None, 1000), Lookup::Fresh(_)));
         assert!(matches!(cache.lookup(&key, None, 4550), Lookup::Stale(_)));
         assert!(matches!(cache.lookup(&key, None, 4600), Lookup::Miss));
@@ -378,7 +392,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = cache(&dir);
         let key = CacheKey::new(&fields(None));
-        cache.store(&key, &token(&key, 1000 + 86_400, 3600, None)).unwrap();
+        cache.store(&key, &token(&key, 1000 + 86_400, 3600, None), &soon()).unwrap();
         assert!(matches!(cache.lookup(&key, None, 1000), Lookup::Miss));
     }
 
@@ -387,7 +401,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = cache(&dir);
         let key = CacheKey::new(&fields(None));
-        cache.store(&key, &token(&key, 1000, 3600, Some("aaa"))).unwrap();
+        cache.store(&key, &token(&key, 1000, 3600, Some("aaa")), &soon()).unwrap();
         assert!(matches!(cache.lookup(&key, Some("bbb"), 1000), Lookup::Miss));
         assert!(matches!(cache.lookup(&key, Some("aaa"), 1000), Lookup::Fresh(_)));
     }
@@ -397,7 +411,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = cache(&dir);
         let key = CacheKey::new(&fields(None));
-        cache.store(&key, &token(&key, 1000, 3600, None)).unwrap();
+        cache.store(&key, &token(&key, 1000, 3600, None), &soon()).unwrap();
         let path = cache.entry_path(&key);
         let full = std::fs::read(&path).unwrap();
         std::fs::write(&path, &full[..full.len() / 2]).unwrap();
@@ -412,7 +426,7 @@ mod tests {
         let cache = cache(&dir);
         let a = CacheKey::new(&fields(Some("a")));
         let b = CacheKey::new(&fields(Some("b")));
-        cache.store(&a, &token(&a, 1000, 3600, None)).unwrap();
+        cache.store(&a, &token(&a, 1000, 3600, None), &soon()).unwrap();
         std::fs::copy(cache.entry_path(&a), cache.entry_path(&b)).unwrap();
         assert!(matches!(cache.lookup(&b, None, 1000), Lookup::Miss));
     }
@@ -422,9 +436,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = cache(&dir);
         let old = CacheKey::new(&fields(Some("old")));
-        cache.store(&old, &token(&old, 1000, 10, None)).unwrap();
+        cache.store(&old, &token(&old, 1000, 10, None), &soon()).unwrap();
         let new = CacheKey::new(&fields(Some("new")));
-        cache.store(&new, &token(&new, 5000, 3600, None)).unwrap();
+        cache.store(&new, &token(&new, 5000, 3600, None), &soon()).unwrap();
         assert!(!cache.entry_path(&old).exists());
         assert!(cache.entry_path(&new).exists());
     }
@@ -434,13 +448,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = cache(&dir);
         let live = CacheKey::new(&fields(Some("live")));
-        cache.store(&live, &token(&live, 1000, 3600, None)).unwrap();
+        cache.store(&live, &token(&live, 1000, 3600, None), &soon()).unwrap();
         // Unreadable content would be pruned if read; the date (its expiry,
         // 4600) says it is live at 2000, so it is not even opened.
         let path = cache.entry_path(&live);
         std::fs::write(&path, b"not an entry").unwrap();
-        let file = std::fs::File::options().write(true).open(&path).unwrap();
-        file.set_modified(epoch_time(4600).unwrap()).unwrap();
+        set_modified(&path, 4600);
         cache.prune(2000, None);
         assert!(path.exists());
         // Past its date it is read, found invalid and removed.
@@ -453,11 +466,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = cache(&dir);
         let key = CacheKey::new(&fields(None));
-        cache.store(&key, &token(&key, 1000, 10, None)).unwrap();
+        cache.store(&key, &token(&key, 1000, 10, None), &soon()).unwrap();
         // Expired since 1010, but dated two days ahead of 2000.
         let path = cache.entry_path(&key);
-        let file = std::fs::File::options().write(true).open(&path).unwrap();
-        file.set_modified(epoch_time(2000 + 2 * 86_400).unwrap()).unwrap();
+        set_modified(&path, 2000 + 2 * 86_400);
         cache.prune(2000, None);
         assert!(!path.exists());
     }
@@ -468,7 +480,7 @@ mod tests {
         let cache = cache(&dir);
         let key = CacheKey::new(&fields(None));
         // Written while the clock was days ahead; it is right again.
-        cache.store(&key, &token(&key, 900_000, 3600, None)).unwrap();
+        cache.store(&key, &token(&key, 900_000, 3600, None), &soon()).unwrap();
         let path = cache.entry_path(&key);
         cache.prune(2000, None);
         assert!(!path.exists());
@@ -479,7 +491,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = cache(&dir);
         let key = CacheKey::new(&fields(None));
-        cache.store(&key, &token(&key, 1000, 3600, None)).unwrap();
+        cache.store(&key, &token(&key, 1000, 3600, None), &soon()).unwrap();
         let date = std::fs::metadata(cache.entry_path(&key)).unwrap().modified().unwrap();
         assert_eq!(date, epoch_time(4600).unwrap());
     }
@@ -493,7 +505,7 @@ mod tests {
             std::fs::write(dir.path().join(name), b"{}").unwrap();
         }
         let key = CacheKey::new(&fields(None));
-        cache.store(&key, &token(&key, 1000, 10, None)).unwrap();
+        cache.store(&key, &token(&key, 1000, 10, None), &soon()).unwrap();
         cache.prune(1_000_000, None);
         assert_eq!(cache.clear(), 0);
         for name in theirs {
@@ -506,7 +518,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = cache(&dir);
         let key = CacheKey::new(&fields(None));
-        cache.store(&key, &token(&key, 1000, 3600, None)).unwrap();
+        cache.store(&key, &token(&key, 1000, 3600, None), &soon()).unwrap();
         assert_eq!(cache.drop_registry("other.example"), 0);
         assert_eq!(cache.drop_registry("r.example"), 1);
         assert!(matches!(cache.lookup(&key, None, 1000), Lookup::Miss));
@@ -517,7 +529,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::new(dir.path().join("c"), false);
         let key = CacheKey::new(&fields(None));
-        cache.store(&key, &token(&key, 1000, 3600, None)).unwrap();
+        cache.store(&key, &token(&key, 1000, 3600, None), &soon()).unwrap();
         assert!(matches!(cache.lookup(&key, None, 1000), Lookup::Miss));
         assert!(!dir.path().join("c").exists());
     }
@@ -529,7 +541,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::new(dir.path().join("c"), true);
         let key = CacheKey::new(&fields(None));
-        cache.store(&key, &token(&key, 1000, 3600, None)).unwrap();
+        cache.store(&key, &token(&key, 1000, 3600, None), &soon()).unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(cache.dir()), 0o700);
         assert_eq!(mode(&cache.entry_path(&key)), 0o600);

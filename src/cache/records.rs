@@ -141,7 +141,7 @@ impl Cache {
         if &read_generation(&guard) != seen {
             return Commit::LoginChanged;
         }
-        if let Err(e) = self.store(key, token) {
+        if let Err(e) = self.store(key, token, deadline) {
             crate::warn!("cannot write the token cache: {e}");
         }
         Commit::Accepted
@@ -168,7 +168,13 @@ impl Cache {
     }
 
     /// Keeps `failure` as the last failure of its request.
-    pub fn record_failure(&self, request: &ServerUrl, key: Option<&CacheKey>, message: &str) {
+    pub fn record_failure(
+        &self,
+        request: &ServerUrl,
+        key: Option<&CacheKey>,
+        message: &str,
+        deadline: &Deadline,
+    ) {
         let record = Failure {
             version: FAILURE_VERSION,
             request: request.to_string(),
@@ -180,6 +186,7 @@ impl Cache {
             fsutil::write_atomic(
                 &self.failure_path(request),
                 &serde_json::to_vec(&record).unwrap_or_default(),
+                deadline,
             )
         });
         if let Err(e) = written {
@@ -193,7 +200,13 @@ impl Cache {
     /// one is older than `refresh`, so the fast "not found" stays fast.
     /// The message is compared as it is: one that redaction would change
     /// never equals the record and is simply written again.
-    pub fn record_repeated_failure(&self, request: &ServerUrl, message: &str, refresh: std::time::Duration) {
+    pub fn record_repeated_failure(
+        &self,
+        request: &ServerUrl,
+        message: &str,
+        refresh: std::time::Duration,
+        deadline: &Deadline,
+    ) {
         let refresh_ms = i64::try_from(refresh.as_millis()).unwrap_or(i64::MAX);
         if let Some(on_file) = self.failure(request)
             && on_file.message == message
@@ -201,7 +214,7 @@ impl Cache {
         {
             return;
         }
-        self.record_failure(request, None, message);
+        self.record_failure(request, None, message, deadline);
     }
 
     /// The last failure of `request`, if one is kept.
@@ -299,7 +312,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::new(dir.path().to_owned(), true);
         let now = crate::time::now();
-        cache.store(&key(), &token(&key(), now)).unwrap();
+        cache.store(&key(), &token(&key(), now), &deadline()).unwrap();
         assert_eq!(cache.new_generation("r.example", &deadline()).unwrap(), 1);
         assert!(matches!(cache.lookup(&key(), None, now), Lookup::Miss));
     }
@@ -310,7 +323,7 @@ mod tests {
         let cache = Cache::new(dir.path().to_owned(), true);
         let request = ServerUrl::parse("r.example").unwrap();
         crate::redact::remember("the-long-subject-token-value");
-        cache.record_failure(&request, None, "refused the-long-subject-token-value\nbecause");
+        cache.record_failure(&request, None, "refused the-long-subject-token-value\nbecause", &deadline());
         let failure = cache.failure(&request).unwrap();
         assert_eq!(failure.message, "refused [REDACTED] because");
         assert_eq!(cache.failures().len(), 1);

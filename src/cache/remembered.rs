@@ -130,7 +130,7 @@ impl Cache {
 
     /// Keeps `failure` as the last failed exchange of its key. The caller
     /// holds the key's lock, so helpers waiting on it find it.
-    pub fn remember_failure(&self, key: &CacheKey, failure: &ExchangeFailure) {
+    pub fn remember_failure(&self, key: &CacheKey, failure: &ExchangeFailure, deadline: &Deadline) {
         if !self.tokens {
             return;
         }
@@ -138,6 +138,7 @@ impl Cache {
             fsutil::write_atomic(
                 &self.exchange_failure_path(key),
                 &serde_json::to_vec(failure).unwrap_or_default(),
+                deadline,
             )
         });
         if let Err(e) = written {
@@ -265,7 +266,7 @@ mod tests {
         let g = cache.generation("r.example", &deadline()).unwrap();
         let now = crate::time::now_ms();
         let f = ExchangeFailure::new(&key("a"), "r.example", "r.example", &g, now, REMEMBER_FOR, "down");
-        cache.remember_failure(&key("a"), &f);
+        cache.remember_failure(&key("a"), &f, &deadline());
         assert_eq!(cache.exchange_failure(&key("a")), Some(f.clone()));
         assert_eq!(cache.exchange_failure(&key("b")), None);
         // A file copied under another key's name is not that key's.
@@ -284,11 +285,11 @@ mod tests {
         let g = cache.generation("r.example", &deadline()).unwrap();
         let now = crate::time::now_ms();
         let f = ExchangeFailure::new(&key("a"), "r.example", "r.example", &g, now, REMEMBER_FOR, "down");
-        cache.remember_failure(&key("a"), &f);
+        cache.remember_failure(&key("a"), &f, &deadline());
         cache.new_generation("r.example", &deadline()).unwrap();
         assert_eq!(cache.exchange_failure(&key("a")), None);
         // Written late by an exchange that raced the change: not shown.
-        cache.remember_failure(&key("a"), &f);
+        cache.remember_failure(&key("a"), &f, &deadline());
         assert!(cache.remembered(&deadline()).is_empty());
     }
 
@@ -297,7 +298,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::new(dir.path().join("c"), false);
         let f = ExchangeFailure::new(&key("a"), "r", "r", &Generation::from_value("g"), 0, REMEMBER_FOR, "x");
-        cache.remember_failure(&key("a"), &f);
+        cache.remember_failure(&key("a"), &f, &deadline());
         assert_eq!(cache.exchange_failure(&key("a")), None);
         assert!(!dir.path().join("c").exists());
     }

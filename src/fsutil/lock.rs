@@ -10,7 +10,6 @@
 //! check two processes could each hold "the" lock on different files.
 
 use std::fs::{File, TryLockError};
-use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -130,20 +129,25 @@ fn open(path: &Path) -> Result<File, FsError> {
 }
 
 /// Whether `path` still names the open `file` (it was not unlinked and
-/// replaced in between).
+/// replaced in between): the same device and inode on Unix, the same volume
+/// and file index on Windows.
 fn still_names(path: &Path, file: &File) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
         match (std::fs::symlink_metadata(path), file.metadata()) {
             (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-            (Err(e), _) if e.kind() == io::ErrorKind::NotFound => false,
+            (Err(e), _) if e.kind() == std::io::ErrorKind::NotFound => false,
             _ => true,
         }
     }
-    #[cfg(not(unix))]
+    #[cfg(windows)]
     {
-        let _ = (path, file, io::ErrorKind::NotFound);
+        super::windows::still_names(path, file)
+    }
+    #[cfg(not(any(unix, windows)))]
+    {
+        let _ = (path, file);
         true
     }
 }
@@ -193,5 +197,21 @@ mod tests {
         drop(guard);
         assert!(try_lock_and_remove(&path));
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_lock_file_replaced_since_a_locker_opened_it_is_not_taken_for_the_lock() {
+        // A locker opened the lock file; before it locked it, a pruner took
+        // the file away and another locker made and locked a new one at the
+        // same name. (Moved aside here rather than removed: Wine, unlike
+        // Windows, keeps a removed file under its name while it is open.)
+        // The first locker's lock would be on a file nobody else locks.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.lock");
+        let first = open(&path).unwrap();
+        std::fs::rename(&path, dir.path().join("pruned")).unwrap();
+        let _second = lock(&path, Mode::Exclusive, &Deadline::after(Duration::from_secs(5))).unwrap();
+        first.try_lock().unwrap();
+        assert!(!still_names(&path, &first), "two lockers would both hold the lock");
     }
 }

@@ -12,12 +12,14 @@
 
 mod atomic;
 mod lock;
+#[cfg(windows)]
+mod windows;
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use atomic::{write_atomic, write_atomic_dated, write_atomic_prepared};
+pub use atomic::{Prepared, prepare, write_atomic, write_atomic_dated, write_atomic_prepared};
 pub use lock::{LockError, LockGuard, Mode, lock, try_lock_and_remove};
 
 /// What went wrong with a file or directory the helper owns.
@@ -46,11 +48,79 @@ pub enum FsError {
     /// Larger than the helper will ever write there.
     #[error("{path} is larger than {limit} bytes; remove it and retry")]
     TooLarge { path: PathBuf, limit: u64 },
+    /// Windows: another program kept the file open, in a way that refuses
+    /// replacing it, until the deadline. Nothing was changed.
+    #[error(
+        "cannot replace {path}: it is held open by another program (Docker Desktop, an antivirus \
+         scanner or the search indexer?) and was still held after {}s ({source}); nothing was \
+         changed, retry once it lets go",
+        limit.as_secs_f32()
+    )]
+    HeldOpen {
+        path: PathBuf,
+        /// The invocation's whole limit.
+        limit: std::time::Duration,
+        #[source]
+        source: io::Error,
+    },
 }
 
 pub(crate) fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> FsError + 'a {
     move |source| FsError::Io { what, path: path.to_owned(), source }
 }
+
+/// How a directory of the user's is open to others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exposure {
+    /// Unix: its mode is looser than 0700. Others may list it, but the
+    /// files the helper writes in it are 0600.
+    #[cfg_attr(not(unix), expect(dead_code, reason = "modes are read on Unix only"))]
+    Mode(u32),
+    /// Windows: its access list lets these broad groups read it, and the
+    /// files the helper writes in it inherit that access.
+    #[cfg_attr(not(windows), expect(dead_code, reason = "access lists are read on Windows only"))]
+    Readers(Vec<String>),
+    /// Windows: another account owns it (a SID), though this user may use it.
+    #[cfg_attr(not(windows), expect(dead_code, reason = "owners are SIDs on Windows only"))]
+    Owner(String),
+}
+
+impl Exposure {
+    /// What is open, for a message about the directory: "has mode 755: …".
+    pub fn describe(&self) -> String {
+        match self {
+            Exposure::Mode(mode) => format!("has mode {mode:o}: others can see which registries you use"),
+            Exposure::Readers(who) => format!(
+                "can be read by {}: they can read the tokens cached in it, which inherit its access list",
+                who.join(", ")
+            ),
+            Exposure::Owner(sid) => format!("is owned by {sid}, not by you"),
+        }
+    }
+
+    /// Whether secrets in the directory, not only its listing, are open.
+    pub fn exposes_secrets(&self) -> bool {
+        matches!(self, Exposure::Readers(_))
+    }
+
+    /// How to close it.
+    pub fn fix(&self, dir: &Path) -> String {
+        match self {
+            Exposure::Mode(_) => {
+                format!("chmod 700 {} (the token files in it are 0600 either way)", dir.display())
+            }
+            Exposure::Readers(_) | Exposure::Owner(_) => format!(
+                "make it yours alone: icacls \"{}\" /setowner %USERNAME% /inheritance:r /grant:r \"%USERNAME%:(OI)(CI)F\" /T, \
+                 or point DOCKER_CREDENTIAL_EXCHANGE_CACHE_DIR at a directory under %LOCALAPPDATA%",
+                dir.display()
+            ),
+        }
+    }
+}
+
+/// What a private directory is, for messages: "private (…)".
+pub const PRIVATE_DIR: &str =
+    if cfg!(windows) { "yours, and no one else's access list lets them read it" } else { "0700, yours" };
 
 /// Creates `dir` (and its parents, mode 0700) if needed and makes sure it
 /// is a directory of the current user and not a symlink. An existing
@@ -61,28 +131,50 @@ pub(crate) fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::
 /// # Errors
 /// A symlink, not a directory, a foreign owner, or an I/O failure.
 pub fn ensure_private_dir(dir: &Path) -> Result<(), FsError> {
-    match inspect_private_dir(dir) {
-        Ok(_) => Ok(()),
+    match check_dir(dir) {
+        Ok(()) => Ok(()),
         Err(FsError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
             create_dir_all_private(dir)?;
-            inspect_private_dir(dir).map(drop)
+            check_dir(dir)
         }
         Err(e) => Err(e),
     }
 }
 
 /// Checks, without changing anything, that `dir` is a directory of the
-/// current user. A symlink to such a directory is followed (on macOS `/tmp`
-/// is one, and people link their cache elsewhere); the target's owner is
-/// what counts, so a link planted by someone else to their own directory
-/// is refused. `Ok(Some(mode))` means it is ours but its mode is looser
-/// than 0700; `Ok(None)` means it is private.
+/// current user and says who else can read it: `Ok(None)` means it is
+/// private. A symlink to such a directory is followed (on macOS `/tmp` is
+/// one, and people link their cache elsewhere); the target's owner is what
+/// counts, so on Unix a link planted by someone else to their own
+/// directory is refused. On Windows the owner and the access list are read
+/// (an `Exposure`, never a refusal: directories made by an elevated
+/// process belong to Administrators, and the helper may still use them).
 ///
 /// # Errors
-/// Not a directory, a foreign owner, or an I/O failure (`NotFound` when it
-/// does not exist).
-pub fn inspect_private_dir(dir: &Path) -> Result<Option<u32>, FsError> {
-    let meta = fs::metadata(dir).map_err(io_err("cannot inspect directory", dir))?;
+/// Not a directory, a foreign owner (Unix), or an I/O failure (`NotFound`
+/// when it does not exist).
+pub fn inspect_private_dir(dir: &Path) -> Result<Option<Exposure>, FsError> {
+    check_dir(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let mode = fs::metadata(dir).map_err(io_err("cannot inspect directory", dir))?.mode() & 0o777;
+        Ok((mode != 0o700).then_some(Exposure::Mode(mode)))
+    }
+    #[cfg(windows)]
+    {
+        windows::exposure(dir).map_err(io_err("cannot read the access list of", dir))
+    }
+    #[cfg(not(any(unix, windows)))]
+    Ok(None)
+}
+
+/// That `dir` is a directory and, on Unix, the current user's.
+fn check_dir(dir: &Path) -> Result<(), FsError> {
+    let meta = match fs::metadata(dir) {
+        Ok(meta) => meta,
+        Err(e) => return Err(blocked_or(dir, e, "cannot inspect directory")),
+    };
     if !meta.is_dir() {
         return Err(FsError::NotADirectory(dir.to_owned()));
     }
@@ -93,23 +185,36 @@ pub fn inspect_private_dir(dir: &Path) -> Result<Option<u32>, FsError> {
         if meta.uid() != me {
             return Err(FsError::ForeignOwner { path: dir.to_owned(), owner: meta.uid(), me });
         }
-        let mode = meta.mode() & 0o777;
-        if mode != 0o700 {
-            return Ok(Some(mode));
-        }
     }
-    Ok(None)
+    Ok(())
+}
+
+/// The error for a failed open of `path`: on Windows a "not found" that is
+/// really a file standing where one of its directories should be is that
+/// file's error (Unix says `ENOTDIR` itself), so that a data directory that
+/// is a file is never read as an empty store.
+fn blocked_or(path: &Path, e: io::Error, what: &'static str) -> FsError {
+    #[cfg(windows)]
+    if let Some(file) = windows::blocking_file(path, &e) {
+        return FsError::NotADirectory(file);
+    }
+    io_err(what, path)(e)
 }
 
 fn create_dir_all_private(dir: &Path) -> Result<(), FsError> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
+    #[cfg(windows)]
+    return windows::create_private_dirs(dir).map_err(io_err("cannot create directory", dir));
+    #[cfg(not(windows))]
     {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        builder.create(dir).map_err(io_err("cannot create directory", dir))
     }
-    builder.create(dir).map_err(io_err("cannot create directory", dir))
 }
 
 /// The effective user id of this process.
@@ -148,7 +253,7 @@ pub fn read_private(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, FsError>
     }
     let file = match opts.read(true).open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return not_found(path, e),
         Err(e) if is_symlink_error(&e) => return Err(FsError::Symlink(path.to_owned())),
         Err(e) => return Err(io_err("cannot open", path)(e)),
     };
@@ -168,6 +273,15 @@ pub fn read_private(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, FsError>
         return Err(FsError::TooLarge { path: path.to_owned(), limit });
     }
     read_bounded(file, path, limit).map(Some)
+}
+
+/// A file that is not there: `Ok(None)`, unless a file stands where one of
+/// its directories should be (see [`blocked_or`]).
+fn not_found<T>(path: &Path, e: io::Error) -> Result<Option<T>, FsError> {
+    match blocked_or(path, e, "cannot open") {
+        FsError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => Ok(None),
+        blocked => Err(blocked),
+    }
 }
 
 fn read_bounded(file: File, path: &Path, limit: u64) -> Result<Vec<u8>, FsError> {
@@ -198,7 +312,7 @@ pub fn read_regular_file(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, FsE
     }
     let file = match opts.open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return not_found(path, e),
         Err(e) => return Err(io_err("cannot open", path)(e)),
     };
     let meta = file.metadata().map_err(io_err("cannot inspect", path))?;

@@ -184,9 +184,9 @@ impl Helper {
             // Already on file as the request's last failure, as it was
             // said then: `status` adds until when it is remembered.
             HelperError::Remembered { message, .. } => {
-                self.cache.record_repeated_failure(url, message, crate::cache::REMEMBER_FOR);
+                self.cache.record_repeated_failure(url, message, crate::cache::REMEMBER_FOR, &self.deadline);
             }
-            _ => self.cache.record_failure(url, Some(&plan.cache_key), &message),
+            _ => self.cache.record_failure(url, Some(&plan.cache_key), &message, &self.deadline),
         }
         self.failure_recorded.set(true);
         // One of this process's own (a client secret it cannot read) is
@@ -208,7 +208,7 @@ impl Helper {
                 // A helper allowed more time might still get an answer.
                 failure = failure.timed_out_after(self.deadline.limit());
             }
-            self.cache.remember_failure(&plan.cache_key, &failure);
+            self.cache.remember_failure(&plan.cache_key, &failure, &self.deadline);
         }
         match stale {
             Some(hit) if hit.expires_at > crate::time::now() => {

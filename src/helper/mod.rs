@@ -360,9 +360,16 @@ impl Helper {
             // failure that has since been fixed; not an exchange failure,
             // so never answered from memory.
             Err(e @ HelperError::NoSubject { .. }) => {
-                self.cache.record_repeated_failure(url, &e.reason(), REPEATED_OUTCOME_REFRESH);
+                self.cache.record_repeated_failure(
+                    url,
+                    &e.reason(),
+                    REPEATED_OUTCOME_REFRESH,
+                    &self.deadline,
+                );
             }
-            Err(e) if !self.failure_recorded.get() => self.cache.record_failure(url, None, &e.to_string()),
+            Err(e) if !self.failure_recorded.get() => {
+                self.cache.record_failure(url, None, &e.to_string(), &self.deadline)
+            }
             Err(_) => {}
             // A hit or a stored credential is a success that did not clear
             // the failure on file; an exchange cleared it, and a stale token

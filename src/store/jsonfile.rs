@@ -21,9 +21,9 @@ const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct OnDisk<T> {
+struct OnDisk<E> {
     version: u32,
-    entries: BTreeMap<String, T>,
+    entries: E,
 }
 
 const VERSION: u32 = 1;
@@ -58,11 +58,8 @@ impl JsonMapFile {
         let Some(bytes) = fsutil::read_private(&self.path, MAX_FILE_BYTES)? else {
             return Ok(BTreeMap::new());
         };
-        let on_disk: OnDisk<T> = crate::json::from_object_slice(&bytes).map_err(|e| StoreError::Corrupt {
-            path: self.path.clone(),
-            line: e.line,
-            column: e.column,
-            reason: e.reason,
+        let on_disk: OnDisk<BTreeMap<String, T>> = crate::json::from_object_slice(&bytes).map_err(|e| {
+            StoreError::Corrupt { path: self.path.clone(), line: e.line, column: e.column, reason: e.reason }
         })?;
         if on_disk.version != VERSION {
             return Err(StoreError::Corrupt {
@@ -87,38 +84,55 @@ impl JsonMapFile {
     where
         T: DeserializeOwned + Serialize,
     {
-        self.try_update(|entries| Ok(change(entries)))
+        let mut edit = self.edit::<T>()?;
+        let (changed, result) = change(&mut edit.entries);
+        if changed {
+            edit.prepare()?.commit(&self.deadline)?;
+        }
+        Ok(result)
     }
 
-    /// [`update`](Self::update) with a `change` that may fail; the file is
-    /// then left as it was. The lock is held while `change` runs, so work
-    /// done there (the keyring write an index entry describes) is ordered
-    /// with every other writer's.
+    /// Takes the writers' lock and reads the map, for a change made in two
+    /// steps: [`Edit::prepare`] writes the new map beside the file, and
+    /// the caller commits it once the work it describes (a keyring write)
+    /// is done. The lock is held until the `Edit` is dropped, so that work
+    /// is ordered with every other writer's.
     ///
     /// # Errors
-    /// A failure to lock, read or write, or `change`'s own.
-    pub fn try_update<T, R>(
-        &self,
-        change: impl FnOnce(&mut BTreeMap<String, T>) -> Result<(bool, R), StoreError>,
-    ) -> Result<R, StoreError>
-    where
-        T: DeserializeOwned + Serialize,
-    {
+    /// A failure to make the directory, lock or read.
+    pub fn edit<T: DeserializeOwned>(&self) -> Result<Edit<'_, T>, StoreError> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
         fsutil::ensure_private_dir(dir)?;
-        let _lock =
+        let lock =
             fsutil::lock(&self.lock_path, fsutil::Mode::Exclusive, &self.deadline).map_err(|e| match e {
                 fsutil::LockError::Fs(e) => StoreError::Fs(e),
                 timed_out => StoreError::Locked(timed_out.to_string()),
             })?;
-        let mut entries = self.load::<T>()?;
-        let (changed, result) = change(&mut entries)?;
-        if changed {
-            let bytes = serde_json::to_vec_pretty(&OnDisk { version: VERSION, entries })
-                .map_err(|e| StoreError::Encode(e.to_string()))?;
-            fsutil::write_atomic(&self.path, &bytes)?;
-        }
-        Ok(result)
+        let entries = self.load::<T>()?;
+        Ok(Edit { file: self, entries, _lock: lock })
+    }
+}
+
+/// The map read under the writers' lock, to be changed and written back.
+#[derive(Debug)]
+pub struct Edit<'a, T> {
+    file: &'a JsonMapFile,
+    /// The entries as read; change them, then [`prepare`](Edit::prepare).
+    pub entries: BTreeMap<String, T>,
+    _lock: fsutil::LockGuard,
+}
+
+impl<T: Serialize> Edit<'_, T> {
+    /// Writes the entries as they are now beside the file, synced, but not
+    /// yet in its place: all that is left to fail is the rename
+    /// ([`fsutil::Prepared::commit`]).
+    ///
+    /// # Errors
+    /// The new file cannot be encoded or written; the file is unchanged.
+    pub fn prepare(&self) -> Result<fsutil::Prepared, StoreError> {
+        let bytes = serde_json::to_vec_pretty(&OnDisk { version: VERSION, entries: &self.entries })
+            .map_err(|e| StoreError::Encode(e.to_string()))?;
+        Ok(fsutil::prepare(&self.file.path, &bytes)?)
     }
 }
 

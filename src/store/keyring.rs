@@ -12,12 +12,16 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
+
+use zeroize::Zeroizing;
 
 use super::backend::Backend;
 use super::chunked::{self, RawKeyring};
 use super::jsonfile::JsonMapFile;
 use super::{CredentialStore, ListedCredential, SERVICE, StoreError, StoredCredential, Write};
 use crate::deadline::Deadline;
+use crate::fsutil;
 use crate::secret::Secret;
 use crate::server_url::ServerUrl;
 
@@ -26,6 +30,10 @@ const MAX_BLOB: usize = match Backend::current() {
     Some(backend) => backend.max_blob(),
     None => usize::MAX,
 };
+
+/// Time kept back from the index's rename for putting the keyring back if
+/// the rename is refused to the end: one keyring write.
+const UNDO_RESERVE: Duration = Duration::from_secs(1);
 
 /// The platform keyring, connected lazily.
 #[cfg(target_os = "linux")]
@@ -96,6 +104,65 @@ impl KeyringStore {
     }
 }
 
+/// What a keyring item held before a write that may have to be undone.
+enum Previous {
+    /// Not read: not needed where the index's rename cannot be refused.
+    Unread,
+    /// There was no item.
+    Absent,
+    /// The item's bytes.
+    Secret(Zeroizing<Vec<u8>>),
+}
+
+impl KeyringStore {
+    /// The secret now under `name`, where a write may have to be undone:
+    /// only on Windows, where another program can refuse the index's
+    /// rename for as long as it holds the file. Elsewhere the rename of a
+    /// file already written and synced beside the index cannot be refused
+    /// (rename(2) replaces a file whoever holds it), and on macOS reading
+    /// the item could ask the user for Keychain access a second time.
+    fn previous(&self, name: &str) -> Result<Previous, StoreError> {
+        if !cfg!(windows) {
+            return Ok(Previous::Unread);
+        }
+        let name = name.to_owned();
+        Ok(match self.in_time(Write::None, move |os| chunked::load(os, &name))? {
+            Some(bytes) => Previous::Secret(Zeroizing::new(bytes)),
+            None => Previous::Absent,
+        })
+    }
+
+    /// Puts the prepared index in place, or, if that is refused to the
+    /// end, puts the keyring item `name` back as it was, so that the index
+    /// and the keyring still agree. Some of the deadline is kept for that.
+    fn commit_or_undo(
+        &self,
+        prepared: fsutil::Prepared,
+        name: String,
+        previous: Previous,
+    ) -> Result<(), StoreError> {
+        let rename_by = self.deadline.within(self.deadline.remaining().saturating_sub(UNDO_RESERVE));
+        let Err(error) = prepared.commit(&rename_by) else { return Ok(()) };
+        let undone = match previous {
+            // Only an I/O error fails a rename there; say what is left.
+            Previous::Unread => Err(StoreError::Keyring("it was not read beforehand".into())),
+            Previous::Absent => {
+                self.in_time(Write::Store, move |os| chunked::delete(os, &name, MAX_BLOB).map(drop))
+            }
+            Previous::Secret(bytes) => {
+                self.in_time(Write::Store, move |os| chunked::store(os, &name, &bytes, MAX_BLOB))
+            }
+        };
+        Err(match undone {
+            Ok(()) => error.into(),
+            Err(e) => StoreError::Keyring(format!(
+                "{error}; and the keyring item could not be put back as it was ({e}), so the index may \
+                 not match it: store the credentials again"
+            )),
+        })
+    }
+}
+
 impl CredentialStore for KeyringStore {
     fn check_ready(&self) -> Result<(), StoreError> {
         self.in_time(Write::None, |os| os.ready())
@@ -124,36 +191,51 @@ impl CredentialStore for KeyringStore {
     }
 
     fn put(&self, key: &ServerUrl, cred: &StoredCredential) -> Result<(), StoreError> {
-        // The keyring is written while the index's lock is held, after the
-        // index has been read: a lock that cannot be had, or an index that
-        // cannot be read, fails the store before the keyring is touched,
-        // and a keyring that refuses leaves the index as it was. So a
-        // `store` that reports failure never pairs the old username with
-        // the new secret.
-        self.index.try_update::<ListedCredential, ()>(|entries| {
-            let (name, secret) = (key.as_str().to_owned(), cred.secret.clone());
-            self.in_time(Write::Store, move |os| {
-                chunked::store(os, &name, secret.expose().as_bytes(), MAX_BLOB)
-            })?;
-            let listed = ListedCredential {
-                server_url: cred.server_url.clone(),
-                username: cred.username.clone(),
-                kind: cred.kind,
-            };
-            let changed = entries.get(key.as_str()) != Some(&listed);
-            entries.insert(key.as_str().to_owned(), listed);
-            Ok((changed, ()))
-        })
+        // The keyring write and the index write succeed or fail together, so
+        // that no username is ever paired with another credential's secret.
+        // Under the index's lock: the new index is written and synced beside
+        // the old one before the keyring is touched (a lock that cannot be
+        // had, or an index that cannot be read or written, fails the store
+        // with nothing changed); then the keyring; then only the rename is
+        // left, and if it is refused to the end (Windows, a reader holding
+        // the index), the keyring is put back as it was.
+        let mut index = self.index.edit::<ListedCredential>()?;
+        let listed = ListedCredential {
+            server_url: cred.server_url.clone(),
+            username: cred.username.clone(),
+            kind: cred.kind,
+        };
+        let changed = index.entries.get(key.as_str()) != Some(&listed);
+        index.entries.insert(key.as_str().to_owned(), listed);
+        let prepared = if changed { Some(index.prepare()?) } else { None };
+        let name = key.as_str().to_owned();
+        let previous = if prepared.is_some() { self.previous(&name)? } else { Previous::Unread };
+        let secret = cred.secret.clone();
+        self.in_time(Write::Store, {
+            let name = name.clone();
+            move |os| chunked::store(os, &name, secret.expose().as_bytes(), MAX_BLOB)
+        })?;
+        match prepared {
+            Some(prepared) => self.commit_or_undo(prepared, name, previous),
+            None => Ok(()),
+        }
     }
 
     fn remove(&self, key: &ServerUrl) -> Result<bool, StoreError> {
         // As for `put`: nothing is deleted unless the index can follow.
-        self.index.try_update::<ListedCredential, bool>(|entries| {
-            let name = key.as_str().to_owned();
-            let in_keyring = self.in_time(Write::Erase, move |os| chunked::delete(os, &name, MAX_BLOB))?;
-            let in_index = entries.remove(key.as_str()).is_some();
-            Ok((in_index, in_keyring || in_index))
-        })
+        let mut index = self.index.edit::<ListedCredential>()?;
+        let in_index = index.entries.remove(key.as_str()).is_some();
+        let prepared = if in_index { Some(index.prepare()?) } else { None };
+        let name = key.as_str().to_owned();
+        let previous = if prepared.is_some() { self.previous(&name)? } else { Previous::Unread };
+        let in_keyring = self.in_time(Write::Erase, {
+            let name = name.clone();
+            move |os| chunked::delete(os, &name, MAX_BLOB)
+        })?;
+        if let Some(prepared) = prepared {
+            self.commit_or_undo(prepared, name, previous)?;
+        }
+        Ok(in_keyring || in_index)
     }
 
     fn list(&self) -> Result<BTreeMap<String, ListedCredential>, StoreError> {

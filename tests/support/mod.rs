@@ -39,6 +39,9 @@ pub mod pty;
 pub mod registry_api;
 #[cfg(target_os = "linux")]
 pub mod services;
+// Win32 calls the Windows suite needs (Wine detection, access lists).
+#[cfg(windows)]
+pub mod windows;
 // Each suite compiles its own copy of this module and names what it uses;
 // on macOS and Windows, where the end-to-end set-up is left out, some use
 // neither.

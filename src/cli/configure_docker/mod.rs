@@ -36,6 +36,7 @@ use anyhow::{Context, bail};
 
 use super::docker_config::{self, ConfigFile, Document, HELPER_NAME};
 use super::output;
+use crate::deadline::Deadline;
 use crate::helper::Helper;
 use moves::{Edit, Moves, Reader, Source, remove_shadowing};
 use record::Record;
@@ -116,14 +117,14 @@ pub(super) fn configure_docker(args: ConfigureDockerArgs, helper: &Helper) -> an
     let DockerEdit { edit, replaced } =
         edit_docker_config(&mut file.doc, &args, &keys, &docker_hosts, helper, &moves)?;
     // What is replaced is recorded before it is replaced, for --remove.
-    remember(record, &config_name, replaced, &moves)?;
-    write(&file, &edit.changes, true)?;
+    remember(record, &config_name, replaced, &moves, helper.deadline())?;
+    write(&file, &edit.changes, true, helper.deadline())?;
     kept.extend(edit.kept.iter().map(|entry| format!("{entry} in {}", file.path.display())));
     let moved_here = !edit.changes.is_empty();
     for earlier in &auth_files {
         let Ok(mut file) = ConfigFile::read(&earlier.path) else { continue };
         let edit = remove_shadowing(&mut file.doc, &hosts, Reader::Containers, helper, &moves)?;
-        write(&file, &edit.changes, false)?;
+        write(&file, &edit.changes, false, helper.deadline())?;
         kept.extend(edit.kept.iter().map(|entry| format!("{entry} in {}", file.path.display())));
     }
     if moved_here {
@@ -150,6 +151,7 @@ fn remember(
     config: &Path,
     replaced: Replaced,
     moves: &Moves,
+    deadline: &Deadline,
 ) -> anyhow::Result<()> {
     let moved = moves
         .held
@@ -182,7 +184,7 @@ fn remember(
     };
     let mut record = earlier.context(unchanged.clone())?;
     record.merge(newer);
-    record::save(&record).context(unchanged)
+    record::save(&record, deadline).context(unchanged)
 }
 
 /// The registry hosts asked for, or every exchange registry's.
@@ -221,14 +223,19 @@ fn read(path: &Path) -> anyhow::Result<ConfigFile> {
 }
 
 /// Writes `file` if anything changed, and says what.
-fn write(file: &ConfigFile, changes: &[String], say_if_unchanged: bool) -> anyhow::Result<()> {
+fn write(
+    file: &ConfigFile,
+    changes: &[String],
+    say_if_unchanged: bool,
+    deadline: &Deadline,
+) -> anyhow::Result<()> {
     if changes.is_empty() {
         if say_if_unchanged {
             say(&format!("{}: already as asked; nothing changed", file.path.display()));
         }
         return Ok(());
     }
-    let backup = file.write()?;
+    let backup = file.write(deadline)?;
     for change in changes {
         say(&format!("{}: {change}", file.path.display()));
     }

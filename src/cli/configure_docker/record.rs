@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 
+use crate::deadline::Deadline;
 use crate::fsutil;
 
 /// Records are small; anything larger is not one.
@@ -127,7 +128,7 @@ pub(super) fn load(config: &Path) -> anyhow::Result<Record> {
 ///
 /// # Errors
 /// The data directory or the record cannot be written.
-pub(super) fn save(record: &Record) -> anyhow::Result<()> {
+pub(super) fn save(record: &Record, deadline: &Deadline) -> anyhow::Result<()> {
     let what = || format!("cannot keep what configure-docker replaced in {}", record.config.display());
     let path = match record_path(&record.config) {
         Ok(path) => path,
@@ -142,7 +143,7 @@ pub(super) fn save(record: &Record) -> anyhow::Result<()> {
     }
     let mut json = serde_json::to_vec_pretty(record).context("internal error: the record is not JSON")?;
     json.push(b'\n');
-    fsutil::write_atomic(&path, &json).with_context(what)
+    fsutil::write_atomic(&path, &json, deadline).with_context(what)
 }
 
 /// The canonical name of a Docker config, under which its record is kept:

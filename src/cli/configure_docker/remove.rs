@@ -52,12 +52,12 @@ pub(super) fn remove(args: &ConfigureDockerArgs, helper: &Helper) -> anyhow::Res
     for other in back.files.values().filter(|o| !o.changes.is_empty()) {
         other.file.ensure_writable()?;
     }
-    write(&file, &changes, true)?;
+    write(&file, &changes, true, helper.deadline())?;
     for other in back.files.values() {
-        write(&other.file, &other.changes, false)?;
+        write(&other.file, &other.changes, false, helper.deadline())?;
     }
     back.erase_copies(helper);
-    record::save(&record)?;
+    record::save(&record, helper.deadline())?;
     still_held(helper, &before, &file.doc, &back.restored);
     Ok(ExitCode::SUCCESS)
 }

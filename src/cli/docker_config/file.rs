@@ -94,7 +94,7 @@ impl ConfigFile {
     /// # Errors
     /// The file is read-only, or the backup or the file cannot be written
     /// with its owner and mode; then the file was not changed.
-    pub fn write(&self) -> anyhow::Result<Option<PathBuf>> {
+    pub fn write(&self, deadline: &crate::deadline::Deadline) -> anyhow::Result<Option<PathBuf>> {
         self.ensure_writable()?;
         let trailing_newline = self.original.as_deref().is_none_or(|b| b.ends_with(b"\n"));
         let contents = self.doc.render(trailing_newline);
@@ -112,13 +112,13 @@ impl ConfigFile {
         let backup = match &self.original {
             Some(old) => {
                 let backup = backup_path(&self.path);
-                crate::fsutil::write_atomic_prepared(&backup, old, |f| keep.apply(f))
+                crate::fsutil::write_atomic_prepared(&backup, old, deadline, |f| keep.apply(f))
                     .context("cannot write the backup; nothing was changed")?;
                 Some(backup)
             }
             None => None,
         };
-        crate::fsutil::write_atomic_prepared(&self.path, contents.as_bytes(), |f| keep.apply(f))?;
+        crate::fsutil::write_atomic_prepared(&self.path, contents.as_bytes(), deadline, |f| keep.apply(f))?;
         Ok(backup)
     }
 }

@@ -107,12 +107,13 @@ pub(super) fn cache(checks: &mut Checks, helper: &Helper) -> anyhow::Result<()> 
     let dir = cache.dir();
     // The same check the helper makes before every cache write.
     match crate::fsutil::inspect_private_dir(dir) {
-        Ok(None) => checks.ok("cache", format!("{} is private (0700, yours)", dir.display())),
-        Ok(Some(mode)) => checks.warn(
-            "cache",
-            format!("{} has mode {mode:o}: others can see which registries you use", dir.display()),
-            format!("chmod 700 {} (the token files in it are 0600 either way)", dir.display()),
-        ),
+        Ok(None) => checks.ok("cache", format!("{} is private ({})", dir.display(), crate::fsutil::PRIVATE_DIR)),
+        Ok(Some(exposure)) if exposure.exposes_secrets() => {
+            checks.problem("cache", format!("{} {}", dir.display(), exposure.describe()), exposure.fix(dir))
+        }
+        Ok(Some(exposure)) => {
+            checks.warn("cache", format!("{} {}", dir.display(), exposure.describe()), exposure.fix(dir))
+        }
         Err(FsError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             checks.ok("cache", format!("{} does not exist yet (created 0700 on first use)", dir.display()))
         }

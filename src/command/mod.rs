@@ -1,12 +1,16 @@
 //! Running another program by a deadline: a `command` subject source, or
 //! another credential helper (`import --from`, `configure-docker`'s check
-//! of the helper it replaces). The program gets its own process group, so
-//! that at the deadline the whole group is killed, including a background
-//! child that still holds its stdout; its stdout is read through the one
-//! bounded reader; its stderr is discarded (it may echo a secret). Once
-//! the program has exited, its output is waited for only a short grace:
-//! a background child it left holding stdout is killed with the group
-//! then, not at the deadline.
+//! of the helper it replaces). The program gets its own process group (a
+//! Job Object on Windows, see `windows.rs`), so that at the deadline the
+//! whole group is killed, including a background child that still holds
+//! its stdout; its stdout is read through the one bounded reader; its
+//! stderr is discarded (it may echo a secret). Once the program has
+//! exited, its output is waited for only a short grace: a background child
+//! it left holding stdout is killed with the group then, not at the
+//! deadline.
+
+#[cfg(windows)]
+mod windows;
 
 use std::io::Write;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -60,16 +64,16 @@ pub struct Finished {
 /// See [`CommandError`].
 pub fn run(argv: &[String], stdin: Option<&[u8]>, deadline: &Deadline) -> Result<Finished, CommandError> {
     let program = argv.first().cloned().unwrap_or_default();
+    #[cfg(windows)]
+    let mut command = Command::new(windows::resolve(&program));
+    #[cfg(not(windows))]
     let mut command = Command::new(&program);
     command
         .args(argv.iter().skip(1))
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    #[cfg(unix)]
-    std::os::unix::process::CommandExt::process_group(&mut command, 0);
-    let mut child = command
-        .spawn()
+    let (mut child, group) = Group::spawn(&mut command)
         .map_err(|e| CommandError::Spawn { program: program.clone(), reason: e.to_string() })?;
     if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
         let input = input.to_vec();
@@ -80,7 +84,7 @@ pub fn run(argv: &[String], stdin: Option<&[u8]>, deadline: &Deadline) -> Result
         });
     }
     let Some(stdout) = child.stdout.take() else {
-        kill_group(&mut child);
+        group.kill(&mut child);
         return Err(CommandError::Output { program, reason: "has no stdout".into() });
     };
     // Read on a thread: a program that fills the pipe must not deadlock
@@ -96,7 +100,7 @@ pub fn run(argv: &[String], stdin: Option<&[u8]>, deadline: &Deadline) -> Result
         (first, _) => {
             // Something of its group still runs at the deadline: kill it
             // all, which also closes the pipe it held.
-            kill_group(&mut child);
+            group.kill(&mut child);
             first.or_else(|| receiver.recv_timeout(Duration::from_millis(500)).ok())
         }
     };
@@ -164,20 +168,37 @@ fn wait_until(child: &mut Child, deadline: &Deadline) -> Option<ExitStatus> {
     }
 }
 
-/// Kills the program and everything left in its process group, then reaps
-/// it. Only called while the group still has a member, so its id cannot
-/// have been reused.
-fn kill_group(child: &mut Child) {
-    #[cfg(unix)]
-    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-        // SAFETY: signals the process group created for this child.
-        unsafe {
-            libc::killpg(pid, libc::SIGKILL);
-        }
+/// Unix: the program leads a process group of its own, which `kill`
+/// signals whole.
+#[cfg(not(windows))]
+struct Group;
+
+#[cfg(not(windows))]
+impl Group {
+    fn spawn(command: &mut Command) -> std::io::Result<(Child, Group)> {
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(command, 0);
+        Ok((command.spawn()?, Group))
     }
-    let _ = child.kill();
-    let _ = child.wait();
+
+    /// Kills the program and everything left in its process group, then
+    /// reaps it. Only called while the group still has a member, so its id
+    /// cannot have been reused.
+    fn kill(&self, child: &mut Child) {
+        #[cfg(unix)]
+        if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+            // SAFETY: signals the process group created for this child.
+            unsafe {
+                libc::killpg(pid, libc::SIGKILL);
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }
+
+#[cfg(windows)]
+use windows::Group;
 
 #[cfg(all(test, unix))]
 mod tests {
