@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::cmd::{Output, Sandbox};
+use support::hostile::{Behaviour, Hostile};
 use support::sts::{Fault, Sts, StsOptions};
 
 const REGISTRY: &str = "registry.example.com";
@@ -104,6 +105,33 @@ fn the_window_never_outlasts_the_endpoints_retry_after() {
     // Past what the endpoint named, though inside the usual 15 s.
     sandbox.cmd(&["get"]).stdin(REGISTRY).env(CLOCK, "11").run().quiet_success();
     assert_eq!(sts.requests(), 2);
+}
+
+#[test]
+fn the_window_never_outlasts_a_retry_after_given_as_a_date() {
+    // 10 s after the answer's own Date, in the HTTP-date form servers
+    // send as often as the number of seconds.
+    let endpoint = Hostile::start(Behaviour::AnswerWithHeaders {
+        status: 429,
+        headers: vec![
+            ("Date", "Wed, 21 Oct 2015 07:28:00 GMT".into()),
+            ("Retry-After", "Wed, 21 Oct 2015 07:28:10 GMT".into()),
+        ],
+        body: r#"{"error":"slow_down"}"#.into(),
+    });
+    let mut sandbox = Sandbox::new();
+    sandbox.write_exchange_config(REGISTRY, &endpoint.url(), json!({}));
+    sandbox.store(REGISTRY, "alice", "an-opaque-login-token-4471").quiet_success();
+    // Too short to wait out the 10 s: the 429 itself is the answer.
+    sandbox.set_env(TIMEOUT, "1");
+    let out = sandbox.get(REGISTRY).failure();
+    assert!(out.stdout.contains("HTTP 429") && out.stdout.contains("retried in 10s"), "{out:?}");
+    let asked = endpoint.connections();
+    assert_remembered(&sandbox.cmd(&["get"]).stdin(REGISTRY).env(CLOCK, "5").run());
+    assert_eq!(endpoint.connections(), asked);
+    // Past the date the endpoint named, though inside the usual 15 s.
+    sandbox.cmd(&["get"]).stdin(REGISTRY).env(CLOCK, "11").run().failure();
+    assert!(endpoint.connections() > asked, "the failure was answered from memory past its Retry-After");
 }
 
 #[test]
