@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::cmd::{Output, Sandbox};
 use support::hostile::{Behaviour, Hostile};
-use support::sts::{Fault, Sts, StsOptions};
+use support::sts::{ClientAuthMethod, ClientCredentials, Fault, Sts, StsOptions};
 
 const REGISTRY: &str = "registry.example.com";
 const TIMEOUT: &str = "DOCKER_CREDENTIAL_EXCHANGE_TIMEOUT_SECONDS";
@@ -245,6 +245,36 @@ fn another_subject_is_not_answered_from_memory() {
     fail_once_and_remember(&sandbox, &sts);
     sts.set_fault(Fault::None);
     sandbox.set_env("CI_JOB_JWT", &sts.mint_subject_token("ci-next-job", 3600));
+    sandbox.get(REGISTRY).quiet_success();
+    assert_eq!(sts.requests(), 2);
+}
+
+#[test]
+fn a_corrected_client_secret_is_not_answered_the_wrong_ones_failure() {
+    let sts = Sts::start(StsOptions {
+        client: Some(ClientCredentials {
+            id: "docker".into(),
+            secret: "the-right-client-secret".into(),
+            method: ClientAuthMethod::Basic,
+        }),
+        ..StsOptions::default()
+    });
+    let mut sandbox = Sandbox::new();
+    sandbox.write_exchange_config(
+        REGISTRY,
+        &sts.url(),
+        json!({"client_id": "docker", "client_secret": {"source": "env", "var": "STS_CLIENT_SECRET"}}),
+    );
+    sandbox.store(REGISTRY, "alice", &sts.mint_subject_token("alice", 3600)).quiet_success();
+    sandbox.set_env("STS_CLIENT_SECRET", "a-mistyped-client-secret");
+    let wrong = sandbox.get(REGISTRY).failure();
+    assert!(wrong.stdout.contains("invalid_client"), "{wrong:?}");
+    // The same mistake again is answered from memory ...
+    assert_remembered(&sandbox.get(REGISTRY));
+    assert_eq!(sts.requests(), 1);
+
+    // ... the fix is not: it is another exchange, whose answer is unknown.
+    sandbox.set_env("STS_CLIENT_SECRET", "the-right-client-secret");
     sandbox.get(REGISTRY).quiet_success();
     assert_eq!(sts.requests(), 2);
 }

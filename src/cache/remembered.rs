@@ -56,6 +56,11 @@ pub struct ExchangeFailure {
     /// The time limit that ran out, when the failure was the deadline: a
     /// `get` allowed more time tries again.
     pub timed_out_after_ms: Option<u64>,
+    /// A fingerprint of the client inputs the exchange used (client
+    /// secret, key, certificate, trust roots) that the key does not name:
+    /// once they change, the failure is no longer theirs.
+    #[serde(default)]
+    pub client: Option<String>,
     /// The one-line message, already redacted.
     pub message: String,
 }
@@ -82,8 +87,15 @@ impl ExchangeFailure {
             at_ms,
             until_ms: at_ms.saturating_add(window_ms),
             timed_out_after_ms: None,
+            client: None,
             message: crate::redact::line(message),
         }
+    }
+
+    /// Ties it to the client inputs of fingerprint `client`.
+    pub fn with_client(mut self, client: Option<&str>) -> ExchangeFailure {
+        self.client = client.map(str::to_owned);
+        self
     }
 
     /// Marks it as the deadline's: `limit` ran out.
@@ -95,6 +107,12 @@ impl ExchangeFailure {
     /// Whether it was made under `generation` (the login has not changed).
     pub fn under(&self, generation: &Generation) -> bool {
         self.generation == generation.as_str()
+    }
+
+    /// Whether it was made with the client inputs of fingerprint `client`
+    /// (see [`ExchangeFailure::client`]).
+    pub fn with_same_client(&self, client: Option<&str>) -> bool {
+        self.client.as_deref() == client
     }
 
     /// Whether a `get` at `now_ms` with the time limit `limit` answers with
