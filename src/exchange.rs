@@ -188,21 +188,29 @@ impl std::fmt::Debug for TokenResponse {
     }
 }
 
-/// Some servers send `expires_in` as a string; accept an integer either
-/// way and ignore anything else (`null`, `"soon"`) rather than fail. The
-/// sign is kept: a negative lifetime is the server saying the token has
-/// expired, not a lifetime it forgot to send.
+/// Some servers send `expires_in` as a string; accept a number either way,
+/// in any form JSON allows (`300`, `-5.5`, `3e2`), and ignore anything
+/// else (`null`, `"soon"`, `"NaN"`) rather than fail. The sign is kept: a
+/// negative lifetime is the server saying the token has expired, not a
+/// lifetime it forgot to send, whichever way it is spelt.
 fn lenient_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     let v = Option::<serde_json::Value>::deserialize(d)?;
     Ok(match v {
-        Some(serde_json::Value::Number(n)) => Some(
-            // `as` saturates: 1e30 becomes i64::MAX, which the cache caps,
-            // and -1e30 becomes i64::MIN, long expired.
-            n.as_i64().unwrap_or_else(|| n.as_f64().map_or(i64::MAX, |f| f as i64)),
-        ),
-        Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
+        Some(serde_json::Value::Number(n)) => n.as_i64().or_else(|| n.as_f64().and_then(whole_seconds)),
+        Some(serde_json::Value::String(s)) => {
+            let s = s.trim();
+            s.parse().ok().or_else(|| s.parse::<f64>().ok().and_then(whole_seconds))
+        }
         _ => None,
     })
+}
+
+/// Whole seconds of a lifetime given with a fraction or an exponent. `as`
+/// truncates toward zero and saturates: 1e30 becomes i64::MAX, which the
+/// cache caps, and -1e30 i64::MIN, long expired. Not a number at all is no
+/// lifetime.
+fn whole_seconds(f: f64) -> Option<i64> {
+    (!f.is_nan()).then_some(f as i64)
 }
 
 use serde::Deserialize as _;
@@ -544,6 +552,25 @@ mod tests {
             let body = format!(r#"{{"access_token":"t","expires_in":{raw}}}"#);
             let r: TokenResponse = serde_json::from_str(&body).unwrap();
             assert_eq!(r.expires_in, Some(read), "{raw}");
+        }
+    }
+
+    #[test]
+    fn an_expires_in_string_is_read_in_every_number_form() {
+        for (raw, read) in [
+            ("\"-5.5\"", Some(-5)),
+            ("\"-1e3\"", Some(-1000)),
+            ("\"0.0\"", Some(0)),
+            ("\"3e2\"", Some(300)),
+            ("\" 299.9 \"", Some(299)),
+            ("\"-1e30\"", Some(i64::MIN)),
+            ("\"inf\"", Some(i64::MAX)),
+            ("\"NaN\"", None),
+            ("\"soon\"", None),
+        ] {
+            let body = format!(r#"{{"access_token":"t","expires_in":{raw}}}"#);
+            let r: TokenResponse = serde_json::from_str(&body).unwrap();
+            assert_eq!(r.expires_in, read, "{raw}");
         }
     }
 

@@ -84,7 +84,7 @@ pub struct Response {
     pub body: Vec<u8>,
     /// How many attempts it took.
     pub attempts: u32,
-    /// What a 429 or 5xx answer's `Retry-After` said (seconds form, not
+    /// What a 429 or 5xx answer's `Retry-After` said (as a wait, not
     /// capped): when the endpoint itself says a retry may fare better.
     pub retry_after: Option<Duration>,
 }
@@ -379,10 +379,22 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     retry_after_header(headers).map(|wait| wait.min(MAX_RETRY_AFTER))
 }
 
-/// `Retry-After` in seconds (the HTTP-date form is treated as absent).
+/// `Retry-After` as a wait: delay-seconds, or an HTTP-date (RFC 9110
+/// section 10.2.3), which a server sends as often. A date is read against
+/// the answer's own `Date` when it has one, so that a server whose clock
+/// is off still means the wait it asked for; a date already past is no
+/// wait. Treating the date as absent would remember the failure for the
+/// whole window, past the moment the server named.
 fn retry_after_header(headers: &HeaderMap) -> Option<Duration> {
-    let secs: u64 = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
-    Some(Duration::from_secs(secs))
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let value = text(reqwest::header::RETRY_AFTER)?;
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = crate::time::parse_http_date(value)?;
+    let now =
+        text(reqwest::header::DATE).and_then(crate::time::parse_http_date).unwrap_or_else(crate::time::now);
+    Some(Duration::from_secs(u64::try_from(at.saturating_sub(now)).unwrap_or(0)))
 }
 
 /// 250 ms, 500 ms, 1 s, … plus up to 50% jitter, or the server's
@@ -427,10 +439,38 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_date_form_falls_back_to_backoff() {
+    fn retry_after_as_a_date_is_the_time_until_it_by_the_answers_own_clock() {
         let mut h = HeaderMap::new();
-        h.insert(reqwest::header::RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        h.insert(reqwest::header::DATE, "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        h.insert(reqwest::header::RETRY_AFTER, "Wed, 21 Oct 2015 07:28:03 GMT".parse().unwrap());
+        assert_eq!(retry_after_header(&h), Some(Duration::from_secs(3)));
+        h.insert(reqwest::header::RETRY_AFTER, "Wed, 21 Oct 2015 09:28:00 GMT".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER));
+        // Past already: retry at once, remember nothing.
+        h.insert(reqwest::header::RETRY_AFTER, "Wed, 21 Oct 2015 07:27:00 GMT".parse().unwrap());
+        assert_eq!(retry_after_header(&h), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn retry_after_as_a_date_without_a_date_header_is_read_against_this_clock() {
+        let mut h = HeaderMap::new();
+        let soon = crate::time::now() + 5;
+        h.insert(reqwest::header::RETRY_AFTER, http_date(soon).parse().unwrap());
+        let wait = retry_after_header(&h).unwrap();
+        assert!(wait <= Duration::from_secs(5) && wait >= Duration::from_secs(4), "{wait:?}");
+        h.insert(reqwest::header::RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(retry_after(&h), None);
+    }
+
+    /// An IMF-fixdate for Unix seconds `secs`.
+    fn http_date(secs: i64) -> String {
+        const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+        const MONTHS: [&str; 12] =
+            ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+        let iso = crate::time::rfc3339_signed(secs);
+        let (y, m, d) = (&iso[0..4], iso[5..7].parse::<usize>().unwrap(), &iso[8..10]);
+        let weekday = DAYS[usize::try_from(secs.div_euclid(86_400).rem_euclid(7)).unwrap()];
+        format!("{weekday}, {d} {} {y} {} GMT", MONTHS[m - 1], &iso[11..19])
     }
 
     #[test]

@@ -47,6 +47,8 @@ static KNOWN: Mutex<Vec<Zeroizing<String>>> = Mutex::new(Vec::new());
 
 /// Has every later message redact `secret`.
 pub fn remember(secret: &str) {
+    let body = pem_body(secret);
+    let secret = body.as_deref().map_or(secret, |b| b.as_str());
     if secret.len() < MIN_EXACT {
         return;
     }
@@ -54,6 +56,28 @@ pub fn remember(secret: &str) {
     if !known.iter().any(|k| k.as_str() == secret) {
         known.push(Zeroizing::new(secret.to_owned()));
     }
+}
+
+/// The secret part of a PEM document (a client key read from its source):
+/// every line but the armour (`-----BEGIN PRIVATE KEY-----`) and the
+/// legacy encryption headers, joined. The armour is no secret, and
+/// remembered with the key its runs would cut the label out of every later
+/// message that names one ("expected -----BEGIN PRIVATE KEY-----"). `None`
+/// for anything that is not armoured, or whose body is too short to stand
+/// for it: then the text is remembered whole.
+fn pem_body(text: &str) -> Option<Zeroizing<String>> {
+    if !text.contains("-----BEGIN ") || !text.contains("-----END ") {
+        return None;
+    }
+    let mut body = Zeroizing::new(String::with_capacity(text.len()));
+    for line in text.lines().map(str::trim) {
+        let armour =
+            ["-----BEGIN ", "-----END ", "Proc-Type:", "DEK-Info:"].iter().any(|p| line.starts_with(p));
+        if !armour {
+            body.push_str(line);
+        }
+    }
+    (body.len() >= MIN_PARTIAL).then_some(body)
 }
 
 /// Forgets every remembered secret. Only the fuzzer needs this: it makes
@@ -298,6 +322,37 @@ mod tests {
         let out = bounded(&message, 30);
         assert!(!out.contains("0123456"), "{out}");
         assert!(out.chars().count() <= 30);
+    }
+
+    #[test]
+    fn a_pem_keys_body_is_redacted_and_its_armour_is_not() {
+        let key = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgpem0body0line0one\n\
+                   hRANCAAQpem0body0line0two0Zq8vX3mK1w\n-----END PRIVATE KEY-----\n";
+        remember(key);
+        assert_eq!(
+            redact("holds no key (expected -----BEGIN PRIVATE KEY-----, EC PRIVATE KEY)"),
+            "holds no key (expected -----BEGIN PRIVATE KEY-----, EC PRIVATE KEY)"
+        );
+        assert_eq!(redact("echoed MIGHAgEAMBMGByqGSM49 back"), "echoed [REDACTED] back");
+        // Its lines run together, as a server that strips newlines echoes them.
+        assert_eq!(redact("got Qgpem0body0line0onehRANCAAQpem0body0"), "got [REDACTED]");
+        assert_eq!(
+            redact(key),
+            "-----BEGIN PRIVATE KEY-----\n[REDACTED]\n[REDACTED]\n-----END PRIVATE KEY-----\n"
+        );
+    }
+
+    #[test]
+    fn a_secret_that_only_mentions_pem_armour_is_remembered_whole() {
+        // (Through `pem_body` alone: remembering these would redact runs
+        // of dashes in the other tests of this process.)
+        for text in [
+            "no armour at all, a password",
+            "-----BEGIN hunter3-----END x",
+            "-----BEGIN A-----\nshort\n-----END A-----",
+        ] {
+            assert!(pem_body(text).is_none(), "{text}");
+        }
     }
 
     #[test]

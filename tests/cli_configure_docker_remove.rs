@@ -25,6 +25,26 @@ fn remove_after_store_puts_back_the_creds_store_it_replaced() {
 }
 
 #[test]
+fn remove_in_a_docker_config_moved_since_says_what_was_recorded_under_the_old_path() {
+    let original = json!({"auths": {PLAIN: {"auth": USER_HUNTER2}}, "credsStore": "secretservice"});
+    let (mut sandbox, path) = plain_sandbox(&original.to_string());
+    sandbox.cmd(&["configure-docker", "--store"]).run().success();
+    let moved = sandbox.root().join("docker-moved");
+    std::fs::rename(path.parent().unwrap(), &moved).unwrap();
+    sandbox.set_env("DOCKER_CONFIG", moved.to_str().unwrap());
+
+    let out = sandbox.cmd(&["configure-docker", "--remove"]).run().success();
+
+    // Nothing to put back by this path: the old one's record is named,
+    // with what it holds, rather than the old values lost without a word.
+    assert!(out.stdout.contains(&format!("but {}", path.display())), "{out:?}");
+    assert!(out.stdout.contains("\"credsStore\": \"secretservice\""), "{out:?}");
+    assert!(out.stdout.contains(&format!("auths \"{PLAIN}\"")), "{out:?}");
+    assert_no_secret(&out);
+    assert_eq!(read_json(&moved.join("config.json")), json!({}));
+}
+
+#[test]
 fn remove_after_store_moves_the_passwords_back_into_auths_and_out_of_the_store() {
     let original =
         json!({"auths": {PLAIN: {"auth": USER_HUNTER2, "email": "u@example.com"}}, "credsStore": "desktop"});

@@ -184,6 +184,25 @@ fn a_garbled_key_is_one_line_naming_the_entry_and_never_the_key() {
 }
 
 #[test]
+fn a_file_without_a_key_says_which_sections_it_expected_in_full() {
+    // A certificate where the key belongs, the usual mix-up.
+    let (sandbox, sts) = setup("rsa-pkcs1.pem", json!({}));
+    let path = sandbox.root().join("rsa-pkcs1.pem");
+    let pem = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, pem.replace("RSA PRIVATE KEY", "CERTIFICATE")).unwrap();
+    let out = sandbox.get(REGISTRY).failure();
+    // The PEM labels are not the key: redacting the key must leave them.
+    assert!(
+        out.stdout.contains("holds no PEM private key (expected -----BEGIN PRIVATE KEY-----, EC PRIVATE KEY"),
+        "{out:?}"
+    );
+    for line in pem.lines().filter(|l| !l.starts_with("-----")) {
+        assert!(!out.stdout.contains(line) && !out.stderr.contains(line), "the key leaked: {out:?}");
+    }
+    assert_eq!(sts.requests(), 0);
+}
+
+#[test]
 fn a_missing_key_is_a_clear_error_and_no_request() {
     let (sandbox, sts) = setup("p256-sec1.pem", json!({}));
     std::fs::remove_file(sandbox.root().join("p256-sec1.pem")).unwrap();

@@ -172,6 +172,22 @@ fn a_certificate_for_another_key_is_refused_before_connecting() {
 }
 
 #[test]
+fn a_chain_with_the_issuer_before_the_clients_certificate_is_refused_saying_so() {
+    let (ca, client) = ca_issued();
+    let reordered = Client {
+        cert_pem: format!("{ca}{}", client.cert_pem),
+        cert_der: client.cert_der.clone(),
+        key_pem: client.key_pem.clone(),
+    };
+    let (sandbox, sts) = setup(ClientCertTrust::Ca(ca), &client, &reordered, "tls_client_auth");
+    let out = sandbox.get(REGISTRY).failure();
+    assert!(out.stdout.contains("client.pem has the client key's certificate in place 2 of 2"), "{out:?}");
+    assert!(out.stdout.contains("put the client's own certificate first"), "{out:?}");
+    assert!(!out.stdout.contains("configure the key it was issued for"), "misdirected: {out:?}");
+    assert_eq!(sts.requests(), 0);
+}
+
+#[test]
 fn the_front_refuses_a_client_without_a_certificate() {
     // The control that makes the tests above mean something: the same
     // endpoint without a client certificate never reaches the STS.

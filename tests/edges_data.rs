@@ -184,8 +184,9 @@ fn a_jwt_exp_of_2_to_the_63_is_cached_for_a_day_at_most() {
 #[test]
 fn a_token_issued_already_expired_is_never_a_success() {
     // Zero, and negative ones, which must not be read as "no expires_in"
-    // and served for default_lifetime_seconds.
-    for expires_in in ["0", "-5", "-1e30", "\"-5\""] {
+    // and served for default_lifetime_seconds, however they are spelt (a
+    // server that sends a string may send it with a fraction or exponent).
+    for expires_in in ["0", "-5", "-1e30", "\"-5\"", "\"-5.5\"", "\"-1e3\"", "\"0.0\""] {
         let endpoint = Hostile::start(Behaviour::Answer {
             status: 200,
             body: format!(r#"{{"access_token": "opaque-token", "expires_in": {expires_in}}}"#),

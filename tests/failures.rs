@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::cmd::{Output, Sandbox};
-use support::sts::{Fault, Sts, StsOptions};
+use support::hostile::{Behaviour, Hostile};
+use support::sts::{ClientAuthMethod, ClientCredentials, Fault, Sts, StsOptions};
 
 const REGISTRY: &str = "registry.example.com";
 const TIMEOUT: &str = "DOCKER_CREDENTIAL_EXCHANGE_TIMEOUT_SECONDS";
@@ -104,6 +105,33 @@ fn the_window_never_outlasts_the_endpoints_retry_after() {
     // Past what the endpoint named, though inside the usual 15 s.
     sandbox.cmd(&["get"]).stdin(REGISTRY).env(CLOCK, "11").run().quiet_success();
     assert_eq!(sts.requests(), 2);
+}
+
+#[test]
+fn the_window_never_outlasts_a_retry_after_given_as_a_date() {
+    // 10 s after the answer's own Date, in the HTTP-date form servers
+    // send as often as the number of seconds.
+    let endpoint = Hostile::start(Behaviour::AnswerWithHeaders {
+        status: 429,
+        headers: vec![
+            ("Date", "Wed, 21 Oct 2015 07:28:00 GMT".into()),
+            ("Retry-After", "Wed, 21 Oct 2015 07:28:10 GMT".into()),
+        ],
+        body: r#"{"error":"slow_down"}"#.into(),
+    });
+    let mut sandbox = Sandbox::new();
+    sandbox.write_exchange_config(REGISTRY, &endpoint.url(), json!({}));
+    sandbox.store(REGISTRY, "alice", "an-opaque-login-token-4471").quiet_success();
+    // Too short to wait out the 10 s: the 429 itself is the answer.
+    sandbox.set_env(TIMEOUT, "1");
+    let out = sandbox.get(REGISTRY).failure();
+    assert!(out.stdout.contains("HTTP 429") && out.stdout.contains("retried in 10s"), "{out:?}");
+    let asked = endpoint.connections();
+    assert_remembered(&sandbox.cmd(&["get"]).stdin(REGISTRY).env(CLOCK, "5").run());
+    assert_eq!(endpoint.connections(), asked);
+    // Past the date the endpoint named, though inside the usual 15 s.
+    sandbox.cmd(&["get"]).stdin(REGISTRY).env(CLOCK, "11").run().failure();
+    assert!(endpoint.connections() > asked, "the failure was answered from memory past its Retry-After");
 }
 
 #[test]
@@ -217,6 +245,36 @@ fn another_subject_is_not_answered_from_memory() {
     fail_once_and_remember(&sandbox, &sts);
     sts.set_fault(Fault::None);
     sandbox.set_env("CI_JOB_JWT", &sts.mint_subject_token("ci-next-job", 3600));
+    sandbox.get(REGISTRY).quiet_success();
+    assert_eq!(sts.requests(), 2);
+}
+
+#[test]
+fn a_corrected_client_secret_is_not_answered_the_wrong_ones_failure() {
+    let sts = Sts::start(StsOptions {
+        client: Some(ClientCredentials {
+            id: "docker".into(),
+            secret: "the-right-client-secret".into(),
+            method: ClientAuthMethod::Basic,
+        }),
+        ..StsOptions::default()
+    });
+    let mut sandbox = Sandbox::new();
+    sandbox.write_exchange_config(
+        REGISTRY,
+        &sts.url(),
+        json!({"client_id": "docker", "client_secret": {"source": "env", "var": "STS_CLIENT_SECRET"}}),
+    );
+    sandbox.store(REGISTRY, "alice", &sts.mint_subject_token("alice", 3600)).quiet_success();
+    sandbox.set_env("STS_CLIENT_SECRET", "a-mistyped-client-secret");
+    let wrong = sandbox.get(REGISTRY).failure();
+    assert!(wrong.stdout.contains("invalid_client"), "{wrong:?}");
+    // The same mistake again is answered from memory ...
+    assert_remembered(&sandbox.get(REGISTRY));
+    assert_eq!(sts.requests(), 1);
+
+    // ... the fix is not: it is another exchange, whose answer is unknown.
+    sandbox.set_env("STS_CLIENT_SECRET", "the-right-client-secret");
     sandbox.get(REGISTRY).quiet_success();
     assert_eq!(sts.requests(), 2);
 }

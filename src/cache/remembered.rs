@@ -56,6 +56,11 @@ pub struct ExchangeFailure {
     /// The time limit that ran out, when the failure was the deadline: a
     /// `get` allowed more time tries again.
     pub timed_out_after_ms: Option<u64>,
+    /// A fingerprint of the client inputs the exchange used (client
+    /// secret, key, certificate, trust roots) that the key does not name:
+    /// once they change, the failure is no longer theirs.
+    #[serde(default)]
+    pub client: Option<String>,
     /// The one-line message, already redacted.
     pub message: String,
 }
@@ -82,8 +87,15 @@ impl ExchangeFailure {
             at_ms,
             until_ms: at_ms.saturating_add(window_ms),
             timed_out_after_ms: None,
+            client: None,
             message: crate::redact::line(message),
         }
+    }
+
+    /// Ties it to the client inputs of fingerprint `client`.
+    pub fn with_client(mut self, client: Option<&str>) -> ExchangeFailure {
+        self.client = client.map(str::to_owned);
+        self
     }
 
     /// Marks it as the deadline's: `limit` ran out.
@@ -97,11 +109,30 @@ impl ExchangeFailure {
         self.generation == generation.as_str()
     }
 
+    /// Whether it was made with the client inputs of fingerprint `client`
+    /// (see [`ExchangeFailure::client`]).
+    pub fn with_same_client(&self, client: Option<&str>) -> bool {
+        self.client.as_deref() == client
+    }
+
     /// Whether a `get` at `now_ms` with the time limit `limit` answers with
-    /// it: inside its window, and not allowed more time than ran out.
+    /// it: inside its window, and not allowed more time than ran out. A
+    /// record dated after `now_ms` was written under a clock that has since
+    /// gone back (or was not written by this helper): its window cannot be
+    /// trusted, so it is not answered, as a cached token from the future is
+    /// a miss.
     pub fn remembered_at(&self, now_ms: i64, limit: Duration) -> bool {
         let limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
-        now_ms < self.until_ms && self.timed_out_after_ms.is_none_or(|ran_out| limit_ms <= ran_out)
+        (self.at_ms..self.window_end()).contains(&now_ms)
+            && self.timed_out_after_ms.is_none_or(|ran_out| limit_ms <= ran_out)
+    }
+
+    /// The end of its window in Unix milliseconds: `until_ms`, but never
+    /// more than [`REMEMBER_FOR`] after the failure, whatever the record
+    /// says (a damaged or foreign one may say anything).
+    fn window_end(&self) -> i64 {
+        let longest = i64::try_from(REMEMBER_FOR.as_millis()).unwrap_or(i64::MAX);
+        self.until_ms.min(self.at_ms.saturating_add(longest))
     }
 
     /// When it failed, in Unix seconds.
@@ -112,7 +143,8 @@ impl ExchangeFailure {
     /// Until when it is remembered, in Unix seconds (rounded up: never
     /// earlier than it is).
     pub fn until(&self) -> i64 {
-        self.until_ms.div_euclid(1000) + i64::from(self.until_ms.rem_euclid(1000) != 0)
+        let end = self.window_end();
+        end.div_euclid(1000) + i64::from(end.rem_euclid(1000) != 0)
     }
 }
 
@@ -231,6 +263,28 @@ mod tests {
         assert!(f.remembered_at(1_000, limit));
         assert!(f.remembered_at(15_999, limit));
         assert!(!f.remembered_at(16_000, limit));
+    }
+
+    #[test]
+    fn a_failure_dated_after_now_is_not_answered() {
+        // Recorded at 100 s; the clock has since been set back to 50 s.
+        let g = Generation::from_value("g1");
+        let f = ExchangeFailure::new(&key("a"), "r", "r", &g, 100_000, REMEMBER_FOR, "down");
+        assert!(!f.remembered_at(50_000, Duration::from_secs(30)));
+        assert!(!f.remembered_at(99_999, Duration::from_secs(30)));
+        assert!(f.remembered_at(100_000, Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn a_record_claiming_a_longer_window_is_answered_no_longer_than_any_kept() {
+        let g = Generation::from_value("g1");
+        let mut f = ExchangeFailure::new(&key("a"), "r", "r", &g, 1_000, REMEMBER_FOR, "down");
+        f.until_ms = i64::MAX;
+        let limit = Duration::from_secs(30);
+        assert!(f.remembered_at(15_999, limit));
+        assert!(!f.remembered_at(16_000, limit));
+        assert!(!f.remembered_at(1_000 + 3_600_000, limit));
+        assert_eq!(f.until(), 16);
     }
 
     #[test]

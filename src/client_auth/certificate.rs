@@ -53,6 +53,20 @@ pub enum CertificateError {
         /// The file.
         path: PathBuf,
     },
+    /// The key's certificate is in the file, but not first: TLS presents
+    /// the first certificate as the client's own, and its issuers after.
+    #[error(
+        "the client certificate {} has the client key's certificate in place {position} of {count}, after its          issuer(s); put the client's own certificate first, then its issuers (TLS presents the first as the client's)",
+        path.display()
+    )]
+    NotFirst {
+        /// The file.
+        path: PathBuf,
+        /// Where the key's certificate is, from 1.
+        position: usize,
+        /// How many certificates the file holds.
+        count: usize,
+    },
 }
 
 /// A client certificate chain and what its leaf says.
@@ -137,13 +151,28 @@ impl ClientCertificate {
     /// Checks the leaf certifies `key`.
     ///
     /// # Errors
-    /// The key is unusable, or another key's certificate.
+    /// The key is unusable, or another key's certificate, or its own
+    /// certificate is in the file but not first (a chain in the wrong
+    /// order, which "configure the key it was issued for" would misdirect).
     pub fn check_key(&self, key: &ClientKey) -> Result<(), super::ClientAuthError> {
         let public = key.public_key().map_err(super::ClientAuthError::KeyInvalid)?;
-        if public != self.public_key {
-            return Err(CertificateError::WrongKey { path: self.path.clone() }.into());
+        if public == self.public_key {
+            return Ok(());
         }
-        Ok(())
+        let later = self.chain.iter().skip(1).position(|der| {
+            x509_cert::Certificate::from_der(der).is_ok_and(|c| {
+                c.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes() == public.as_slice()
+            })
+        });
+        Err(match later {
+            Some(at) => CertificateError::NotFirst {
+                path: self.path.clone(),
+                position: at + 2,
+                count: self.chain.len(),
+            },
+            None => CertificateError::WrongKey { path: self.path.clone() },
+        }
+        .into())
     }
 
     /// The chain and the key as the TLS client presents them.

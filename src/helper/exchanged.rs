@@ -111,8 +111,14 @@ impl Helper {
         // changes from here on is never cached, and a failure remembered
         // under an earlier login is never answered.
         let generation = cache.generation(key.as_str(), &self.deadline);
-        let prior =
-            generation.as_ref().and_then(|g| cache.exchange_failure(&plan.cache_key).filter(|f| f.under(g)));
+        // The client inputs are read now, not before the lock: only a
+        // failure of the same ones is this exchange's to answer.
+        let client = super::client_inputs::fingerprint(reg, plan.cache_key.as_str());
+        let prior = generation.as_ref().and_then(|g| {
+            cache
+                .exchange_failure(&plan.cache_key)
+                .filter(|f| f.under(g) && f.with_same_client(client.as_deref()))
+        });
         if let Some(prior) = prior {
             let now = now_ms();
             if (waiting_since..=now).contains(&prior.at_ms) {
@@ -160,16 +166,18 @@ impl Helper {
                 Ok(Some(answer(entry, Origin::Exchange, scoped)))
             }
             Err(e) if e.is_not_found() => Err(e),
-            Err(e) => self.fail(url, key, plan, stale, e, generation.as_ref()),
+            Err(e) => {
+                let ran = generation.as_ref().map(|generation| Ran { generation, client: client.as_deref() });
+                self.fail(url, key, plan, stale, e, ran)
+            }
         }
     }
 
     /// Records a failure as the request's last (for `status`) and, when it
-    /// is a new failure of the endpoint and the login generation it ran
-    /// under is known, as the key's failed exchange (still holding the
-    /// lock, so that the helpers waiting behind see it, and those that ask
-    /// next get it from memory); then falls back to a stale token that has
-    /// not expired yet.
+    /// is a new failure of the endpoint and what it ran under is known, as
+    /// the key's failed exchange (still holding the lock, so that the
+    /// helpers waiting behind see it, and those that ask next get it from
+    /// memory); then falls back to a stale token that has not expired yet.
     fn fail(
         &self,
         url: &ServerUrl,
@@ -177,7 +185,7 @@ impl Helper {
         plan: &Plan,
         stale: Option<CachedToken>,
         error: HelperError,
-        generation: Option<&Generation>,
+        ran: Option<Ran<'_>>,
     ) -> Result<Option<Answer>, HelperError> {
         let message = error.to_string();
         match &error {
@@ -191,7 +199,7 @@ impl Helper {
         self.failure_recorded.set(true);
         // One of this process's own (a client secret it cannot read) is
         // not another helper's, and must not outlive its fix.
-        if let (Some(generation), HelperError::Exchange(e)) = (generation, &error)
+        if let (Some(ran), HelperError::Exchange(e)) = (ran, &error)
             && e.is_shared()
         {
             let window = crate::cache::window(e.retry_after());
@@ -199,11 +207,12 @@ impl Helper {
                 &plan.cache_key,
                 key.as_str(),
                 url.as_str(),
-                generation,
+                ran.generation,
                 now_ms(),
                 window,
                 &message,
-            );
+            )
+            .with_client(ran.client);
             if self.deadline.expired() {
                 // A helper allowed more time might still get an answer.
                 failure = failure.timed_out_after(self.deadline.limit());
@@ -283,6 +292,15 @@ impl Helper {
         };
         Ok(identity.entry(response.access_token, response.issued_token_type, schedule, fingerprint))
     }
+}
+
+/// What a failed exchange ran under, which a later `get` must share to be
+/// answered its failure: the login generation, and the fingerprint of the
+/// client inputs ([`super::client_inputs`]).
+#[derive(Clone, Copy)]
+struct Ran<'a> {
+    generation: &'a Generation,
+    client: Option<&'a str>,
 }
 
 /// The tokens one exchange starts from, as probed: the subject, and the

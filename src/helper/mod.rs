@@ -26,6 +26,7 @@
 //! The machine is in [`exchanged`]; changes of login (`login`, `store`,
 //! `erase`) in [`login`]; plain credentials and `list` here.
 
+mod client_inputs;
 mod exchanged;
 mod login;
 
@@ -258,6 +259,21 @@ impl Helper {
     /// The cache directory.
     pub fn cache(&self) -> &Cache {
         &self.cache
+    }
+
+    /// Every failed exchange a `get` would answer from memory now (for
+    /// `status` and `doctor`), newest first: in its window, under the
+    /// current login, and with the client inputs the entry has now.
+    pub fn remembered(&self) -> Vec<crate::cache::ExchangeFailure> {
+        let mut failures = self.cache.remembered(&self.deadline);
+        failures.retain(|f| {
+            let reg = ServerUrl::parse(&f.registry).ok().and_then(|key| {
+                let config = self.config.as_ref().ok()?;
+                config.registry(config.lookup(&key)?).ok()
+            });
+            f.with_same_client(reg.and_then(|reg| client_inputs::fingerprint(reg, &f.key)).as_deref())
+        });
+        failures
     }
 
     /// This helper with `deadline` in place of its own, for a command that

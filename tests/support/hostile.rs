@@ -27,6 +27,9 @@ pub enum Behaviour {
     /// Answer at once with this status and JSON body (an `expires_in` no
     /// server should send, an error that echoes the request).
     Answer { status: u16, body: String },
+    /// The same with these headers too (a `Retry-After` as an HTTP-date
+    /// beside the answer's own `Date`).
+    AnswerWithHeaders { status: u16, headers: Vec<(&'static str, String)>, body: String },
     /// The first `times` connections: read the request, then drop the
     /// connection without a byte of answer, with a reset (RST) when
     /// `reset`, else a plain close (EOF; on Windows always). Later
@@ -194,8 +197,12 @@ fn serve_read(mut stream: TcpStream, behaviour: Behaviour, stop: &AtomicBool) {
             let _ = stream.write_all(reply.as_bytes());
         }
         Behaviour::Answer { status, body } => {
+            serve_read(stream, Behaviour::AnswerWithHeaders { status, headers: Vec::new(), body }, stop);
+        }
+        Behaviour::AnswerWithHeaders { status, headers, body } => {
+            let extra: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
             let reply = format!(
-                "HTTP/1.1 {status} Whatever\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                "HTTP/1.1 {status} Whatever\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
             let _ = stream.write_all(reply.as_bytes());

@@ -124,6 +124,44 @@ pub(super) fn load(config: &Path) -> anyhow::Result<Record> {
     Ok(record)
 }
 
+/// The records of Docker configs that are no longer where they were
+/// recorded (a `DOCKER_CONFIG` directory moved or renamed since): what
+/// they hold can no longer be put back by `--remove`, which finds records
+/// by path, so it is said instead. Unreadable records are skipped here;
+/// `--remove` of their own config names them.
+pub(super) fn orphans() -> Vec<Record> {
+    let Ok(dir) = crate::paths::data_dir().map(|d| d.join("configure-docker")) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
+    let mut found: Vec<Record> = entries
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter_map(|e| fsutil::read_private(&e.path(), MAX_RECORD).ok()?)
+        .filter_map(|bytes| serde_json::from_slice::<Record>(&bytes).ok())
+        .filter(|r| !r.is_empty() && !r.config.exists())
+        .collect();
+    found.sort_by(|a, b| a.config.cmp(&b.config));
+    found
+}
+
+impl Record {
+    /// What it would put back, in words: `credsStore "secretservice"`,
+    /// `credHelpers "h": "gcloud"`, `the credentials of auths "h"`.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(store) = &self.creds_store {
+            parts.push(format!("\"credsStore\": {store:?}"));
+        }
+        for (key, helper) in &self.cred_helpers {
+            parts.push(format!("\"credHelpers\" {key:?}: {helper:?}"));
+        }
+        if !self.moved.is_empty() {
+            let keys: Vec<String> = self.moved.iter().map(|m| format!("{:?}", m.key)).collect();
+            parts.push(format!("the stored credentials of auths {}", keys.join(", ")));
+        }
+        parts.join(", ")
+    }
+}
+
 /// Keeps `record` (removes it when it is empty).
 ///
 /// # Errors

@@ -31,6 +31,7 @@ pub(super) fn remove(args: &ConfigureDockerArgs, helper: &Helper) -> anyhow::Res
     let mut file = read(&path)?;
     let config = record::config_name(&file.path);
     let mut record = record::load(&config).context("nothing was changed")?;
+    let nothing_recorded = record.is_empty();
     let before = file.doc.clone();
 
     let mut changes =
@@ -59,7 +60,27 @@ pub(super) fn remove(args: &ConfigureDockerArgs, helper: &Helper) -> anyhow::Res
     back.erase_copies(helper);
     record::save(&record, helper.deadline())?;
     still_held(helper, &before, &file.doc, &back.restored);
+    if nothing_recorded && !changes.is_empty() {
+        moved_away(&config);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Says what `configure-docker` recorded for Docker configs that are no
+/// longer where they were: when this config had no record of its own, it
+/// may be one of them moved (`mv ~/.docker-work ~/.docker-old`), whose
+/// replaced values `--remove` could not put back here.
+fn moved_away(config: &Path) {
+    for orphan in record::orphans() {
+        say(&format!(
+            "note: {} had no record of what configure-docker replaced in it, but {}, which no longer exists, has \
+             one: {}. If this file is that one moved, put those back by hand (the credentials are in \
+             {HELPER}'s store: echo REGISTRY | {HELPER} get)",
+            config.display(),
+            orphan.config.display(),
+            orphan.describe()
+        ));
+    }
 }
 
 /// Another file (an `auth.json`) that credentials go back into.

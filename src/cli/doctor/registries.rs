@@ -291,7 +291,7 @@ fn client_secret(checks: &mut Checks, key: &ServerUrl, reg: &RegistryConfig) -> 
 pub(super) fn failures(checks: &mut Checks, helper: &Helper, since_ms: i64) -> anyhow::Result<()> {
     let cache = helper.cache();
     let entries = cache.entries();
-    let remembered = cache.remembered(helper.deadline());
+    let remembered = helper.remembered();
     let now = crate::time::now();
     for failure in cache.failures() {
         let superseded = entries.iter().any(|e| {

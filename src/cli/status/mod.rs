@@ -127,7 +127,7 @@ pub(super) fn collect(helper: &Helper) -> anyhow::Result<Report> {
             subject_where: None,
         });
     }
-    attach_failures(&mut rows, cache.failures(), &cache.remembered(helper.deadline()), config, &cached);
+    attach_failures(&mut rows, cache.failures(), &helper.remembered(), config, &cached);
     rows.sort_by(|a, b| a.registry.cmp(&b.registry));
     Ok(Report {
         now,
