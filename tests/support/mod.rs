@@ -41,4 +41,4 @@ pub mod services;
 // on macOS and Windows, where the end-to-end set-up is left out, some use
 // neither.
 #[allow(unused_imports)]
-pub use test_servers::{realm, sts};
+pub use test_servers::{hold, realm, sts};
