@@ -13,6 +13,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 use std::time::Duration;
 
+use docker_credential_exchange::for_tests::TMP_SUFFIX;
 use serde_json::json;
 use support::cmd::Sandbox;
 use support::hostile::{Behaviour, Hostile};
@@ -71,7 +72,7 @@ fn temporary_files(sandbox: &Sandbox) -> Vec<String> {
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".dce-tmp"))
+        .filter(|n| n.ends_with(TMP_SUFFIX))
         .collect()
 }
 

@@ -39,8 +39,8 @@ fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<PathBuf> {
         .unwrap()
         .flatten()
         .map(|e| e.path())
+        // A writer's temporary file ends in TMP_SUFFIX, never in `suffix`.
         .filter(|p| p.file_name().unwrap().to_str().unwrap().ends_with(suffix))
-        .filter(|p| !p.file_name().unwrap().to_str().unwrap().starts_with(".tmp-"))
         .collect();
     out.sort();
     out

@@ -19,8 +19,10 @@ use std::time::SystemTime;
 
 use super::{FsError, io_err, remove_if_exists};
 
-/// What every temporary file of ours ends with.
-const TMP_SUFFIX: &str = ".dce-tmp";
+/// What every temporary file of ours ends with. Public (through
+/// `for_tests`) so that the crash tests look for exactly the names that
+/// writers leave; the cache's name grammar uses it too.
+pub const TMP_SUFFIX: &str = ".dce-tmp";
 /// Random characters in a temporary file's name.
 const RANDOM_LEN: usize = 6;
 
