@@ -58,11 +58,6 @@ fn is_symlink(path: &Path) -> bool {
     std::fs::symlink_metadata(path).unwrap().file_type().is_symlink()
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
 #[test]
 fn symlink_planted_as_cache_entry_is_not_followed_and_is_replaced() {
     let (sandbox, sts) = exchange_setup();
@@ -171,8 +166,7 @@ fn a_cache_dir_the_user_made_keeps_its_mode_and_tokens_stay_private() {
 
 #[test]
 fn cache_dir_owned_by_another_user_is_not_written_and_named_in_a_warning() {
-    if !is_root() {
-        eprintln!("SKIPPED: chown to another user needs root");
+    if !support::skip::require_root("to chown to another user") {
         return;
     }
     let (sandbox, sts) = exchange_setup();
@@ -191,8 +185,7 @@ fn cache_dir_owned_by_another_user_is_not_written_and_named_in_a_warning() {
 
 #[test]
 fn cache_entry_owned_by_another_user_is_a_miss_and_is_replaced() {
-    if !is_root() {
-        eprintln!("SKIPPED: chown to another user needs root");
+    if !support::skip::require_root("to chown to another user") {
         return;
     }
     let (sandbox, sts) = exchange_setup();

@@ -6,7 +6,8 @@
 //! set-up ([`e2e`]), the kubelet's side of the credential provider API
 //! ([`kubelet`], [`kubelet_e2e`], with the registry pulls of
 //! [`registry_api`]), a pseudo-terminal ([`pty`]), and the session's own
-//! keyring on macOS and Windows ([`native_keyring`]).
+//! keyring on macOS and Windows ([`native_keyring`]). A test that cannot
+//! run here says so through [`skip`], never by passing quietly.
 //!
 //! The STS and the realm live in the `test-servers` workspace crate, which
 //! the examples and the benchmark also use; they are re-exported here so
@@ -37,6 +38,7 @@ pub mod pty;
 pub mod registry_api;
 #[cfg(target_os = "linux")]
 pub mod services;
+pub mod skip;
 // Each suite compiles its own copy of this module and names what it uses;
 // on macOS and Windows, where the end-to-end set-up is left out, some use
 // neither.
