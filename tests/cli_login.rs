@@ -79,12 +79,14 @@ fn ctrl_c_at_the_prompt_restores_echo_and_stores_nothing() {
 #[test]
 fn a_slow_check_says_what_it_waits_for_on_a_terminal() {
     let (sandbox, sts) = setup();
-    sts.set_fault_times(Fault::Delay { millis: 2500 }, 1);
+    // The check's exchange waits at the STS until the message is shown.
+    let hold = sts.hold_exchanges();
     let token_file = sandbox.root().join("token");
     std::fs::write(&token_file, sts.mint_subject_token("alice", 3600)).unwrap();
     let mut terminal =
         on_a_terminal(&sandbox, &["login", REGISTRY, "--token-file", token_file.to_str().unwrap()]);
     terminal.expect(&format!("waiting for the token endpoint {}", sts.url()), SCREEN);
+    hold.release();
     assert_eq!(terminal.wait(SCREEN), Some(0), "{}", terminal.screen());
 }
 

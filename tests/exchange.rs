@@ -435,17 +435,21 @@ fn list_shows_exchange_registries_without_exchanging() {
 
 #[test]
 fn sixty_four_concurrent_cold_gets_make_one_exchange() {
-    use support::sts::Fault;
-    let (sandbox, sts) = setup(StsOptions::default(), json!({}));
+    let (mut sandbox, sts) = setup(StsOptions::default(), json!({}));
     login(&sandbox, &sts);
-    // A slow STS makes every process arrive while the first still waits.
-    sts.set_fault(Fault::Delay { millis: 300 });
+    sandbox.log_to_file();
+    // The first exchange is held at the STS until the 63 other helpers all
+    // say they wait for its lock: each of them came while it was in flight.
+    let hold = sts.hold_exchanges();
     let children: Vec<_> = (0..64)
         .map(|_| {
             let (child, _closed_when_dropped) = sandbox.cmd(&["get"]).stdin(REGISTRY).spawn();
             child
         })
         .collect();
+    hold.wait_for_request();
+    sandbox.wait_for_log_lines("which another helper holds", 63);
+    hold.release();
     let outputs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
     for o in &outputs {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));

@@ -205,6 +205,36 @@ impl Sandbox {
         path
     }
 
+    /// Sends every helper's log lines, debug ones included, to a file in
+    /// the sandbox (stderr stays quiet) and returns its path.
+    pub fn log_to_file(&mut self) -> PathBuf {
+        let path = self.dir.path().join("helpers.log");
+        self.set_env("DOCKER_CREDENTIAL_EXCHANGE_LOG_FILE", path.to_str().expect("a UTF-8 temp dir"));
+        path
+    }
+
+    /// Blocks until the log file of [`Sandbox::log_to_file`] holds `count`
+    /// lines containing `needle`: a helper's own word that it has come so
+    /// far (say, that it waits for a lock). Panics after 30 s, naming what
+    /// the log held.
+    pub fn wait_for_log_lines(&self, needle: &str, count: usize) {
+        let path = self.dir.path().join("helpers.log");
+        let limit = std::time::Duration::from_secs(30);
+        let started = std::time::Instant::now();
+        loop {
+            let log = std::fs::read_to_string(&path).unwrap_or_default();
+            let found = log.lines().filter(|l| l.contains(needle)).count();
+            if found >= count {
+                return;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "{found} of {count} log lines with {needle:?} after {limit:?}; the log:\n{log}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     /// Every file under the sandbox (relative paths), for "nothing changed"
     /// assertions, with contents.
     pub fn snapshot(&self) -> BTreeMap<PathBuf, Vec<u8>> {
