@@ -17,7 +17,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use atomic::TMP_SUFFIX;
 pub use atomic::{write_atomic, write_atomic_dated};
 pub use lock::{LockError, LockGuard, Mode, lock, try_lock_and_remove};
 
