@@ -101,6 +101,11 @@ fn is_executable(path: &Path) -> bool {
     fs::metadata(path).map(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0).unwrap_or(false)
 }
 
+/// Whether this run is CI, where a test that cannot run is a failure.
+fn in_ci() -> bool {
+    super::skip::in_ci()
+}
+
 /// True when `name` is installed. When it is not, the calling test is
 /// skipped loudly, naming the package ([`skip`](super::skip::skip); under
 /// CI that is a failure, since `.ci/run` installs every tool).

@@ -56,7 +56,9 @@ impl SecretService {
     /// only one that may start a process as another user) and `setpriv`
     /// is installed.
     pub fn start_on_a_bus_of_nobody(home: &Path) -> Option<SecretService> {
-        if !super::super::skip::require_root("to run a bus as another user") {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIP: only root can run a bus as another user");
             return None;
         }
         require_tool("setpriv").then(|| SecretService::start_with(home, Some(65534)))
