@@ -11,26 +11,13 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
-use support::cmd::{Output, Sandbox};
+use support::cmd::Sandbox;
 // The terminal tests drive a pseudo-terminal (support::pty: Linux).
 #[cfg(target_os = "linux")]
 use support::pty::Pty;
-use support::sts::{Fault, Sts, StsOptions};
+use support::sts::Fault;
 
-const REGISTRY: &str = "registry.example.com";
-
-fn setup() -> (Sandbox, Sts) {
-    let sts = Sts::start(StsOptions::default());
-    let sandbox = Sandbox::new();
-    sandbox.write_exchange_config(REGISTRY, &sts.url(), json!({}));
-    (sandbox, sts)
-}
-
-fn assert_no_secret(out: &Output, secrets: &[&str]) {
-    for s in secrets {
-        assert!(!out.stdout.contains(s) && !out.stderr.contains(s), "a secret leaked: {out:?}");
-    }
-}
+use support::setup::{REGISTRY, assert_no_secret, exchange_sandbox as setup};
 
 /// The helper on a pseudo-terminal, in the sandbox's environment.
 #[cfg(target_os = "linux")]

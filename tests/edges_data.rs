@@ -16,13 +16,10 @@ use support::hold::Hold;
 use support::hostile::{Behaviour, Hostile};
 use support::sts::{Sts, StsOptions};
 
-const REGISTRY: &str = "registry.example.com";
+use support::setup::{REGISTRY, exchange_sandbox_with};
 
 fn setup(extra: Value) -> (Sandbox, Sts) {
-    let sts = Sts::start(StsOptions::default());
-    let sandbox = Sandbox::new();
-    sandbox.write_exchange_config(REGISTRY, &sts.url(), extra);
-    (sandbox, sts)
+    exchange_sandbox_with(StsOptions::default(), extra)
 }
 
 fn store_login(sandbox: &Sandbox, sts: &Sts, user: &str) -> String {

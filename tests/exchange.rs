@@ -8,16 +8,9 @@ use serde_json::json;
 use support::cmd::Sandbox;
 use support::sts::{Sts, StsOptions};
 
-const REGISTRY: &str = "registry.example.com";
-
-/// A sandbox whose config has one exchange registry with `extra` fields,
-/// plus the STS it talks to.
-fn setup(options: StsOptions, extra: serde_json::Value) -> (Sandbox, Sts) {
-    let sts = Sts::start(options);
-    let sandbox = Sandbox::new();
-    sandbox.write_exchange_config(REGISTRY, &sts.url(), extra);
-    (sandbox, sts)
-}
+// A sandbox whose config has one exchange registry with `extra` fields,
+// plus the STS it talks to.
+use support::setup::{REGISTRY, exchange_sandbox_with as setup};
 
 fn login(sandbox: &Sandbox, sts: &Sts) -> String {
     let subject = sts.mint_subject_token("alice", 3600);

@@ -1,4 +1,5 @@
-//! Shared test support: the real binary in a sandbox ([`cmd`]), and the
+//! Shared test support: the real binary in a sandbox ([`cmd`]), the
+//! set-up most suites start from ([`setup`]), and the
 //! servers the suites run against: a strict RFC 8693 STS ([`sts`]),
 //! distribution's token realm ([`realm`]), endpoints that misbehave on
 //! purpose ([`hostile`]), launchers for the real services ([`services`]:
@@ -36,9 +37,10 @@ pub mod native_keyring;
 #[cfg(target_os = "linux")]
 pub mod pty;
 pub mod registry_api;
-pub mod skip;
 #[cfg(target_os = "linux")]
 pub mod services;
+pub mod setup;
+pub mod skip;
 // Each suite compiles its own copy of this module and names what it uses;
 // on macOS and Windows, where the end-to-end set-up is left out, some use
 // neither.
