@@ -42,8 +42,7 @@ fn push_rmi_pull_through_cred_helpers_exchanges_once_for_the_token_life() {
     let client = cred_helpers_client(&stack);
     let image = stack.image("team/app:1");
 
-    client.docker(&engine, &["tag", TINY, &image]).success();
-    client.docker(&engine, &["push", &image]).success();
+    client.push_tiny_as(&engine, &image).success();
     assert_eq!(stack.exchanges(), 1, "the push must exchange the login token once");
     let grants = stack.grants();
     assert!(granted(&grants, "team/app", "push"), "the realm granted no push: {grants:#?}");
@@ -76,8 +75,7 @@ fn classic_builder_lists_then_gets_and_builds_from_the_exchange_registry() {
     client.login(&stack.addr(), &stack.login_token(), &[]).success();
     assert_eq!(stack.exchanges(), 1);
     let base = stack.image("team/app:base");
-    client.docker(&engine, &["tag", TINY, &base]).success();
-    client.docker(&engine, &["push", &base]).success();
+    client.push_tiny_as(&engine, &base).success();
     client.docker(&engine, &["rmi", &base, TINY]).success();
 
     let context = tempfile::tempdir().unwrap();
@@ -135,8 +133,7 @@ fn docker_login_and_logout_use_the_creds_store_that_also_serves_an_exchange_regi
     let plain_image = format!("{}/team/app:1", plain.addr());
     let token_image = stack.image("team/app:1");
     for image in [&plain_image, &token_image] {
-        client.docker(&engine, &["tag", TINY, image]).success();
-        client.docker(&engine, &["push", image]).success();
+        client.push_tiny_as(&engine, image).success();
     }
     assert_eq!(stack.exchanges(), 1);
     assert!(granted(&stack.grants(), "team/app", "push"));
@@ -166,11 +163,8 @@ fn fixed_scope_host_entry_pushes_team_app_and_is_denied_team_other() {
     let engine = start_engine();
     let client = cred_helpers_client(&stack);
     let (app, other) = (stack.image("team/app:1"), stack.image("team/other:1"));
-    client.docker(&engine, &["tag", TINY, &app]).success();
-    client.docker(&engine, &["tag", TINY, &other]).success();
-
-    client.docker(&engine, &["push", &app]).success();
-    let out = client.docker(&engine, &["push", &other]).failure();
+    client.push_tiny_as(&engine, &app).success();
+    let out = client.push_tiny_as(&engine, &other).failure();
     assert!(out.stderr.contains("denied") || out.stderr.contains("unauthorized"), "{out:?}");
 
     let request = stack.sts.last_request().expect("an exchange");
@@ -197,8 +191,7 @@ fn a_pull_inside_the_refresh_margin_makes_exactly_one_new_exchange() {
     assert_eq!(stack.exchanges(), 1, "login proves the token with one exchange");
 
     let image = stack.image("team/app:1");
-    client.docker(&engine, &["tag", TINY, &image]).success();
-    client.docker(&engine, &["push", &image]).success();
+    client.push_tiny_as(&engine, &image).success();
     client.docker(&engine, &["rmi", &image, TINY]).success();
     assert_eq!(stack.exchanges(), 1, "inside the token's first 50 minutes the cached token serves");
 
@@ -222,8 +215,7 @@ fn invalid_grant_fails_docker_pull_and_the_log_file_names_the_cause() {
     let engine = start_engine();
     let client = cred_helpers_client(&stack);
     let image = stack.image("team/app:1");
-    client.docker(&engine, &["tag", TINY, &image]).success();
-    client.docker(&engine, &["push", &image]).success();
+    client.push_tiny_as(&engine, &image).success();
     client.docker(&engine, &["rmi", &image, TINY]).success();
     // The image is there and the login token was good; now the STS refuses
     // it, and no cached token hides that.

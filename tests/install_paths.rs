@@ -52,8 +52,7 @@ fn deb_installed_helper_serves_docker_login_and_pull_as_creds_store() {
     assert!(!config.contains("deb-password") && !config.contains("\"auth\""), "Docker kept a copy: {config}");
 
     let image = format!("{}/team/app:1", registry.addr());
-    client.docker(&engine, &["tag", TINY, &image]).success();
-    client.docker(&engine, &["push", &image]).success();
+    client.push_tiny_as(&engine, &image).success();
     client.docker(&engine, &["rmi", &image, TINY]).success();
     client.docker(&engine, &["pull", &image]).success();
 

@@ -311,29 +311,29 @@ impl TestCommand {
     /// written, but stdin left open: the caller closes it (drops it), or
     /// holds it open to play a client that never does.
     pub fn spawn(mut self) -> (std::process::Child, std::process::ChildStdin) {
-        let description = format!("{:?}", self.cmd);
-        let mut child = self
-            .cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {description}: {e}"));
+        let (mut child, _) = self.start_piped();
         let mut stdin = child.stdin.take().expect("stdin is piped");
         stdin.write_all(&self.stdin).unwrap();
         (child, stdin)
     }
 
-    /// Runs to completion.
-    pub fn run(mut self) -> Output {
+    /// Starts the helper with every stream piped; returns it and the
+    /// command line, for failure messages.
+    fn start_piped(&mut self) -> (std::process::Child, String) {
         let description = format!("{:?}", self.cmd);
-        let mut child = self
+        let child = self
             .cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {description}: {e}"));
+        (child, description)
+    }
+
+    /// Runs to completion.
+    pub fn run(mut self) -> Output {
+        let (mut child, description) = self.start_piped();
         let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         if let Some(limit) = self.kill_after {
             let (pid, finished) = (child.id(), std::sync::Arc::clone(&finished));
