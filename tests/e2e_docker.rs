@@ -16,30 +16,31 @@ use serde_json::json;
 use support::e2e::{
     Client, SCOPE_TEAM_APP, TINY, TokenStack, granted, refused, require_engine, start_engine,
 };
-use support::services::{Registry, require_tool};
+use support::services::{Dockerd, Registry, require_tool};
 use support::sts::Fault;
 
-/// A client whose Docker config sends `stack`'s registry to the helper
-/// through `credHelpers`, and whose helper holds a login token for it
-/// (stored without the verifying exchange, so the first exchange is
-/// Docker's).
-fn cred_helpers_client(stack: &TokenStack) -> Client {
+/// The token stack, an engine, and a client whose Docker config sends the
+/// stack's registry to the helper through `credHelpers`, and whose helper
+/// holds a login token for it (stored without the verifying exchange, so
+/// the first exchange is Docker's). `None` after a loud skip when the
+/// engine is not installed.
+fn through_cred_helpers() -> Option<(TokenStack, Dockerd, Client)> {
+    if !require_engine() {
+        return None;
+    }
+    let stack = TokenStack::start();
+    let engine = start_engine();
     let client = Client::new();
     client.write_helper_config(json!({ stack.addr(): stack.entry(json!({})) }));
     client.write_docker_config(json!({ "credHelpers": { stack.addr(): "exchange" } }));
     client.login(&stack.addr(), &stack.login_token(), &["--no-verify"]).success();
     assert_eq!(stack.exchanges(), 0);
-    client
+    Some((stack, engine, client))
 }
 
 #[test]
 fn push_rmi_pull_through_cred_helpers_exchanges_once_for_the_token_life() {
-    if !require_engine() {
-        return;
-    }
-    let stack = TokenStack::start();
-    let engine = start_engine();
-    let client = cred_helpers_client(&stack);
+    let Some((stack, engine, client)) = through_cred_helpers() else { return };
     let image = stack.image("team/app:1");
 
     client.push_tiny_as(&engine, &image).success();
@@ -156,12 +157,7 @@ fn docker_login_and_logout_use_the_creds_store_that_also_serves_an_exchange_regi
 
 #[test]
 fn fixed_scope_host_entry_pushes_team_app_and_is_denied_team_other() {
-    if !require_engine() {
-        return;
-    }
-    let stack = TokenStack::start();
-    let engine = start_engine();
-    let client = cred_helpers_client(&stack);
+    let Some((stack, engine, client)) = through_cred_helpers() else { return };
     let (app, other) = (stack.image("team/app:1"), stack.image("team/other:1"));
     client.push_tiny_as(&engine, &app).success();
     let out = client.push_tiny_as(&engine, &other).failure();
@@ -208,12 +204,7 @@ fn a_pull_inside_the_refresh_margin_makes_exactly_one_new_exchange() {
 
 #[test]
 fn invalid_grant_fails_docker_pull_and_the_log_file_names_the_cause() {
-    if !require_engine() {
-        return;
-    }
-    let stack = TokenStack::start();
-    let engine = start_engine();
-    let client = cred_helpers_client(&stack);
+    let Some((stack, engine, client)) = through_cred_helpers() else { return };
     let image = stack.image("team/app:1");
     client.push_tiny_as(&engine, &image).success();
     client.docker(&engine, &["rmi", &image, TINY]).success();
