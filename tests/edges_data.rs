@@ -35,18 +35,7 @@ fn subject_of(token: &str) -> String {
 }
 
 fn cache_entries(sandbox: &Sandbox) -> Vec<std::path::PathBuf> {
-    let Ok(dir) = std::fs::read_dir(sandbox.cache_dir()) else { return Vec::new() };
-    let mut entries: Vec<_> =
-        dir.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
-    entries.sort();
-    entries
-}
-
-fn edit_entry(sandbox: &Sandbox, change: impl FnOnce(&mut Value)) {
-    let path = cache_entries(sandbox).remove(0);
-    let mut entry: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    change(&mut entry);
-    std::fs::write(&path, serde_json::to_vec(&entry).unwrap()).unwrap();
+    sandbox.cache_entries()
 }
 
 // Unix modes: the point is that a mode the user chose is kept.
@@ -161,7 +150,7 @@ fn an_entry_written_under_a_clock_a_day_ahead_is_not_a_hit() {
     store_login(&sandbox, &sts, "alice");
     sandbox.get(REGISTRY).quiet_success();
     let day = 86_400;
-    edit_entry(&sandbox, |e| {
+    sandbox.edit_cache_entry(|e| {
         for field in ["obtained_at", "refresh_at", "expires_at"] {
             e[field] = json!(e[field].as_i64().unwrap() + day);
         }

@@ -44,11 +44,7 @@ fn second_get_is_served_from_the_cache() {
 }
 
 fn cache_files(sandbox: &Sandbox) -> Vec<std::path::PathBuf> {
-    let Ok(dir) = std::fs::read_dir(sandbox.cache_dir()) else { return Vec::new() };
-    let mut files: Vec<_> =
-        dir.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
-    files.sort();
-    files
+    sandbox.cache_entries()
 }
 
 fn only_cache_entry(sandbox: &Sandbox) -> serde_json::Value {
@@ -458,11 +454,7 @@ fn sixty_four_concurrent_cold_gets_make_one_exchange() {
 /// Logs in, caches a token, and expires the cache entry's refresh time so
 /// the next `get` must go to the STS.
 fn with_entry_inside_margin(sandbox: &Sandbox) -> std::path::PathBuf {
-    let path = cache_files(sandbox).remove(0);
-    let mut entry: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    entry["refresh_at"] = json!(0);
-    std::fs::write(&path, serde_json::to_vec(&entry).unwrap()).unwrap();
-    path
+    sandbox.edit_cache_entry(|entry| entry["refresh_at"] = json!(0))
 }
 
 fn fault_setup() -> (Sandbox, Sts) {

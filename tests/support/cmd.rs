@@ -126,6 +126,25 @@ impl Sandbox {
         self.dir.path().join("data")
     }
 
+    /// The token cache's entries (`*.json` in the cache directory), sorted.
+    pub fn cache_entries(&self) -> Vec<PathBuf> {
+        let Ok(dir) = std::fs::read_dir(self.cache_dir()) else { return Vec::new() };
+        let mut entries: Vec<_> =
+            dir.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
+        entries.sort();
+        entries
+    }
+
+    /// Rewrites the first cache entry through `change` (e.g. moving its
+    /// times) and returns its path.
+    pub fn edit_cache_entry(&self, change: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+        let path = self.cache_entries().into_iter().next().expect("a cache entry");
+        let mut entry: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        change(&mut entry);
+        std::fs::write(&path, serde_json::to_vec(&entry).unwrap()).unwrap();
+        path
+    }
+
     /// Writes the helper's config file.
     pub fn write_config(&self, config: &serde_json::Value) {
         std::fs::write(self.config_path(), serde_json::to_vec_pretty(config).unwrap()).unwrap();
