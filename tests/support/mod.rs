@@ -1,5 +1,4 @@
-//! Shared test support: the real binary in a sandbox ([`cmd`]), the
-//! set-up most suites start from ([`setup`]), and the
+//! Shared test support: the real binary in a sandbox ([`cmd`]), and the
 //! servers the suites run against: a strict RFC 8693 STS ([`sts`]),
 //! distribution's token realm ([`realm`]), endpoints that misbehave on
 //! purpose ([`hostile`]), launchers for the real services ([`services`]:
@@ -7,8 +6,9 @@
 //! set-up ([`e2e`]), the kubelet's side of the credential provider API
 //! ([`kubelet`], [`kubelet_e2e`], with the registry pulls of
 //! [`registry_api`]), a pseudo-terminal ([`pty`]), and the session's own
-//! keyring on macOS and Windows ([`native_keyring`]). A test that cannot
-//! run here says so through [`skip`], never by passing quietly.
+//! keyring on macOS and Windows ([`native_keyring`]). Most suites start
+//! from one exchange registry at a fresh STS ([`setup`]). A test that
+//! cannot run here says so through [`skip`], never by passing quietly.
 //!
 //! The STS and the realm live in the `test-servers` workspace crate, which
 //! the examples and the benchmark also use; they are re-exported here so
