@@ -37,10 +37,11 @@ pub mod native_keyring;
 #[cfg(target_os = "linux")]
 pub mod pty;
 pub mod registry_api;
-#[cfg(target_os = "linux")]
-pub mod services;
 pub mod setup;
 pub mod skip;
+
+#[cfg(target_os = "linux")]
+pub mod services;
 // Each suite compiles its own copy of this module and names what it uses;
 // on macOS and Windows, where the end-to-end set-up is left out, some use
 // neither.
