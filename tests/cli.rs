@@ -9,11 +9,8 @@ mod support;
 use docker_credential_exchange::secret::fingerprint;
 use serde_json::{Value, json};
 use support::cmd::Sandbox;
-use support::sts::{Fault, Sts, StsOptions};
-
-// A sandbox with one exchange registry (keyring source, i.e. the file
-// store here) talking to a local STS.
 use support::setup::{REGISTRY, exchange_sandbox as setup};
+use support::sts::{Fault, Sts, StsOptions};
 
 fn write_exchange_config(sandbox: &Sandbox, sts: &Sts, extra: Value) {
     sandbox.write_exchange_config(REGISTRY, &sts.url(), extra);

@@ -15,9 +15,8 @@ use support::cmd::Sandbox;
 // The terminal tests drive a pseudo-terminal (support::pty: Linux).
 #[cfg(target_os = "linux")]
 use support::pty::Pty;
-use support::sts::Fault;
-
 use support::setup::{REGISTRY, assert_no_secret, exchange_sandbox as setup};
+use support::sts::Fault;
 
 /// The helper on a pseudo-terminal, in the sandbox's environment.
 #[cfg(target_os = "linux")]

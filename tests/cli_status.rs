@@ -10,9 +10,8 @@ mod support;
 use docker_credential_exchange::secret::fingerprint;
 use serde_json::{Value, json};
 use support::cmd::Sandbox;
-use support::sts::{Fault, Sts, StsOptions};
-
 use support::setup::{REGISTRY, assert_no_secret, exchange_sandbox as setup};
+use support::sts::{Fault, Sts, StsOptions};
 
 /// The registry's object in `status --json`.
 fn status_entry<'a>(status: &'a Value, registry: &str) -> &'a Value {

@@ -14,9 +14,8 @@ use serde_json::{Value, json};
 use support::cmd::{Output, Sandbox};
 use support::hold::Hold;
 use support::hostile::{Behaviour, Hostile};
-use support::sts::{Sts, StsOptions};
-
 use support::setup::{REGISTRY, exchange_sandbox_with};
+use support::sts::{Sts, StsOptions};
 
 fn setup(extra: Value) -> (Sandbox, Sts) {
     exchange_sandbox_with(StsOptions::default(), extra)

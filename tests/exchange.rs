@@ -6,11 +6,8 @@ mod support;
 
 use serde_json::json;
 use support::cmd::Sandbox;
-use support::sts::{Sts, StsOptions};
-
-// A sandbox whose config has one exchange registry with `extra` fields,
-// plus the STS it talks to.
 use support::setup::{REGISTRY, exchange_sandbox_with as setup};
+use support::sts::{Sts, StsOptions};
 
 fn login(sandbox: &Sandbox, sts: &Sts) -> String {
     let subject = sts.mint_subject_token("alice", 3600);
