@@ -11,8 +11,9 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
-use support::cmd::Sandbox;
 // The terminal tests drive a pseudo-terminal (support::pty: Linux).
+#[cfg(target_os = "linux")]
+use support::cmd::Sandbox;
 #[cfg(target_os = "linux")]
 use support::pty::Pty;
 use support::setup::{REGISTRY, assert_no_secret, exchange_sandbox as setup};
