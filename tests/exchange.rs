@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use serde_json::json;
 use support::cmd::Sandbox;
 use support::setup::{REGISTRY, exchange_sandbox_with as setup};
@@ -424,6 +426,9 @@ fn sixty_four_concurrent_cold_gets_make_one_exchange() {
     let (mut sandbox, sts) = setup(StsOptions::default(), json!({}));
     login(&sandbox, &sts);
     sandbox.log_to_file();
+    // Starting 64 processes takes a while on a loaded machine (and under
+    // Wine, seconds each), all of it inside the first helper's deadline.
+    sandbox.set_env("DOCKER_CREDENTIAL_EXCHANGE_TIMEOUT_SECONDS", "300");
     // The first exchange is held at the STS until the 63 other helpers all
     // say they wait for its lock: each of them came while it was in flight.
     let hold = sts.hold_exchanges();
@@ -434,7 +439,7 @@ fn sixty_four_concurrent_cold_gets_make_one_exchange() {
         })
         .collect();
     hold.wait_for_request();
-    sandbox.wait_for_log_lines("which another helper holds", 63);
+    sandbox.wait_for_log_lines("which another helper holds", 63, Duration::from_secs(240));
     hold.release();
     let outputs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
     for o in &outputs {

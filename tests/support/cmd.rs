@@ -234,11 +234,10 @@ impl Sandbox {
 
     /// Blocks until the log file of [`Sandbox::log_to_file`] holds `count`
     /// lines containing `needle`: a helper's own word that it has come so
-    /// far (say, that it waits for a lock). Panics after 30 s, naming what
-    /// the log held.
-    pub fn wait_for_log_lines(&self, needle: &str, count: usize) {
+    /// far (say, that it waits for a lock). Panics after `limit`, naming
+    /// what the log held.
+    pub fn wait_for_log_lines(&self, needle: &str, count: usize, limit: std::time::Duration) {
         let path = self.dir.path().join("helpers.log");
-        let limit = std::time::Duration::from_secs(30);
         let started = std::time::Instant::now();
         loop {
             let log = std::fs::read_to_string(&path).unwrap_or_default();
