@@ -1,7 +1,8 @@
 //! Crash safety (DESIGN.md sections 3-4): helpers killed with SIGKILL at
 //! random points while they write the token cache or the file store leave
 //! every file either as it was or as the killed writer meant it, never
-//! torn, and the next helper works.
+//! torn; the temporary files they leave (which hold secrets) are gone after
+//! the next whole write; and the next helper works.
 #![cfg(unix)]
 
 mod support;
