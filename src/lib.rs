@@ -36,6 +36,14 @@ pub(crate) mod store;
 pub(crate) mod subject;
 pub mod time;
 
+/// What the integration tests need of the helper's internals, so that they
+/// check what the code really does rather than a copy of it that can
+/// drift. Not an API.
+#[doc(hidden)]
+pub mod for_tests {
+    pub use crate::fsutil::TMP_SUFFIX;
+}
+
 use std::process::ExitCode;
 
 /// Runs the helper with the process's arguments.

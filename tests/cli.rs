@@ -9,18 +9,8 @@ mod support;
 use docker_credential_exchange::secret::fingerprint;
 use serde_json::{Value, json};
 use support::cmd::Sandbox;
+use support::setup::{REGISTRY, exchange_sandbox as setup};
 use support::sts::{Fault, Sts, StsOptions};
-
-const REGISTRY: &str = "registry.example.com";
-
-/// A sandbox with one exchange registry (keyring source, i.e. the file
-/// store here) talking to a local STS.
-fn setup() -> (Sandbox, Sts) {
-    let sts = Sts::start(StsOptions::default());
-    let sandbox = Sandbox::new();
-    write_exchange_config(&sandbox, &sts, json!({}));
-    (sandbox, sts)
-}
 
 fn write_exchange_config(sandbox: &Sandbox, sts: &Sts, extra: Value) {
     sandbox.write_exchange_config(REGISTRY, &sts.url(), extra);

@@ -11,26 +11,13 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
-use support::cmd::{Output, Sandbox};
 // The terminal tests drive a pseudo-terminal (support::pty: Linux).
 #[cfg(target_os = "linux")]
+use support::cmd::Sandbox;
+#[cfg(target_os = "linux")]
 use support::pty::Pty;
-use support::sts::{Fault, Sts, StsOptions};
-
-const REGISTRY: &str = "registry.example.com";
-
-fn setup() -> (Sandbox, Sts) {
-    let sts = Sts::start(StsOptions::default());
-    let sandbox = Sandbox::new();
-    sandbox.write_exchange_config(REGISTRY, &sts.url(), json!({}));
-    (sandbox, sts)
-}
-
-fn assert_no_secret(out: &Output, secrets: &[&str]) {
-    for s in secrets {
-        assert!(!out.stdout.contains(s) && !out.stderr.contains(s), "a secret leaked: {out:?}");
-    }
-}
+use support::setup::{REGISTRY, assert_no_secret, exchange_sandbox as setup};
+use support::sts::Fault;
 
 /// The helper on a pseudo-terminal, in the sandbox's environment.
 #[cfg(target_os = "linux")]
@@ -120,12 +107,14 @@ fn a_termination_signal_at_the_prompt_restores_the_terminal() {
 #[test]
 fn a_slow_check_says_what_it_waits_for_on_a_terminal() {
     let (sandbox, sts) = setup();
-    sts.set_fault_times(Fault::Delay { millis: 2500 }, 1);
+    // The check's exchange waits at the STS until the message is shown.
+    let hold = sts.hold_exchanges();
     let token_file = sandbox.root().join("token");
     std::fs::write(&token_file, sts.mint_subject_token("alice", 3600)).unwrap();
     let mut terminal =
         on_a_terminal(&sandbox, &["login", REGISTRY, "--token-file", token_file.to_str().unwrap()]);
     terminal.expect(&format!("waiting for the token endpoint {}", sts.url()), SCREEN);
+    hold.release();
     assert_eq!(terminal.wait(SCREEN), Some(0), "{}", terminal.screen());
 }
 

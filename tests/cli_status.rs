@@ -9,23 +9,9 @@ mod support;
 
 use docker_credential_exchange::secret::fingerprint;
 use serde_json::{Value, json};
-use support::cmd::{Output, Sandbox};
+use support::cmd::Sandbox;
+use support::setup::{REGISTRY, assert_no_secret, exchange_sandbox as setup};
 use support::sts::{Fault, Sts, StsOptions};
-
-const REGISTRY: &str = "registry.example.com";
-
-fn setup() -> (Sandbox, Sts) {
-    let sts = Sts::start(StsOptions::default());
-    let sandbox = Sandbox::new();
-    sandbox.write_exchange_config(REGISTRY, &sts.url(), json!({}));
-    (sandbox, sts)
-}
-
-fn assert_no_secret(out: &Output, secrets: &[&str]) {
-    for s in secrets {
-        assert!(!out.stdout.contains(s) && !out.stderr.contains(s), "a secret leaked: {out:?}");
-    }
-}
 
 /// The registry's object in `status --json`.
 fn status_entry<'a>(status: &'a Value, registry: &str) -> &'a Value {

@@ -40,6 +40,12 @@ struct Setup {
 }
 
 impl Setup {
+    /// The completions of `shell`, when the shell is installed (otherwise
+    /// a loud skip).
+    fn with(shell: &str) -> Option<Setup> {
+        require_tool(shell).then(|| Setup::new(shell))
+    }
+
     fn new(shell: &str) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let out = Command::new(bin()).args(["generate", "completions", shell]).output().unwrap();
@@ -169,10 +175,7 @@ printf '%s\n' "${COMPREPLY[@]}"
 
 #[test]
 fn bash_completes_subcommands_and_their_options() {
-    if !require_tool("bash") {
-        return;
-    }
-    let setup = Setup::new("bash");
+    let Some(setup) = Setup::with("bash") else { return };
     for (line, expected) in CASES {
         assert_offers("bash", line, &bash_offers(&setup, line), expected);
     }
@@ -180,10 +183,7 @@ fn bash_completes_subcommands_and_their_options() {
 
 #[test]
 fn bash_completes_import_from_with_the_helpers_on_path() {
-    if !require_tool("bash") {
-        return;
-    }
-    let setup = Setup::new("bash");
+    let Some(setup) = Setup::with("bash") else { return };
     assert_helpers_offered("bash", &bash_offers(&setup, IMPORT_FROM));
     let fake = bash_offers(&setup, "docker-credential-exchange import --from fakev");
     assert_eq!(fake, ["fakevault"], "the typed prefix narrows the helpers");
@@ -193,10 +193,7 @@ fn bash_completes_import_from_with_the_helpers_on_path() {
 fn bash_loads_the_script_in_posix_mode() {
     // Where /bin/sh is bash, scripts run with `set -o posix`, which refuses
     // a function name with a hyphen.
-    if !require_tool("bash") {
-        return;
-    }
-    let setup = Setup::new("bash");
+    let Some(setup) = Setup::with("bash") else { return };
     let out = Command::new("bash")
         .args(["--posix", "--norc", "-c", "source \"$1\" && complete -p docker-credential-exchange", "bash"])
         .arg(setup.path("docker-credential-exchange.bash"))
@@ -227,10 +224,7 @@ fn fish_offers(setup: &Setup, line: &str) -> Vec<String> {
 
 #[test]
 fn fish_completes_subcommands_and_their_options() {
-    if !require_tool("fish") {
-        return;
-    }
-    let setup = Setup::new("fish");
+    let Some(setup) = Setup::with("fish") else { return };
     for (line, expected) in CASES {
         assert_offers("fish", line, &fish_offers(&setup, line), expected);
     }
@@ -238,10 +232,7 @@ fn fish_completes_subcommands_and_their_options() {
 
 #[test]
 fn fish_completes_import_from_with_the_helpers_on_path_and_no_files() {
-    if !require_tool("fish") {
-        return;
-    }
-    let setup = Setup::new("fish");
+    let Some(setup) = Setup::with("fish") else { return };
     // A file in the working directory must not be offered as a helper.
     fs::write(setup.path("fakefile"), "").unwrap();
     let offered = fish_offers(&setup, IMPORT_FROM);
@@ -315,10 +306,7 @@ compadd() {{
 
 #[test]
 fn zsh_completes_subcommands_and_their_options() {
-    if !require_tool("zsh") {
-        return;
-    }
-    let setup = Setup::new("zsh");
+    let Some(setup) = Setup::with("zsh") else { return };
     let mut zsh = Zsh::start(&setup);
     for (line, expected) in CASES {
         let offered = zsh.offers(line);
@@ -328,10 +316,7 @@ fn zsh_completes_subcommands_and_their_options() {
 
 #[test]
 fn zsh_completes_import_from_with_the_helpers_on_path() {
-    if !require_tool("zsh") {
-        return;
-    }
-    let setup = Setup::new("zsh");
+    let Some(setup) = Setup::with("zsh") else { return };
     let mut zsh = Zsh::start(&setup);
     let offered = zsh.offers(IMPORT_FROM);
     assert_helpers_offered("zsh", &offered);

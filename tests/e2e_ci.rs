@@ -17,8 +17,7 @@ use support::sts::GITHUB_OIDC_USER_AGENT;
 fn push_and_pull(client: &Client, stack: &TokenStack) {
     let engine = start_engine();
     let image = stack.image("team/app:1");
-    client.docker(&engine, &["tag", TINY, &image]).success();
-    client.docker(&engine, &["push", &image]).success();
+    client.push_tiny_as(&engine, &image).success();
     client.docker(&engine, &["rmi", &image, TINY]).success();
     client.docker(&engine, &["pull", &image]).success();
     let grants = stack.grants();

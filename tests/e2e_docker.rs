@@ -12,40 +12,38 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
 use serde_json::json;
 use support::e2e::{
     Client, SCOPE_TEAM_APP, TINY, TokenStack, granted, refused, require_engine, start_engine,
 };
-use support::services::{Registry, require_tool};
-use support::sts::{Fault, StsOptions};
+use support::services::{Dockerd, Registry, require_tool};
+use support::sts::Fault;
 
-/// A client whose Docker config sends `stack`'s registry to the helper
-/// through `credHelpers`, and whose helper holds a login token for it
-/// (stored without the verifying exchange, so the first exchange is
-/// Docker's).
-fn cred_helpers_client(stack: &TokenStack) -> Client {
+/// The token stack, an engine, and a client whose Docker config sends the
+/// stack's registry to the helper through `credHelpers`, and whose helper
+/// holds a login token for it (stored without the verifying exchange, so
+/// the first exchange is Docker's). `None` after a loud skip when the
+/// engine is not installed.
+fn through_cred_helpers() -> Option<(TokenStack, Dockerd, Client)> {
+    if !require_engine() {
+        return None;
+    }
+    let stack = TokenStack::start();
+    let engine = start_engine();
     let client = Client::new();
     client.write_helper_config(json!({ stack.addr(): stack.entry(json!({})) }));
     client.write_docker_config(json!({ "credHelpers": { stack.addr(): "exchange" } }));
     client.login(&stack.addr(), &stack.login_token(), &["--no-verify"]).success();
     assert_eq!(stack.exchanges(), 0);
-    client
+    Some((stack, engine, client))
 }
 
 #[test]
 fn push_rmi_pull_through_cred_helpers_exchanges_once_for_the_token_life() {
-    if !require_engine() {
-        return;
-    }
-    let stack = TokenStack::start();
-    let engine = start_engine();
-    let client = cred_helpers_client(&stack);
+    let Some((stack, engine, client)) = through_cred_helpers() else { return };
     let image = stack.image("team/app:1");
 
-    client.docker(&engine, &["tag", TINY, &image]).success();
-    client.docker(&engine, &["push", &image]).success();
+    client.push_tiny_as(&engine, &image).success();
     assert_eq!(stack.exchanges(), 1, "the push must exchange the login token once");
     let grants = stack.grants();
     assert!(granted(&grants, "team/app", "push"), "the realm granted no push: {grants:#?}");
@@ -78,8 +76,7 @@ fn classic_builder_lists_then_gets_and_builds_from_the_exchange_registry() {
     client.login(&stack.addr(), &stack.login_token(), &[]).success();
     assert_eq!(stack.exchanges(), 1);
     let base = stack.image("team/app:base");
-    client.docker(&engine, &["tag", TINY, &base]).success();
-    client.docker(&engine, &["push", &base]).success();
+    client.push_tiny_as(&engine, &base).success();
     client.docker(&engine, &["rmi", &base, TINY]).success();
 
     let context = tempfile::tempdir().unwrap();
@@ -137,8 +134,7 @@ fn docker_login_and_logout_use_the_creds_store_that_also_serves_an_exchange_regi
     let plain_image = format!("{}/team/app:1", plain.addr());
     let token_image = stack.image("team/app:1");
     for image in [&plain_image, &token_image] {
-        client.docker(&engine, &["tag", TINY, image]).success();
-        client.docker(&engine, &["push", image]).success();
+        client.push_tiny_as(&engine, image).success();
     }
     assert_eq!(stack.exchanges(), 1);
     assert!(granted(&stack.grants(), "team/app", "push"));
@@ -161,18 +157,10 @@ fn docker_login_and_logout_use_the_creds_store_that_also_serves_an_exchange_regi
 
 #[test]
 fn fixed_scope_host_entry_pushes_team_app_and_is_denied_team_other() {
-    if !require_engine() {
-        return;
-    }
-    let stack = TokenStack::start();
-    let engine = start_engine();
-    let client = cred_helpers_client(&stack);
+    let Some((stack, engine, client)) = through_cred_helpers() else { return };
     let (app, other) = (stack.image("team/app:1"), stack.image("team/other:1"));
-    client.docker(&engine, &["tag", TINY, &app]).success();
-    client.docker(&engine, &["tag", TINY, &other]).success();
-
-    client.docker(&engine, &["push", &app]).success();
-    let out = client.docker(&engine, &["push", &other]).failure();
+    client.push_tiny_as(&engine, &app).success();
+    let out = client.push_tiny_as(&engine, &other).failure();
     assert!(out.stderr.contains("denied") || out.stderr.contains("unauthorized"), "{out:?}");
 
     let request = stack.sts.last_request().expect("an exchange");
@@ -184,50 +172,41 @@ fn fixed_scope_host_entry_pushes_team_app_and_is_denied_team_other() {
 }
 
 #[test]
-fn pull_after_the_margin_of_a_ten_second_token_makes_exactly_one_new_exchange() {
+fn a_pull_inside_the_refresh_margin_makes_exactly_one_new_exchange() {
     if !require_engine() {
         return;
     }
-    // A 10 s token and the default 60 s margin: the margin applied is
-    // min(60, 10 / 2) = 5 s, so the token is reused for its first 5 s.
-    let stack = TokenStack::start_with(StsOptions { lifetime_secs: 10, ..StsOptions::default() });
+    // One-hour tokens and a ten-minute margin: the cached token serves for
+    // 50 minutes, then the next `get` exchanges again.
+    let stack = TokenStack::start();
     let engine = start_engine();
     let client = Client::new();
-    client.write_helper_config(json!({ stack.addr(): stack.entry(json!({})) }));
+    client.write_helper_config(json!({ stack.addr(): stack.entry(json!({"safety_margin_seconds": 600})) }));
     client.write_docker_config(json!({ "credHelpers": { stack.addr(): "exchange" } }));
     client.login(&stack.addr(), &stack.login_token(), &[]).success();
-    let exchanged = Instant::now();
     assert_eq!(stack.exchanges(), 1, "login proves the token with one exchange");
 
     let image = stack.image("team/app:1");
-    client.docker(&engine, &["tag", TINY, &image]).success();
-    client.docker(&engine, &["push", &image]).success();
+    client.push_tiny_as(&engine, &image).success();
     client.docker(&engine, &["rmi", &image, TINY]).success();
-    assert!(
-        exchanged.elapsed() < Duration::from_secs(5),
-        "too slow to test the margin: {:?}",
-        exchanged.elapsed()
-    );
-    assert_eq!(stack.exchanges(), 1, "inside the token's first 5 s the cached token serves");
+    assert_eq!(stack.exchanges(), 1, "inside the token's first 50 minutes the cached token serves");
 
-    std::thread::sleep(Duration::from_millis(5_500).saturating_sub(exchanged.elapsed()));
-    let pull_started = exchanged.elapsed();
-    client.docker(&engine, &["pull", &image]).success();
-    assert!(pull_started < Duration::from_secs(9), "the pull started after expiry, not inside the margin");
-    assert_eq!(stack.exchanges(), 2, "the pull after the margin must make exactly one new exchange");
+    // 55 minutes later by the helper's clock (the test clock seam, which
+    // Docker passes on to the helper it runs): inside the margin, with
+    // five minutes of real time to spare before the token expires.
+    let later = [("DOCKER_CREDENTIAL_EXCHANGE_TEST_CLOCK_OFFSET", "3300")];
+    client.docker_with(&engine, &["pull", &image], &later, None).success();
+    assert_eq!(stack.exchanges(), 2, "the pull inside the margin must make exactly one new exchange");
+    client.docker(&engine, &["rmi", &image]).success();
+    client.docker_with(&engine, &["pull", &image], &later, None).success();
+    assert_eq!(stack.exchanges(), 2, "the refreshed token must serve the next pull");
 }
 
 #[test]
 fn invalid_grant_fails_docker_pull_and_the_log_file_names_the_cause() {
-    if !require_engine() {
-        return;
-    }
-    let stack = TokenStack::start();
-    let engine = start_engine();
-    let client = cred_helpers_client(&stack);
+    let Some((stack, engine, client)) = through_cred_helpers() else { return };
     let image = stack.image("team/app:1");
-    client.docker(&engine, &["tag", TINY, &image]).success();
-    client.docker(&engine, &["push", &image]).success();
+    client.push_tiny_as(&engine, &image).success();
     client.docker(&engine, &["rmi", &image, TINY]).success();
     // The image is there and the login token was good; now the STS refuses
     // it, and no cached token hides that.

@@ -13,7 +13,7 @@ mod support;
 
 use serde_json::json;
 use support::e2e::{AUDIENCE, granted, refused, require_skopeo};
-use support::kubelet::Outcome;
+use support::kubelet::{Kubelet, Outcome, ServiceAccount};
 use support::kubelet_e2e::{KubeletStack, Node, SA_AUDIENCE};
 use support::registry_api::Pull;
 
@@ -62,15 +62,22 @@ fn an_image_no_entry_covers_fails_with_one_line_on_stderr_and_nothing_on_stdout(
     }
 }
 
+/// The stack with a plain exchange entry, a kubelet configured as
+/// docs/kubernetes.md recommends, and the service account `puller`.
+fn puller_of_team_app() -> (KubeletStack, Kubelet, ServiceAccount) {
+    let kube = KubeletStack::start();
+    kube.node.write_helper_config(json!({ kube.stack.addr(): kube.entry(json!({})) }));
+    let kubelet = kube.node.kubelet(&kube.provider_config(Some(token_attributes(&[]))));
+    let account = kube.service_account("puller", &[]);
+    (kube, kubelet, account)
+}
+
 #[test]
 fn kubelet_credentials_pull_the_images_repository_and_no_other() {
     if !require_skopeo() {
         return;
     }
-    let kube = KubeletStack::start();
-    kube.node.write_helper_config(json!({ kube.stack.addr(): kube.entry(json!({})) }));
-    let kubelet = kube.node.kubelet(&kube.provider_config(Some(token_attributes(&[]))));
-    let account = kube.service_account("puller", &[]);
+    let (kube, kubelet, account) = puller_of_team_app();
     let image = kube.image("team/app");
 
     let outcome = kubelet.provide(&image, Some(&account));
@@ -104,10 +111,7 @@ fn a_second_request_with_the_same_token_is_served_from_the_helpers_cache() {
     if !require_skopeo() {
         return;
     }
-    let kube = KubeletStack::start();
-    kube.node.write_helper_config(json!({ kube.stack.addr(): kube.entry(json!({})) }));
-    let kubelet = kube.node.kubelet(&kube.provider_config(Some(token_attributes(&[]))));
-    let account = kube.service_account("puller", &[]);
+    let (kube, kubelet, account) = puller_of_team_app();
     let image = kube.image("team/app");
 
     let first = kubelet.provide(&image, Some(&account));

@@ -11,17 +11,14 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::cmd::Sandbox;
+use support::cmd::{Output, Sandbox};
+use support::hold::Hold;
 use support::hostile::{Behaviour, Hostile};
-use support::sts::{Fault, Sts, StsOptions};
-
-const REGISTRY: &str = "registry.example.com";
+use support::setup::{REGISTRY, exchange_sandbox_with};
+use support::sts::{Sts, StsOptions};
 
 fn setup(extra: Value) -> (Sandbox, Sts) {
-    let sts = Sts::start(StsOptions::default());
-    let sandbox = Sandbox::new();
-    sandbox.write_exchange_config(REGISTRY, &sts.url(), extra);
-    (sandbox, sts)
+    exchange_sandbox_with(StsOptions::default(), extra)
 }
 
 fn store_login(sandbox: &Sandbox, sts: &Sts, user: &str) -> String {
@@ -37,18 +34,7 @@ fn subject_of(token: &str) -> String {
 }
 
 fn cache_entries(sandbox: &Sandbox) -> Vec<std::path::PathBuf> {
-    let Ok(dir) = std::fs::read_dir(sandbox.cache_dir()) else { return Vec::new() };
-    let mut entries: Vec<_> =
-        dir.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
-    entries.sort();
-    entries
-}
-
-fn edit_entry(sandbox: &Sandbox, change: impl FnOnce(&mut Value)) {
-    let path = cache_entries(sandbox).remove(0);
-    let mut entry: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    change(&mut entry);
-    std::fs::write(&path, serde_json::to_vec(&entry).unwrap()).unwrap();
+    sandbox.cache_entries()
 }
 
 // Unix modes: the point is that a mode the user chose is kept.
@@ -78,19 +64,33 @@ fn a_cache_dir_that_is_a_project_folder_keeps_its_files_and_its_mode() {
     assert_eq!(mode, 0o755, "the user's directory was re-moded");
 }
 
-#[test]
-fn an_erase_during_an_exchange_wins_over_it() {
-    let (sandbox, sts) = setup(json!({}));
-    store_login(&sandbox, &sts, "alice");
-    sts.set_fault_times(Fault::Delay { millis: 2000 }, 1);
+/// A `get` that the STS holds inside its exchange (it has sent the login
+/// token and waits for the answer), and the hold: whatever the test does
+/// before it releases the hold happens during that exchange, for certain.
+fn get_held_in_its_exchange(sandbox: &Sandbox, sts: &Sts) -> (Hold, std::thread::JoinHandle<Output>) {
+    let hold = sts.hold_exchanges();
     let in_flight = {
         let cmd = sandbox.cmd(&["get"]).stdin(REGISTRY);
         std::thread::spawn(move || cmd.run())
     };
-    std::thread::sleep(Duration::from_millis(700));
-    sandbox.erase(REGISTRY).quiet_success();
-    let _ = in_flight.join().unwrap();
+    hold.wait_for_request();
+    (hold, in_flight)
+}
 
+#[test]
+fn an_erase_during_an_exchange_wins_over_it() {
+    let (sandbox, sts) = setup(json!({}));
+    store_login(&sandbox, &sts, "alice");
+    let (hold, in_flight) = get_held_in_its_exchange(&sandbox, &sts);
+
+    sandbox.erase(REGISTRY).quiet_success();
+    hold.release();
+    let raced = in_flight.join().unwrap();
+
+    // The exchange answered, but for a login that is gone: neither cached
+    // nor returned, and the `get` starts over and finds nothing stored.
+    let raced = raced.protocol_error("credentials not found in native keychain");
+    assert_eq!(sts.requests(), 1, "{raced:?}");
     assert!(cache_entries(&sandbox).is_empty(), "a token of the erased login was cached");
     sandbox.get(REGISTRY).protocol_error("credentials not found in native keychain");
 }
@@ -99,20 +99,18 @@ fn an_erase_during_an_exchange_wins_over_it() {
 fn a_new_login_during_an_exchange_wins_over_it() {
     let (sandbox, sts) = setup(json!({}));
     store_login(&sandbox, &sts, "alice");
-    sts.set_fault_times(Fault::Delay { millis: 2000 }, 1);
-    let in_flight = {
-        let cmd = sandbox.cmd(&["get"]).stdin(REGISTRY);
-        std::thread::spawn(move || cmd.run())
-    };
-    std::thread::sleep(Duration::from_millis(700));
+    let (hold, in_flight) = get_held_in_its_exchange(&sandbox, &sts);
+
     store_login(&sandbox, &sts, "bob");
+    hold.release();
     let raced = in_flight.join().unwrap();
 
-    if raced.code == Some(0) {
-        assert_eq!(subject_of(&raced.secret()), "bob", "the racing get returned the replaced login's token");
-    }
+    // Alice's token is thrown away and the `get` exchanges bob's login.
+    assert_eq!(subject_of(&raced.quiet_success().secret()), "bob", "the racing get returned alice's token");
+    assert_eq!(sts.requests(), 2, "the replaced login's exchange was not followed by one for the new login");
     let later = sandbox.get(REGISTRY).quiet_success();
     assert_eq!(subject_of(&later.secret()), "bob");
+    assert_eq!(sts.requests(), 2, "the new login's token was not cached");
 }
 
 // Interrupted with SIGINT, as Ctrl-C does on unix.
@@ -121,7 +119,7 @@ fn a_new_login_during_an_exchange_wins_over_it() {
 fn a_login_interrupted_during_its_check_keeps_the_previous_login() {
     let (sandbox, sts) = setup(json!({}));
     let previous = store_login(&sandbox, &sts, "alice");
-    sts.set_fault_times(Fault::Delay { millis: 5000 }, 1);
+    let hold = sts.hold_exchanges();
     let (mut command, _) = sandbox.cmd(&["login", REGISTRY, "--token-stdin"]).into_command();
     let mut child = command
         .stdin(std::process::Stdio::piped())
@@ -131,11 +129,15 @@ fn a_login_interrupted_during_its_check_keeps_the_previous_login() {
         .unwrap();
     let new_token = sts.mint_subject_token("bob", 3600);
     std::io::Write::write_all(&mut child.stdin.take().unwrap(), new_token.as_bytes()).unwrap();
-    std::thread::sleep(Duration::from_millis(1000));
-    // SAFETY: signals the child this test started.
+    // The check's exchange has reached the STS: the login is proving bob's
+    // token and has not yet been told it works.
+    hold.wait_for_request();
+    // SAFETY: signals the child this test started, which is not yet reaped.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
-    let _ = child.wait();
+    let status = child.wait().unwrap();
+    hold.release();
 
+    assert!(!status.success(), "the interrupted login reported success");
     let stored = std::fs::read_to_string(sandbox.data_dir().join("credentials.json")).unwrap();
     assert!(stored.contains(&previous), "the previous login was lost");
     assert!(!stored.contains(&new_token), "the unproven token was stored");
@@ -147,7 +149,7 @@ fn an_entry_written_under_a_clock_a_day_ahead_is_not_a_hit() {
     store_login(&sandbox, &sts, "alice");
     sandbox.get(REGISTRY).quiet_success();
     let day = 86_400;
-    edit_entry(&sandbox, |e| {
+    sandbox.edit_cache_entry(|e| {
         for field in ["obtained_at", "refresh_at", "expires_at"] {
             e[field] = json!(e[field].as_i64().unwrap() + day);
         }

@@ -13,6 +13,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 use std::time::Duration;
 
+use docker_credential_exchange::for_tests::TMP_SUFFIX;
 use serde_json::json;
 use support::cmd::Sandbox;
 use support::hostile::{Behaviour, Hostile};
@@ -71,7 +72,7 @@ fn temporary_files(sandbox: &Sandbox) -> Vec<String> {
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".dce-tmp"))
+        .filter(|n| n.ends_with(TMP_SUFFIX))
         .collect()
 }
 
@@ -171,9 +172,7 @@ fn a_log_file_others_may_write_is_refused() {
 
 #[test]
 fn a_log_file_another_user_owns_is_refused() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED: making a file another user owns needs root (CI runs as root)");
+    if !support::skip::require_root("to make a file another user owns") {
         return;
     }
     let mut sandbox = Sandbox::new();

@@ -135,15 +135,7 @@ fn six_helpers_share_the_stale_token_while_the_refresh_hangs() {
     sandbox.store(REGISTRY, "alice", &sts.mint_subject_token("alice", 3600)).quiet_success();
     let cached = sandbox.get(REGISTRY).quiet_success().secret();
     // Move the entry inside its margin: still valid, but due for a refresh.
-    let entry = std::fs::read_dir(sandbox.cache_dir())
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "json"))
-        .unwrap();
-    let mut value: serde_json::Value = serde_json::from_slice(&std::fs::read(&entry).unwrap()).unwrap();
-    value["refresh_at"] = json!(0);
-    std::fs::write(&entry, serde_json::to_vec(&value).unwrap()).unwrap();
+    sandbox.edit_cache_entry(|entry| entry["refresh_at"] = json!(0));
     sts.set_fault(Fault::Hang { secs: 60 });
     sandbox.set_env(TIMEOUT_ENV, &DEADLINE.to_string());
 

@@ -4,20 +4,12 @@
 
 mod support;
 
+use std::time::Duration;
+
 use serde_json::json;
 use support::cmd::Sandbox;
+use support::setup::{REGISTRY, exchange_sandbox_with as setup};
 use support::sts::{Sts, StsOptions};
-
-const REGISTRY: &str = "registry.example.com";
-
-/// A sandbox whose config has one exchange registry with `extra` fields,
-/// plus the STS it talks to.
-fn setup(options: StsOptions, extra: serde_json::Value) -> (Sandbox, Sts) {
-    let sts = Sts::start(options);
-    let sandbox = Sandbox::new();
-    sandbox.write_exchange_config(REGISTRY, &sts.url(), extra);
-    (sandbox, sts)
-}
 
 fn login(sandbox: &Sandbox, sts: &Sts) -> String {
     let subject = sts.mint_subject_token("alice", 3600);
@@ -51,11 +43,7 @@ fn second_get_is_served_from_the_cache() {
 }
 
 fn cache_files(sandbox: &Sandbox) -> Vec<std::path::PathBuf> {
-    let Ok(dir) = std::fs::read_dir(sandbox.cache_dir()) else { return Vec::new() };
-    let mut files: Vec<_> =
-        dir.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
-    files.sort();
-    files
+    sandbox.cache_entries()
 }
 
 fn only_cache_entry(sandbox: &Sandbox) -> serde_json::Value {
@@ -446,17 +434,24 @@ fn list_shows_exchange_registries_without_exchanging() {
 
 #[test]
 fn sixty_four_concurrent_cold_gets_make_one_exchange() {
-    use support::sts::Fault;
-    let (sandbox, sts) = setup(StsOptions::default(), json!({}));
+    let (mut sandbox, sts) = setup(StsOptions::default(), json!({}));
     login(&sandbox, &sts);
-    // A slow STS makes every process arrive while the first still waits.
-    sts.set_fault(Fault::Delay { millis: 300 });
+    sandbox.log_to_file();
+    // Starting 64 processes takes a while on a loaded machine (and under
+    // Wine, seconds each), all of it inside the first helper's deadline.
+    sandbox.set_env("DOCKER_CREDENTIAL_EXCHANGE_TIMEOUT_SECONDS", "300");
+    // The first exchange is held at the STS until the 63 other helpers all
+    // say they wait for its lock: each of them came while it was in flight.
+    let hold = sts.hold_exchanges();
     let children: Vec<_> = (0..64)
         .map(|_| {
             let (child, _closed_when_dropped) = sandbox.cmd(&["get"]).stdin(REGISTRY).spawn();
             child
         })
         .collect();
+    hold.wait_for_request();
+    sandbox.wait_for_log_lines("which another helper holds", 63, Duration::from_secs(240));
+    hold.release();
     let outputs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
     for o in &outputs {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
@@ -472,11 +467,7 @@ fn sixty_four_concurrent_cold_gets_make_one_exchange() {
 /// Logs in, caches a token, and expires the cache entry's refresh time so
 /// the next `get` must go to the STS.
 fn with_entry_inside_margin(sandbox: &Sandbox) -> std::path::PathBuf {
-    let path = cache_files(sandbox).remove(0);
-    let mut entry: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    entry["refresh_at"] = json!(0);
-    std::fs::write(&path, serde_json::to_vec(&entry).unwrap()).unwrap();
-    path
+    sandbox.edit_cache_entry(|entry| entry["refresh_at"] = json!(0))
 }
 
 fn fault_setup() -> (Sandbox, Sts) {

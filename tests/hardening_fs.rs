@@ -39,8 +39,8 @@ fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<PathBuf> {
         .unwrap()
         .flatten()
         .map(|e| e.path())
+        // A writer's temporary file ends in TMP_SUFFIX, never in `suffix`.
         .filter(|p| p.file_name().unwrap().to_str().unwrap().ends_with(suffix))
-        .filter(|p| !p.file_name().unwrap().to_str().unwrap().starts_with(".tmp-"))
         .collect();
     out.sort();
     out
@@ -56,11 +56,6 @@ fn cache_entry(sandbox: &Sandbox) -> PathBuf {
 
 fn is_symlink(path: &Path) -> bool {
     std::fs::symlink_metadata(path).unwrap().file_type().is_symlink()
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
 }
 
 #[test]
@@ -171,8 +166,7 @@ fn a_cache_dir_the_user_made_keeps_its_mode_and_tokens_stay_private() {
 
 #[test]
 fn cache_dir_owned_by_another_user_is_not_written_and_named_in_a_warning() {
-    if !is_root() {
-        eprintln!("SKIPPED: chown to another user needs root");
+    if !support::skip::require_root("to chown to another user") {
         return;
     }
     let (sandbox, sts) = exchange_setup();
@@ -191,8 +185,7 @@ fn cache_dir_owned_by_another_user_is_not_written_and_named_in_a_warning() {
 
 #[test]
 fn cache_entry_owned_by_another_user_is_a_miss_and_is_replaced() {
-    if !is_root() {
-        eprintln!("SKIPPED: chown to another user needs root");
+    if !support::skip::require_root("to chown to another user") {
         return;
     }
     let (sandbox, sts) = exchange_setup();

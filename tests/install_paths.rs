@@ -52,8 +52,7 @@ fn deb_installed_helper_serves_docker_login_and_pull_as_creds_store() {
     assert!(!config.contains("deb-password") && !config.contains("\"auth\""), "Docker kept a copy: {config}");
 
     let image = format!("{}/team/app:1", registry.addr());
-    client.docker(&engine, &["tag", TINY, &image]).success();
-    client.docker(&engine, &["push", &image]).success();
+    client.push_tiny_as(&engine, &image).success();
     client.docker(&engine, &["rmi", &image, TINY]).success();
     client.docker(&engine, &["pull", &image]).success();
 
@@ -148,10 +147,7 @@ fn cargo_install_from_git_builds_a_working_binary() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let head = Command::new("git").args(["rev-parse", "HEAD"]).current_dir(repo).output().expect("run git");
     if !head.status.success() {
-        let message =
-            "SKIPPED: cargo_install_from_git_builds_a_working_binary: the source is not a git checkout";
-        assert!(std::env::var_os("CI").is_none(), "{message}");
-        eprintln!("\n*** {message} ***\n");
+        support::skip::skip("the source is not a git checkout, so there is nothing to install from");
         return;
     }
     let rev = String::from_utf8_lossy(&head.stdout).trim().to_owned();

@@ -280,7 +280,10 @@ fn time_spent_waiting_for_the_login_token_is_not_counted_against_the_keyring() {
         .cmd(&["login", "registry.example.com", "--token-stdin", "--no-verify"])
         .env("DOCKER_CREDENTIAL_EXCHANGE_TIMEOUT_SECONDS", "2")
         .spawn();
-    // A person pasting at the prompt, or a slow token producer: 3 s.
+    // A person pasting at the prompt, or a slow token producer: 3 s. A
+    // real sleep, because real time is what is under test: the deadline is
+    // monotonic, and the wait must outlast it (2 s) before the keyring work
+    // begins.
     std::thread::sleep(std::time::Duration::from_secs(3));
     std::io::Write::write_all(&mut stdin, b"opaque-login-token-0123456789abcdef\n").unwrap();
     drop(stdin);

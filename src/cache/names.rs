@@ -30,7 +30,7 @@ pub(super) enum CacheFile {
 /// The kind of a file in the cache directory, `None` if the cache did not
 /// make it.
 pub(super) fn parse(name: &str) -> Option<CacheFile> {
-    if let Some(tmp) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".dce-tmp")) {
+    if let Some(tmp) = name.strip_prefix('.').and_then(|n| n.strip_suffix(crate::fsutil::TMP_SUFFIX)) {
         let (target, random) = tmp.rsplit_once('.')?;
         let ours = random.len() == 6 && random.bytes().all(|b| b.is_ascii_alphanumeric());
         return (ours && !matches!(parse(target)?, CacheFile::Temporary)).then_some(CacheFile::Temporary);

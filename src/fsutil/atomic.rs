@@ -31,8 +31,10 @@ use std::time::{Duration, SystemTime};
 use super::{FsError, io_err, open_options_nofollow, remove_if_exists};
 use crate::deadline::Deadline;
 
-/// What every temporary file of ours ends with.
-const TMP_SUFFIX: &str = ".dce-tmp";
+/// What every temporary file of ours ends with. Public (through
+/// `for_tests`) so that the crash tests look for exactly the names that
+/// writers leave; the cache's name grammar uses it too.
+pub const TMP_SUFFIX: &str = ".dce-tmp";
 /// Random characters in a temporary file's name.
 const RANDOM_LEN: usize = 6;
 /// The first pause before a refused rename is tried again; it doubles up

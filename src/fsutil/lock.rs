@@ -84,6 +84,11 @@ pub fn lock(path: &Path, mode: Mode, deadline: &Deadline) -> Result<LockGuard, L
                     return Err(LockError::TimedOut { path: path.to_owned(), waited: deadline.limit() });
                 }
                 Err(TryLockError::WouldBlock) => {
+                    if pause == FIRST_PAUSE {
+                        // Says why a helper is slow, and tells a test that
+                        // this helper has reached the lock and waits on it.
+                        crate::debug!("waiting for {}, which another helper holds", path.display());
+                    }
                     std::thread::sleep(deadline.cap(pause));
                     pause = (pause * 2).min(LONGEST_PAUSE);
                 }

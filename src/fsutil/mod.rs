@@ -235,6 +235,9 @@ pub(crate) fn open_options_nofollow() -> OpenOptions {
     opts
 }
 
+// The temporary files' names, for the cache's name grammar and the tests.
+pub use atomic::TMP_SUFFIX;
+
 /// Reads a file the helper owns, refusing symlinks, files that are not
 /// regular, files of other users, and files over `limit` bytes.
 /// `Ok(None)` means the file does not exist.

@@ -126,6 +126,25 @@ impl Sandbox {
         self.dir.path().join("data")
     }
 
+    /// The token cache's entries (`*.json` in the cache directory), sorted.
+    pub fn cache_entries(&self) -> Vec<PathBuf> {
+        let Ok(dir) = std::fs::read_dir(self.cache_dir()) else { return Vec::new() };
+        let mut entries: Vec<_> =
+            dir.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
+        entries.sort();
+        entries
+    }
+
+    /// Rewrites the first cache entry through `change` (e.g. moving its
+    /// times) and returns its path.
+    pub fn edit_cache_entry(&self, change: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+        let path = self.cache_entries().into_iter().next().expect("a cache entry");
+        let mut entry: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        change(&mut entry);
+        std::fs::write(&path, serde_json::to_vec(&entry).unwrap()).unwrap();
+        path
+    }
+
     /// Writes the helper's config file.
     pub fn write_config(&self, config: &serde_json::Value) {
         std::fs::write(self.config_path(), serde_json::to_vec_pretty(config).unwrap()).unwrap();
@@ -205,6 +224,35 @@ impl Sandbox {
         path
     }
 
+    /// Sends every helper's log lines, debug ones included, to a file in
+    /// the sandbox (stderr stays quiet) and returns its path.
+    pub fn log_to_file(&mut self) -> PathBuf {
+        let path = self.dir.path().join("helpers.log");
+        self.set_env("DOCKER_CREDENTIAL_EXCHANGE_LOG_FILE", path.to_str().expect("a UTF-8 temp dir"));
+        path
+    }
+
+    /// Blocks until the log file of [`Sandbox::log_to_file`] holds `count`
+    /// lines containing `needle`: a helper's own word that it has come so
+    /// far (say, that it waits for a lock). Panics after `limit`, naming
+    /// what the log held.
+    pub fn wait_for_log_lines(&self, needle: &str, count: usize, limit: std::time::Duration) {
+        let path = self.dir.path().join("helpers.log");
+        let started = std::time::Instant::now();
+        loop {
+            let log = std::fs::read_to_string(&path).unwrap_or_default();
+            let found = log.lines().filter(|l| l.contains(needle)).count();
+            if found >= count {
+                return;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "{found} of {count} log lines with {needle:?} after {limit:?}; the log:\n{log}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     /// Every file under the sandbox (relative paths), for "nothing changed"
     /// assertions, with contents.
     pub fn snapshot(&self) -> BTreeMap<PathBuf, Vec<u8>> {
@@ -281,29 +329,29 @@ impl TestCommand {
     /// written, but stdin left open: the caller closes it (drops it), or
     /// holds it open to play a client that never does.
     pub fn spawn(mut self) -> (std::process::Child, std::process::ChildStdin) {
-        let description = format!("{:?}", self.cmd);
-        let mut child = self
-            .cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {description}: {e}"));
+        let (mut child, _) = self.start_piped();
         let mut stdin = child.stdin.take().expect("stdin is piped");
         stdin.write_all(&self.stdin).unwrap();
         (child, stdin)
     }
 
-    /// Runs to completion.
-    pub fn run(mut self) -> Output {
+    /// Starts the helper with every stream piped; returns it and the
+    /// command line, for failure messages.
+    fn start_piped(&mut self) -> (std::process::Child, String) {
         let description = format!("{:?}", self.cmd);
-        let mut child = self
+        let child = self
             .cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {description}: {e}"));
+        (child, description)
+    }
+
+    /// Runs to completion.
+    pub fn run(mut self) -> Output {
+        let (mut child, description) = self.start_piped();
         let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         if let Some(limit) = self.kill_after {
             let (pid, finished) = (child.id(), std::sync::Arc::clone(&finished));

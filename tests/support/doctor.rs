@@ -9,7 +9,7 @@ use super::cmd::{Output, Sandbox};
 use super::sts::{Sts, StsOptions};
 
 /// The exchange registry of [`healthy`].
-pub const REGISTRY: &str = "registry.example.com";
+pub use super::setup::REGISTRY;
 
 /// Points the sandbox's `DOCKER_CONFIG` at a directory of its own and
 /// returns the `config.json` path there (which may not exist yet).
@@ -27,9 +27,7 @@ pub fn healthy() -> (Sandbox, Sts) {
 
 /// The same with an STS of these options and `extra` fields in the entry.
 pub fn healthy_with(options: StsOptions, extra: Value) -> (Sandbox, Sts) {
-    let sts = Sts::start(options);
-    let mut sandbox = Sandbox::new();
-    sandbox.write_exchange_config(REGISTRY, &sts.url(), extra);
+    let (mut sandbox, sts) = super::setup::exchange_sandbox_with(options, extra);
     sandbox.store(REGISTRY, "alice", &sts.mint_subject_token("alice", 3600)).quiet_success();
     let bin_dir = super::cmd::bin().parent().unwrap().to_owned();
     let rest = std::env::split_paths(&sandbox.env()["PATH"]).collect::<Vec<_>>();

@@ -281,6 +281,13 @@ impl Client {
         })
     }
 
+    /// Tags the engine's [`TINY`] image as `image` (which must work) and
+    /// pushes it: the push's output.
+    pub fn push_tiny_as(&self, dockerd: &Dockerd, image: &str) -> Output {
+        self.docker(dockerd, &["tag", TINY, image]).success();
+        self.docker(dockerd, &["push", image])
+    }
+
     /// The path skopeo reads credentials from (`--authfile`): Docker's
     /// config.json, as containers/image reads it.
     pub fn authfile(&self) -> String {

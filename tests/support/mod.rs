@@ -7,7 +7,9 @@
 //! set-up ([`e2e`]), the kubelet's side of the credential provider API
 //! ([`kubelet`], [`kubelet_e2e`], with the registry pulls of
 //! [`registry_api`]), a pseudo-terminal ([`pty`]), and the session's own
-//! keyring on macOS and Windows ([`native_keyring`]).
+//! keyring on macOS and Windows ([`native_keyring`]). Most suites start
+//! from one exchange registry at a fresh STS ([`setup`]). A test that
+//! cannot run here says so through [`skip`], never by passing quietly.
 //!
 //! The STS and the realm live in the `test-servers` workspace crate, which
 //! the examples and the benchmark also use; they are re-exported here so
@@ -37,6 +39,9 @@ pub mod native_keyring;
 #[cfg(target_os = "linux")]
 pub mod pty;
 pub mod registry_api;
+pub mod setup;
+pub mod skip;
+
 #[cfg(target_os = "linux")]
 pub mod services;
 // Win32 calls the Windows suite needs (Wine detection, access lists).
@@ -46,4 +51,4 @@ pub mod windows;
 // on macOS and Windows, where the end-to-end set-up is left out, some use
 // neither.
 #[allow(unused_imports)]
-pub use test_servers::{realm, sts};
+pub use test_servers::{hold, realm, sts};

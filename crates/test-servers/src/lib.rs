@@ -10,9 +10,11 @@
 //!
 //! Both run in-process on their own threads, bind 127.0.0.1 only, keep
 //! everything in memory and stop when dropped. [`codec`] holds the few
-//! encodings both need (form bodies, base64) and that test code reuses.
+//! encodings both need (form bodies, base64) and that test code reuses;
+//! [`hold`] lets a test hold a server's requests until it releases them.
 
 pub mod codec;
+pub mod hold;
 pub mod realm;
 mod serve;
 pub mod sts;

@@ -1,11 +1,14 @@
 //! What both servers share: binding 127.0.0.1, the accept loop that gives
 //! every request its own thread (so one hanging request never blocks the
-//! others), stopping on drop, and building replies.
+//! others) and a door where a test may hold them ([`crate::hold`]),
+//! stopping on drop, and building replies.
 
 use std::io::{Cursor, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
+
+use crate::hold::{Gate, Hold};
 
 /// A server's request handling and its stop flag.
 pub(crate) trait Handler: Send + Sync + 'static {
@@ -21,6 +24,7 @@ pub(crate) struct Serving<H: Handler> {
     server: Arc<tiny_http::Server>,
     acceptor: Option<JoinHandle<()>>,
     port: u16,
+    gate: Arc<Gate>,
 }
 
 impl<H: Handler> Serving<H> {
@@ -29,13 +33,17 @@ impl<H: Handler> Serving<H> {
         let server = Arc::new(server);
         let port = server.server_addr().to_ip().map(|a| a.port()).expect("a TCP listener");
         let handler = Arc::new(handler);
-        let (s, h) = (Arc::clone(&server), Arc::clone(&handler));
+        let gate = Arc::new(Gate::default());
+        let (s, h, g) = (Arc::clone(&server), Arc::clone(&handler), Arc::clone(&gate));
         let acceptor = std::thread::spawn(move || {
             loop {
                 match s.recv() {
                     Ok(request) => {
-                        let h = Arc::clone(&h);
-                        std::thread::spawn(move || h.handle(request));
+                        let (h, g) = (Arc::clone(&h), Arc::clone(&g));
+                        std::thread::spawn(move || {
+                            g.pass(&split_target(request.url()).0);
+                            h.handle(request);
+                        });
                     }
                     // `unblock` from Drop also lands here.
                     Err(_) if h.stopped().load(Ordering::SeqCst) => break,
@@ -43,18 +51,25 @@ impl<H: Handler> Serving<H> {
                 }
             }
         });
-        Serving { handler, server, acceptor: Some(acceptor), port }
+        Serving { handler, server, acceptor: Some(acceptor), port, gate }
     }
 
     /// The port the server listens on.
     pub(crate) fn port(&self) -> u16 {
         self.port
     }
+
+    /// Holds every following request to `path` until the [`Hold`] is
+    /// released.
+    pub(crate) fn hold(&self, path: &str) -> Hold {
+        Hold::start(&self.gate, path)
+    }
 }
 
 impl<H: Handler> Drop for Serving<H> {
     fn drop(&mut self) {
         self.handler.stopped().store(true, Ordering::SeqCst);
+        self.gate.open();
         self.server.unblock();
         if let Some(acceptor) = self.acceptor.take() {
             let _ = acceptor.join();

@@ -29,14 +29,7 @@ pub fn require_debootstrap() -> bool {
     if !require_tool("debootstrap") {
         return false;
     }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        let message = "SKIPPED: debootstrap needs root to make the CI image's base";
-        assert!(!in_ci(), "{message} (CI is set, so this is a failure)");
-        eprintln!("\n*** {message} ***\n");
-    }
-    root
+    super::super::skip::require_root("debootstrap chroots and creates device nodes for the CI image's base")
 }
 
 /// Imports the cached (or freshly made) bookworm root file system into

@@ -11,8 +11,9 @@
 //! keyring, Docker engine or `~/.docker`.
 //!
 //! Tests that need a tool call [`require_tool`] first: on a developer's
-//! machine without the tool the test is skipped loudly; under CI (`CI` set)
-//! a missing tool is a failure, because `.ci/run` installs all of them.
+//! machine without the tool the test is skipped loudly (`super::skip`);
+//! under CI (`CI` set) a missing tool is a failure, because `.ci/run`
+//! installs all of them.
 #![allow(dead_code)]
 
 use std::ffi::CString;
@@ -100,26 +101,19 @@ fn is_executable(path: &Path) -> bool {
     fs::metadata(path).map(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0).unwrap_or(false)
 }
 
-/// Whether this run is CI, where a missing tool is a failure, not a skip.
+/// Whether this run is CI, where a test that cannot run is a failure.
 fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|value| !value.is_empty() && value != "0" && value != "false")
+    super::skip::in_ci()
 }
 
-/// True when `name` is installed. When it is not, prints a loud skip line to
-/// stderr naming the test and the package, and returns false; under CI it
-/// panics instead, since `.ci/run` installs every tool.
+/// True when `name` is installed. When it is not, the calling test is
+/// skipped loudly, naming the package ([`skip`](super::skip::skip); under
+/// CI that is a failure, since `.ci/run` installs every tool).
 pub fn require_tool(name: &str) -> bool {
     if find_tool(name).is_some() {
         return true;
     }
-    let current = std::thread::current();
-    let test = current.name().unwrap_or("<unnamed test>");
-    let message =
-        format!("SKIPPED: {test}: {name} not installed; run .ci/run or install {}", package_for(name));
-    if in_ci() {
-        panic!("{message} (CI is set, so a missing tool is a failure)");
-    }
-    eprintln!("\n*** {message} ***\n");
+    super::skip::skip(&format!("{name} not installed; run .ci/run or install {}", package_for(name)));
     false
 }
 

@@ -314,4 +314,13 @@ impl Sts {
     pub fn update_options(&self, change: impl FnOnce(&mut StsOptions)) {
         change(&mut self.shared().options());
     }
+
+    /// Holds every following request to the token endpoint before the
+    /// server reads it, until the returned [`Hold`](crate::hold::Hold) is
+    /// released or dropped: the test knows a client is inside its exchange
+    /// ([`Hold::wait_for_request`](crate::hold::Hold::wait_for_request)) and
+    /// acts while it waits. Faults apply once a request is let on.
+    pub fn hold_exchanges(&self) -> crate::hold::Hold {
+        self.serving.hold("/token")
+    }
 }
