@@ -12,12 +12,11 @@ use std::time::Duration;
 
 use serde_json::json;
 // The terminal tests drive a pseudo-terminal (support::pty: Linux).
-#[cfg(target_os = "linux")]
 use support::cmd::Sandbox;
 #[cfg(target_os = "linux")]
 use support::pty::Pty;
 use support::setup::{REGISTRY, assert_no_secret, exchange_sandbox as setup};
-use support::sts::Fault;
+use support::sts::{Fault, Sts, StsOptions};
 
 /// The helper on a pseudo-terminal, in the sandbox's environment.
 #[cfg(target_os = "linux")]

@@ -121,20 +121,7 @@ pub fn require_tool(name: &str) -> bool {
 /// another user needs (`chown`). Otherwise a loud skip, or under CI a
 /// failure, as for a missing tool.
 pub fn require_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { sys::geteuid() } == 0 {
-        return true;
-    }
-    let current = std::thread::current();
-    let message = format!(
-        "SKIPPED: {}: needs root (to give a file to another user); run it as root or under .ci/run",
-        current.name().unwrap_or("<unnamed test>")
-    );
-    if in_ci() {
-        panic!("{message} (CI is set, so this is a failure)");
-    }
-    eprintln!("\n*** {message} ***\n");
-    false
+    super::skip::require_root("to give a file to another user")
 }
 
 /// True when every tool in `names` is installed (see [`require_tool`]).

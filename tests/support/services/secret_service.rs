@@ -377,13 +377,7 @@ impl Drop for SecretService {
 /// Whether this process may run the daemons as another user: only root
 /// may, with `setpriv`. Says so loudly when not.
 fn as_another_user() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        let current = std::thread::current();
-        eprintln!(
-            "\n*** SKIPPED: {}: only root can run a bus or a keyring as another user ***\n",
-            current.name().unwrap_or("<unnamed test>")
-        );
+    if !super::super::skip::require_root("to run a bus or a keyring as another user") {
         return false;
     }
     require_tool("setpriv")
