@@ -390,7 +390,7 @@ pub fn exchange(req: &ExchangeRequest<'_>, deadline: &Deadline) -> Result<TokenR
         use base64::Engine as _;
         crate::redact::remember(&base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")));
     }
-    crate::debug!("exchanging for {} at {}: {}", req.registry, req.endpoint, req.log_fields());
+    crate::log::debug!("exchanging for {} at {}: {}", req.registry, req.endpoint, req.log_fields());
     let attempts = std::cell::Cell::new(0u32);
     let resp = http
         .send(deadline, |client| {
@@ -414,7 +414,7 @@ pub fn exchange(req: &ExchangeRequest<'_>, deadline: &Deadline) -> Result<TokenR
                 failed(format!("{reason}{}", hint.map(|h| format!("; {h}")).unwrap_or_default()))
             }
         })?;
-    crate::debug!(
+    crate::log::debug!(
         "exchange for {} answered HTTP {} after {} attempt(s)",
         req.registry,
         resp.status,

@@ -204,7 +204,7 @@ impl Http {
                     && attempt <= MAX_RETRIES
                     && wait < deadline.remaining()
                 {
-                    crate::debug!(
+                    crate::log::debug!(
                         "attempt {attempt} failed ({}); retrying in {:.2}s",
                         describe(&outcome),
                         wait.as_secs_f64()

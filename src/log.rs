@@ -130,8 +130,7 @@ pub fn log_failure(action: &str, line: &str) {
 }
 
 /// `debug!("…", args)`: a debug line, formatted only when it goes somewhere.
-#[macro_export]
-macro_rules! debug {
+macro_rules! debug_line {
     ($($arg:tt)*) => {
         if $crate::log::debug_enabled() {
             $crate::log::debug(format_args!($($arg)*));
@@ -140,9 +139,14 @@ macro_rules! debug {
 }
 
 /// `warn!("…", args)`: a warning for the person running the helper.
-#[macro_export]
-macro_rules! warn {
+macro_rules! warn_line {
     ($($arg:tt)*) => {
         $crate::log::warn(format_args!($($arg)*))
     };
 }
+
+// Crate-visible under the names callers use, `crate::log::debug!` and
+// `crate::log::warn!`, rather than exported at the crate root: they are
+// not an API, and a path through `log` says where they live.
+pub(crate) use debug_line as debug;
+pub(crate) use warn_line as warn;

@@ -90,12 +90,12 @@ impl Cache {
             Ok(Some(e)) => e,
             Ok(None) => return Lookup::Miss,
             Err(reason) => {
-                crate::warn!("ignoring cache entry {}: {reason}", self.entry_path(key).display());
+                crate::log::warn!("ignoring cache entry {}: {reason}", self.entry_path(key).display());
                 return Lookup::Miss;
             }
         };
         if entry.subject_fingerprint.as_deref() != subject {
-            crate::debug!("cache entry {} was made from another subject token", key.stem);
+            crate::log::debug!("cache entry {} was made from another subject token", key.stem);
             return Lookup::Miss;
         }
         match entry.schedule().freshness(now) {
@@ -103,7 +103,7 @@ impl Cache {
             Freshness::RefreshDue => Lookup::Stale(entry),
             Freshness::Expired => Lookup::Miss,
             Freshness::FromTheFuture => {
-                crate::debug!("cache entry {} was obtained in the future; ignoring it", key.stem);
+                crate::log::debug!("cache entry {} was obtained in the future; ignoring it", key.stem);
                 Lookup::Miss
             }
         }
@@ -185,7 +185,7 @@ impl Cache {
                         Err(_) => true,
                     };
                     if expired {
-                        crate::debug!("pruning cache entry {}", path.display());
+                        crate::log::debug!("pruning cache entry {}", path.display());
                         let _ = fsutil::remove_if_exists(&path);
                     }
                 }

@@ -114,7 +114,7 @@ impl Cache {
         match self.lock_generation(registry_key, Mode::Shared, deadline) {
             Ok(guard) => Some(read_generation(&guard)),
             Err(e) => {
-                crate::warn!("cannot read the login generation of {registry_key}: {e}");
+                crate::log::warn!("cannot read the login generation of {registry_key}: {e}");
                 None
             }
         }
@@ -134,7 +134,7 @@ impl Cache {
         let guard = match self.lock_generation(registry_key, Mode::Shared, deadline) {
             Ok(g) => g,
             Err(e) => {
-                crate::warn!("cannot lock the token cache ({e}); the token is not cached");
+                crate::log::warn!("cannot lock the token cache ({e}); the token is not cached");
                 return Commit::Accepted;
             }
         };
@@ -142,7 +142,7 @@ impl Cache {
             return Commit::LoginChanged;
         }
         if let Err(e) = self.store(key, token, deadline) {
-            crate::warn!("cannot write the token cache: {e}");
+            crate::log::warn!("cannot write the token cache: {e}");
         }
         Commit::Accepted
     }
@@ -190,7 +190,7 @@ impl Cache {
             )
         });
         if let Err(e) = written {
-            crate::debug!("cannot record the failure of {request}: {e}");
+            crate::log::debug!("cannot record the failure of {request}: {e}");
         }
     }
 

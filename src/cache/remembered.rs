@@ -174,7 +174,7 @@ impl Cache {
             )
         });
         if let Err(e) = written {
-            crate::debug!("cannot record the failed exchange of {}: {e}", key.stem);
+            crate::log::debug!("cannot record the failed exchange of {}: {e}", key.stem);
         }
     }
 

@@ -132,7 +132,7 @@ pub(super) fn import(args: ImportArgs, helper: &Helper) -> anyhow::Result<ExitCo
         match ServerUrl::parse(server) {
             Ok(url) => registries.entry(url).or_default().push(server.clone()),
             Err(_) => {
-                crate::warn!("skipping {server:?}: not a registry");
+                crate::log::warn!("skipping {server:?}: not a registry");
                 tally.skipped += 1;
             }
         }
@@ -201,7 +201,7 @@ fn import_registry(
     for server in spellings {
         match get(program, server, deadline) {
             Ok(answer) if answer.username.is_empty() || answer.secret.is_empty() => {
-                crate::warn!("skipping {server}: {program} answered without a username or secret");
+                crate::log::warn!("skipping {server}: {program} answered without a username or secret");
                 tally.skipped += 1;
             }
             Ok(answer) => answers.push((server, answer)),

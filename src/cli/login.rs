@@ -57,7 +57,7 @@ pub(super) fn login(args: LoginArgs, helper: Helper) -> anyhow::Result<ExitCode>
             config.lookup(&url).map(|id| (config.key(id).clone(), config.registry(id).ok().cloned()))
         }
         Err(e) if args.plain => {
-            crate::warn!("{e}");
+            crate::log::warn!("{e}");
             None
         }
         Err(e) => return Err(e).context("the config must be usable to log in to an exchange registry"),
@@ -136,7 +136,7 @@ const SHORT_LIVED_SECS: i64 = 59 * 60;
 fn warn_if_short_lived(key: &ServerUrl, expires_at: i64) {
     let left = expires_at.saturating_sub(crate::time::now());
     if left < SHORT_LIVED_SECS {
-        crate::warn!(
+        crate::log::warn!(
             "this login token expires in {} (at {}); after that every pull from {key} fails until you log in \
              again: get a longer-lived token from your identity provider, or use a subject_token source that \
              renews itself (file, command, github-actions)",

@@ -61,7 +61,7 @@ impl Group {
             // both open.
             let assigned = unsafe { AssignProcessToJobObject(job.0, child.as_raw_handle()) } != 0;
             if !assigned {
-                crate::debug!("cannot put {} in a job: {}", child.id(), io::Error::last_os_error());
+                crate::log::debug!("cannot put {} in a job: {}", child.id(), io::Error::last_os_error());
             }
             assigned
         });
@@ -100,7 +100,7 @@ fn new_job() -> Option<OwnedHandle> {
     // SAFETY: no security attributes and no name: a private job.
     let job = unsafe { CreateJobObjectW(ptr::null(), ptr::null()) };
     if job.is_null() {
-        crate::debug!("cannot create a job object: {}", io::Error::last_os_error());
+        crate::log::debug!("cannot create a job object: {}", io::Error::last_os_error());
         return None;
     }
     let job = OwnedHandle(job);
@@ -112,7 +112,7 @@ fn new_job() -> Option<OwnedHandle> {
         SetInformationJobObject(job.0, JobObjectExtendedLimitInformation, (&raw const limits).cast(), size)
     };
     if set == 0 {
-        crate::debug!("cannot set the job's limits: {}", io::Error::last_os_error());
+        crate::log::debug!("cannot set the job's limits: {}", io::Error::last_os_error());
         return None;
     }
     Some(job)

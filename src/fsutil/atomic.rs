@@ -167,7 +167,7 @@ fn replace(from: &Path, to: &Path, deadline: &Deadline) -> Result<(), FsError> {
         match fs::rename(from, to) {
             Ok(()) => return Ok(()),
             Err(e) if held_by_another(&e) && !deadline.expired() => {
-                crate::debug!("{} is held open by another program; retrying ({e})", to.display());
+                crate::log::debug!("{} is held open by another program; retrying ({e})", to.display());
                 std::thread::sleep(deadline.cap(pause));
                 pause = (pause * 2).min(LONGEST_PAUSE);
             }
@@ -211,7 +211,7 @@ fn remove_orphans(dir: &Path, name: &str) {
     let Ok(entries) = fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         if entry.file_name().to_str().is_some_and(|f| is_orphan_of(f, name)) {
-            crate::debug!("removing {}, left by a writer that was killed", entry.path().display());
+            crate::log::debug!("removing {}, left by a writer that was killed", entry.path().display());
             let _ = remove_if_exists(&entry.path());
         }
     }

@@ -87,7 +87,7 @@ pub fn lock(path: &Path, mode: Mode, deadline: &Deadline) -> Result<LockGuard, L
                     if pause == FIRST_PAUSE {
                         // Says why a helper is slow, and tells a test that
                         // this helper has reached the lock and waits on it.
-                        crate::debug!("waiting for {}, which another helper holds", path.display());
+                        crate::log::debug!("waiting for {}, which another helper holds", path.display());
                     }
                     std::thread::sleep(deadline.cap(pause));
                     pause = (pause * 2).min(LONGEST_PAUSE);
@@ -125,7 +125,7 @@ fn open(path: &Path) -> Result<File, FsError> {
     match opts.open(path) {
         Ok(f) => Ok(f),
         Err(e) if is_symlink_error(&e) => {
-            crate::warn!("removed a symbolic link planted as lock file {}", path.display());
+            crate::log::warn!("removed a symbolic link planted as lock file {}", path.display());
             remove_if_exists(path)?;
             opts.open(path).map_err(io_err("cannot open lock file", path))
         }

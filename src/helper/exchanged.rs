@@ -47,7 +47,7 @@ impl Helper {
             if let Some(answer) = self.attempt(url, key, reg, &plan, tokens, opts, cx)? {
                 return Ok(answer);
             }
-            crate::debug!("{url}: the login changed during the exchange; starting over");
+            crate::log::debug!("{url}: the login changed during the exchange; starting over");
         }
         Err(HelperError::LoginKeptChanging(key.to_string()))
     }
@@ -73,7 +73,7 @@ impl Helper {
             && let Lookup::Fresh(hit) =
                 cache.lookup(&plan.cache_key, fingerprint.as_deref(), crate::time::now())
         {
-            crate::debug!("{url}: cache hit {}", plan.cache_key.as_str());
+            crate::log::debug!("{url}: cache hit {}", plan.cache_key.as_str());
             return Ok(Some(answer(hit, Origin::Cache, scoped)));
         }
         let waiting_since = now_ms();
@@ -95,7 +95,7 @@ impl Helper {
                     return self.fail(url, key, plan, stale, error.into(), None);
                 }
                 Err(e) => {
-                    crate::warn!("cannot lock the token cache ({e}); exchanging without it");
+                    crate::log::warn!("cannot lock the token cache ({e}); exchanging without it");
                     None
                 }
             }
@@ -122,11 +122,11 @@ impl Helper {
         if let Some(prior) = prior {
             let now = now_ms();
             if (waiting_since..=now).contains(&prior.at_ms) {
-                crate::debug!("{url}: the exchange this helper waited for failed; reusing its failure");
+                crate::log::debug!("{url}: the exchange this helper waited for failed; reusing its failure");
                 return self.fail(url, key, plan, stale, HelperError::SharedFailure(prior.message), None);
             }
             if !opts.force_refresh && prior.remembered_at(now, self.deadline.limit()) {
-                crate::debug!("{url}: the exchange failed moments ago; answering from memory");
+                crate::log::debug!("{url}: the exchange failed moments ago; answering from memory");
                 let error = HelperError::Remembered {
                     request: url.to_string(),
                     at: prior.at(),
@@ -221,7 +221,7 @@ impl Helper {
         }
         match stale {
             Some(hit) if hit.expires_at > crate::time::now() => {
-                crate::warn!(
+                crate::log::warn!(
                     "{message}; using the cached token for {url}, which expires at {}",
                     crate::time::rfc3339_signed(hit.expires_at)
                 );
@@ -277,7 +277,7 @@ impl Helper {
             .into());
         }
         let username = reg.username_for(subject.username.as_deref());
-        crate::debug!(
+        crate::log::debug!(
             "{url}: exchanged {} for {} (expires {}, refresh at {})",
             subject.token.fingerprint(),
             response.access_token.fingerprint(),
@@ -317,7 +317,7 @@ fn no_subject(url: &ServerUrl, key: &ServerUrl, reg: &RegistryConfig) -> HelperE
         "{url} is an exchange registry (entry {key}) but there is no login token from {source}: {}",
         subject::why_absent(&reg.subject_token, key)
     );
-    crate::debug!("{reason}; not found");
+    crate::log::debug!("{reason}; not found");
     HelperError::NoSubject { reason }
 }
 

@@ -108,7 +108,7 @@ impl Helper {
         // `get` answered: a token this helper issued. Storing it as the
         // login token would replace the login with a token the STS rejects.
         if kind == EntryKind::LoginToken && self.cache.issued(key.as_str(), &secret) {
-            crate::debug!("{key}: store of a token this helper issued; the login is kept");
+            crate::log::debug!("{key}: store of a token this helper issued; the login is kept");
             return Ok(());
         }
         // `list` reports `server_url`, and `erase` of what `list` reports
@@ -175,7 +175,9 @@ impl Helper {
         match self.cache.new_generation(key.as_str(), &self.deadline) {
             Ok(dropped) => dropped,
             Err(e) => {
-                crate::warn!("cannot record the new login for {key} in the cache ({e}); dropping its tokens");
+                crate::log::warn!(
+                    "cannot record the new login for {key} in the cache ({e}); dropping its tokens"
+                );
                 self.cache.drop_registry(key.as_str())
             }
         }

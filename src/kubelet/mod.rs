@@ -124,7 +124,7 @@ pub fn serve(
     let bytes = crate::bounded::read_to_end(stdin, ONE_MIB)?;
     let request = CredentialProviderRequest::parse(&bytes)?;
     let image = ImageRef::parse(&request.image)?;
-    crate::debug!(
+    crate::log::debug!(
         "kubelet: credentials for {}: apiVersion={} service_account_token={} annotations={}",
         image.name(),
         request.api_version,

@@ -208,7 +208,7 @@ fn hosts(args: &ConfigureDockerArgs, helper: &Helper) -> anyhow::Result<BTreeSet
     for raw in &args.registries {
         let url = super::parse_registry(raw)?;
         if url.repository().is_some() {
-            crate::warn!(
+            crate::log::warn!(
                 "Docker asks credential helpers per registry host; using {} for {raw}",
                 url.registry()
             );

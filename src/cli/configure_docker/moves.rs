@@ -114,7 +114,7 @@ impl Moves {
                     continue;
                 }
                 if let Some(namespace) = namespace {
-                    crate::warn!(
+                    crate::log::warn!(
                         "{path}: {entry} is a credential for one namespace ({namespace}/…) to podman, skopeo and \
                          buildah, which use it there instead of asking {HELPER}; Docker does not read this file; \
                          it stays"

@@ -212,7 +212,7 @@ impl MovesBack {
                     self.files.insert(path.to_owned(), OtherFile { file, changes: Vec::new() });
                 }
                 Err(e) => {
-                    crate::warn!(
+                    crate::log::warn!(
                         "cannot put credentials back into {}: {}; {HELPER}'s store keeps them",
                         path.display(),
                         crate::redact::chain(e.chain())
@@ -238,7 +238,7 @@ impl MovesBack {
                         "removed {registry} from {HELPER}'s store: its credential is back where it was"
                     ));
                 }
-                Err(e) => crate::warn!(
+                Err(e) => crate::log::warn!(
                     "cannot remove {registry} from {HELPER}'s store ({}); it is back in its file too",
                     crate::redact::chain(anyhow::Error::from(e).chain())
                 ),

@@ -30,7 +30,7 @@ pub(super) fn old_creds_store(old: &str, helper: &Helper) {
             crate::json::from_object_slice::<serde_json::Map<String, serde_json::Value>>(&done.stdout).ok()
         });
     let Some(list) = listed else {
-        crate::warn!(
+        crate::log::warn!(
             "cannot ask {program} which credentials it holds (it did not run, failed, or took over {}s); if it \
              holds any, Docker will no longer see them once credsStore is \"{HELPER_NAME}\": copy them with \
              `{HELPER} import --from {old}`",
@@ -63,7 +63,7 @@ pub(super) fn old_creds_store(old: &str, helper: &Helper) {
             crate::redact::chain(e.chain())
         ),
     };
-    crate::warn!(
+    crate::log::warn!(
         "{program} holds credentials for {} {} that {HELPER} does not ({}){unsure}; once credsStore is \
          \"{HELPER_NAME}\" (set now), Docker no longer sees them: copy them with `{HELPER} import --from {old}`, \
          or put credsStore \"{old}\" back with `{HELPER} configure-docker --remove`",
@@ -93,7 +93,7 @@ pub(super) fn unknown_registries(hosts: &std::collections::BTreeSet<String>, hel
         let guess = closest(&configured, host)
             .map(|c| format!("; did you mean {c}, which the config has?"))
             .unwrap_or_default();
-        crate::warn!(
+        crate::log::warn!(
             "{host} is not configured for exchange (in {}) and {HELPER}'s store holds nothing for it: Docker will \
              get no credentials for it until you log in (`docker login {host}` stores them through {HELPER}){guess}",
             helper.config_path().display()
@@ -129,7 +129,7 @@ pub(super) fn what_containers_see(path: &Path, moves: &Moves, creds_store: bool)
     if creds_store {
         let mut hosts: Vec<&str> = from_here.iter().map(|(key, _)| key.as_str()).collect();
         hosts.dedup();
-        crate::warn!(
+        crate::log::warn!(
             "podman, skopeo and buildah do not read credsStore: they found the credentials of {} in {} and no \
              longer do; `{HELPER} configure-docker {}` adds the credHelpers entries they read",
             hosts.join(", "),

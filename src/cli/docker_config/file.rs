@@ -181,7 +181,7 @@ impl Ownership {
                 if now.uid() != uid {
                     return Err(e);
                 }
-                crate::debug!("cannot keep the group {gid} of the file: {e}");
+                crate::log::debug!("cannot keep the group {gid} of the file: {e}");
             }
         }
         // After the owner: changing it may clear set-id bits.

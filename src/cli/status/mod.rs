@@ -94,7 +94,7 @@ pub(super) fn collect(helper: &Helper) -> anyhow::Result<Report> {
     let now = crate::time::now();
     let store = helper.store()?;
     let stored = store.list().unwrap_or_else(|e| {
-        crate::warn!("cannot list stored credentials: {e}");
+        crate::log::warn!("cannot list stored credentials: {e}");
         Default::default()
     });
     let cache = helper.cache();

@@ -33,7 +33,7 @@ pub(super) fn fast_read(name: &str) -> FastRead {
     type SecretStruct = (OwnedObjectPath, Vec<u8>, Vec<u8>, String);
 
     let Some(stream) = bus::own_session_bus() else {
-        crate::debug!("the session bus is not this user's (or not a Unix socket): no fast read");
+        crate::log::debug!("the session bus is not this user's (or not a Unix socket): no fast read");
         return FastRead::Unsettled;
     };
     // zbus's own executor thread would hand every reply from its reader
@@ -69,7 +69,7 @@ pub(super) fn fast_read(name: &str) -> FastRead {
         )
         .await;
         if !ours {
-            crate::debug!("the Secret Service is not this user's: no fast read");
+            crate::log::debug!("the Secret Service is not this user's: no fast read");
             return FastRead::Unsettled;
         }
         let Ok((_, session)) = opened.and_then(|m| m.body().deserialize::<Session>()) else {
@@ -92,7 +92,7 @@ pub(super) fn fast_read(name: &str) -> FastRead {
                     .await;
                 match reply.and_then(|m| m.body().deserialize::<(SecretStruct,)>()) {
                     Ok(((_, _, value, _),)) => {
-                        crate::debug!("read the keyring item for {name} over a plain session");
+                        crate::log::debug!("read the keyring item for {name} over a plain session");
                         FastRead::Found(value)
                     }
                     Err(_) => FastRead::Unsettled,

@@ -174,7 +174,7 @@ fn attributes(name: &str) -> HashMap<&str, &str> {
 fn connect() -> Result<SecretService<'static>, Unreachable> {
     let mut bus = SessionBus::open().map_err(Unreachable)?;
     let plain = bus.trust == Trust::Own;
-    crate::debug!(
+    crate::log::debug!(
         "opening {} Secret Service session on {}",
         if plain { "a plain" } else { "an encrypted" },
         bus.shown
