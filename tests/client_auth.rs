@@ -331,6 +331,39 @@ fn debug_logs_show_neither_the_key_nor_the_assertion() {
 }
 
 #[test]
+fn status_and_doctor_show_neither_the_key_nor_an_assertion() {
+    let (sandbox, sts) = setup("p256-sec1.pem", json!({"client_key_id": "p256"}));
+    sandbox.get(REGISTRY).success();
+    let outputs = [
+        sandbox.cmd(&["status"]).run(),
+        sandbox.cmd(&["status", "--json"]).run(),
+        sandbox.cmd(&["doctor"]).run(),
+        // Signs a new assertion of its own and shows what the server said.
+        sandbox.cmd(&["doctor", "--exchange"]).run(),
+    ];
+    let assertions: Vec<String> = sts
+        .all_requests()
+        .iter()
+        .filter_map(|r| r.form_value("client_assertion").map(str::to_owned))
+        .collect();
+    assert!(assertions.len() >= 2, "get and doctor --exchange each sign one: {assertions:?}");
+    let pem = std::fs::read_to_string(fixture("p256-sec1.pem")).unwrap();
+    for out in &outputs {
+        assert!(out.stdout.contains(REGISTRY), "the registry is shown: {out:?}");
+        for text in [&out.stdout, &out.stderr] {
+            for assertion in &assertions {
+                for part in assertion.split('.') {
+                    assert!(!text.contains(part), "part of an assertion leaked: {text}");
+                }
+            }
+            for line in pem.lines().filter(|l| !l.starts_with("-----")) {
+                assert!(!text.contains(line), "the key leaked: {text}");
+            }
+        }
+    }
+}
+
+#[test]
 fn a_retried_request_carries_a_fresh_assertion() {
     let (sandbox, sts) = setup("p256-sec1.pem", json!({}));
     sts.set_fault_times(support::sts::Fault::Status500, 1);

@@ -127,6 +127,48 @@ fn a_store_to_the_file_store_waits_for_a_reader_of_credentials_json() {
     assert_eq!(username_and_secret(&got), ("bob".into(), "bob-secret".into()));
 }
 
+#[test]
+fn configure_docker_waits_for_a_reader_of_dockers_config_json() {
+    use support::docker_cfg::{PLAIN, USER_HUNTER2, plain_sandbox, read_json};
+    let original = json!({"auths": {PLAIN: {"auth": USER_HUNTER2}}});
+    let (sandbox, path) = plain_sandbox(&original.to_string());
+    let held = hold_without_share_delete(&path);
+
+    let (child, stdin) = sandbox.cmd(&["configure-docker", "--store"]).spawn();
+    drop(stdin);
+    release_once_waiting(path.parent().unwrap(), held);
+    let (code, out) = finish_within(child, PATIENCE);
+
+    assert_eq!(code, Some(0), "{out:?}");
+    assert_eq!(read_json(&path)["credsStore"], "exchange", "{out:?}");
+}
+
+#[test]
+fn a_refresh_while_a_reader_holds_the_cache_entry_waits_for_it_and_keeps_the_new_token() {
+    let sts = Sts::start(StsOptions::default());
+    let mut sandbox = Sandbox::new();
+    sandbox.write_exchange_config(
+        REGISTRY,
+        &sts.url(),
+        json!({"subject_token": {"source": "env", "var": "JOB"}}),
+    );
+    sandbox.set_env("JOB", &sts.mint_subject_token("job", 3600));
+    let first = sandbox.get(REGISTRY).quiet_success().secret();
+    let entries = sandbox.cache_entries();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let held = hold_without_share_delete(&entries[0]);
+
+    let (child, stdin) = sandbox.cmd(&["token", REGISTRY, "--refresh", "--raw"]).spawn();
+    drop(stdin);
+    release_once_waiting(entries[0].parent().unwrap(), held);
+    let (code, out) = finish_within(child, PATIENCE);
+
+    assert_eq!(code, Some(0), "{out:?}");
+    let now = sandbox.get(REGISTRY).quiet_success().secret();
+    assert_ne!(now, first, "the refreshed token replaced the cached one");
+    assert_eq!(sts.requests_to("/token"), 2, "one exchange each, no more");
+}
+
 // ---- command subjects in a Job Object ----
 
 /// The variable that tells this test binary, started as a `command`
