@@ -10,8 +10,18 @@ portable_suites=(
   --test exchange
   --test cli
   --test cli_configure_docker
+  --test cli_configure_docker_files
+  --test cli_configure_docker_keys
+  --test cli_configure_docker_remove
+  --test cli_configure_docker_warnings
   --test cli_doctor
+  --test cli_doctor_endpoint
   --test cli_import
   --test cli_login
   --test cli_status
+  --test client_auth
+  --test client_auth_doctor
+  --test client_auth_mtls
+  --test failures
+  --test providers
 )

@@ -194,9 +194,34 @@ pub(super) fn config_name(path: &Path) -> PathBuf {
     }
 }
 
+/// `path` as people write it: Windows' `canonicalize` answers the verbatim
+/// form (`\\?\C:\…`, `\\?\UNC\server\…`), which is exact but not what a
+/// user typed or would recognise in a message.
+pub(super) fn shown(path: &Path) -> String {
+    let text = path.display().to_string();
+    if let Some(unc) = text.strip_prefix(r"\\?\UNC\") {
+        format!(r"\\{unc}")
+    } else if let Some(local) = text.strip_prefix(r"\\?\").filter(|rest| rest.get(1..2) == Some(":")) {
+        local.to_owned()
+    } else {
+        text
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_verbatim_windows_path_is_shown_as_people_write_it() {
+        assert_eq!(
+            shown(Path::new(r"\\?\C:\Users\a\.docker\config.json")),
+            r"C:\Users\a\.docker\config.json"
+        );
+        assert_eq!(shown(Path::new(r"\\?\UNC\srv\share\config.json")), r"\\srv\share\config.json");
+        assert_eq!(shown(Path::new(r"\\?\Volume{x}\config.json")), r"\\?\Volume{x}\config.json");
+        assert_eq!(shown(Path::new("/home/a/.docker/config.json")), "/home/a/.docker/config.json");
+    }
 
     fn moved(key: &str, copied: bool) -> Moved {
         Moved {

@@ -76,8 +76,8 @@ fn moved_away(config: &Path) {
             "note: {} had no record of what configure-docker replaced in it, but {}, which no longer exists, has \
              one: {}. If this file is that one moved, put those back by hand (the credentials are in \
              {HELPER}'s store: echo REGISTRY | {HELPER} get)",
-            config.display(),
-            orphan.config.display(),
+            record::shown(config),
+            record::shown(&orphan.config),
             orphan.describe()
         ));
     }
