@@ -2,7 +2,10 @@
 //! protocol's `store` and `erase`, each starting a new login generation so
 //! that no exchange in flight can cache or return a token of the old one.
 
-use super::{Erased, Helper, HelperError, LoginOutcome, Origin, exchanged::answer};
+use super::{
+    Erased, Helper, HelperError, LoginOutcome, Origin,
+    get::{Request, answer},
+};
 use crate::config::SourceSpec;
 use crate::plan::{KubeletRequest, Plan};
 use crate::secret::Secret;
@@ -55,8 +58,9 @@ impl Helper {
             let plan =
                 Plan::new(url, &key, reg, KubeletRequest::default(), None, actor_fingerprint.as_deref())?;
             let subject = Subject { token: token.clone(), username: username.clone() };
-            let entry = self.exchange(url, &key, reg, &plan, subject, actor.as_ref(), None)?;
-            Some((plan, entry))
+            let request = Request { url, key: &key, reg, plan };
+            let entry = self.exchange(&request, subject, actor.as_ref(), None)?;
+            Some((request.plan, entry))
         } else {
             None
         };

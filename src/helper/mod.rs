@@ -23,11 +23,11 @@
 //!    in the next seconds; fall back to a cached token that is inside its
 //!    margin but not yet expired.
 //!
-//! The machine is in [`exchanged`]; changes of login (`login`, `store`,
+//! The machine is in [`get`]; changes of login (`login`, `store`,
 //! `erase`) in [`login`]; plain credentials and `list` here.
 
 mod client_inputs;
-mod exchanged;
+mod get;
 mod login;
 
 use std::cell::{Cell, OnceCell};
