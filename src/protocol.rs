@@ -274,7 +274,7 @@ mod tests {
     #[test]
     fn error_strings_are_exactly_docker_credential_helpers() {
         assert_eq!(ERR_NOT_FOUND, "credentials not found in native keychain");
-        assert_eq!(HelperError::NotFound.to_string(), ERR_NOT_FOUND);
+        assert_eq!(HelperError::NOT_FOUND.to_string(), ERR_NOT_FOUND);
         assert_eq!(ERR_NO_SERVER_URL, "no credentials server URL");
         assert_eq!(ProtocolError::from(ServerUrlError::Empty).to_string(), ERR_NO_SERVER_URL);
         assert_eq!(ERR_NO_USERNAME, "no credentials username");

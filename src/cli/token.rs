@@ -75,10 +75,8 @@ pub(super) fn token(args: TokenArgs, helper: &Helper) -> anyhow::Result<ExitCode
         .map(|e| Waiting::start(format!("the token endpoint {e}"), Duration::from_millis(700)));
     let answer = match helper.get(&url, GetOptions { force_refresh: args.refresh }) {
         Ok(a) => a,
-        Err(HelperError::NotFound) => {
-            bail!("{}: {}", HelperError::NotFound, not_found_hint(helper, &url))
-        }
-        Err(e @ HelperError::NoSubject { .. }) => bail!("{e}: {}", e.reason()),
+        Err(e @ HelperError::NotFound { reason: None }) => bail!("{e}: {}", not_found_hint(helper, &url)),
+        Err(e @ HelperError::NotFound { reason: Some(_) }) => bail!("{e}: {}", e.reason()),
         Err(e) => return Err(e.into()),
     };
     drop(waiting);

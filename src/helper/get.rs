@@ -4,7 +4,7 @@
 //! behind it and, for a short window, for the helpers that ask next. The
 //! wire itself (one RFC 8693 request and its answer) is `crate::exchange`.
 
-use super::{Answer, GetOptions, Helper, HelperError, LOGIN_CHANGE_RETRIES, Origin};
+use super::{Answer, Failure, GetOptions, Helper, HelperError, LOGIN_CHANGE_RETRIES, Origin};
 use crate::cache::{Cache, CachedToken, Commit, ExchangeFailure, Generation, Identity, Lookup, Schedule};
 use crate::config::{RegistryConfig, SourceSpec};
 use crate::deadline::TIMEOUT_ENV;
@@ -51,7 +51,7 @@ impl Helper {
             }
             crate::log::debug!("{url}: the login changed during the exchange; starting over");
         }
-        Err(HelperError::LoginKeptChanging(key.to_string()))
+        Err(Failure::LoginKeptChanging(key.to_string()).into())
     }
 
     /// One pass of the state machine; `Ok(None)` when the login changed
@@ -122,16 +122,17 @@ impl Helper {
             let now = now_ms();
             if (waiting_since..=now).contains(&prior.at_ms) {
                 crate::log::debug!("{url}: the exchange this helper waited for failed; reusing its failure");
-                return self.fail(request, stale, HelperError::SharedFailure(prior.message), None);
+                return self.fail(request, stale, Failure::Shared(prior.message).into(), None);
             }
             if !opts.force_refresh && prior.remembered_at(now, self.deadline.limit()) {
                 crate::log::debug!("{url}: the exchange failed moments ago; answering from memory");
-                let error = HelperError::Remembered {
+                let error = Failure::Remembered {
                     request: url.to_string(),
                     at: prior.at(),
                     until: prior.until(),
                     message: prior.message,
-                };
+                }
+                .into();
                 return self.fail(request, stale, error, None);
             }
         }
@@ -188,7 +189,7 @@ impl Helper {
         match &error {
             // Already on file as the request's last failure, as it was
             // said then: `status` adds until when it is remembered.
-            HelperError::Remembered { message, .. } => {
+            HelperError::Failed(Failure::Remembered { message, .. }) => {
                 self.cache.record_repeated_failure(url, message, crate::cache::REMEMBER_FOR, &self.deadline);
             }
             _ => self.cache.record_failure(url, Some(&plan.cache_key), &message, &self.deadline),
@@ -325,7 +326,7 @@ fn no_subject(url: &ServerUrl, key: &ServerUrl, reg: &RegistryConfig) -> HelperE
         subject::why_absent(&reg.subject_token, key)
     );
     crate::log::debug!("{reason}; not found");
-    HelperError::NoSubject { reason }
+    HelperError::NotFound { reason: Some(reason) }
 }
 
 fn stale(cache: &Cache, plan: &Plan, fingerprint: Option<&str>) -> Option<CachedToken> {
