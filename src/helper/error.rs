@@ -19,7 +19,7 @@ pub enum HelperError {
     /// token here (nothing stored, the variable unset, not a CI job).
     /// Docker is told only this; people and the log get the reason
     /// ([`HelperError::reason`]).
-    #[error("credentials not found in native keychain")]
+    #[error("{}", crate::protocol_strings::ERR_NOT_FOUND)]
     NotFound {
         /// Which registry, which source, and why it has no token.
         reason: Option<String>,
