@@ -65,10 +65,7 @@ fn origin_name(origin: Origin) -> &'static str {
 
 pub(super) fn token(args: TokenArgs, helper: &Helper) -> anyhow::Result<ExitCode> {
     let url = super::parse_registry(&args.server)?;
-    let entry = helper.config().ok().and_then(|c| {
-        let id = c.lookup(&url)?;
-        Some((c.key(id).clone(), c.registry(id).ok().cloned()))
-    });
+    let entry = helper.entry_for(&url);
     let endpoint = entry.as_ref().and_then(|(_, r)| r.as_ref().map(|r| r.token_endpoint.clone()));
     let waiting = endpoint
         .as_ref()

@@ -224,6 +224,17 @@ impl Helper {
         config.lookup(url).map(|id| (config, id))
     }
 
+    /// Whether an exchange entry serves `url` (a usable config has one).
+    pub fn is_exchange_registry(&self, url: &ServerUrl) -> bool {
+        self.exchange_entry(url).is_some()
+    }
+
+    /// The exchange entry serving `url`, if a usable config has one: its
+    /// key, and its settings unless the entry itself is invalid.
+    pub fn entry_for(&self, url: &ServerUrl) -> Option<(ServerUrl, Option<config::RegistryConfig>)> {
+        self.exchange_entry(url).map(|(c, id)| (c.key(id).clone(), c.registry(id).ok().cloned()))
+    }
+
     /// The key credentials for `url` are filed under: the exchange entry's
     /// key when one matches (its login token), else the URL itself.
     pub fn storage_key(&self, url: &ServerUrl) -> ServerUrl {
