@@ -29,6 +29,7 @@ pub(crate) mod paths;
 pub(crate) mod plan;
 pub(crate) mod process;
 pub mod protocol;
+pub(crate) mod protocol_strings;
 pub mod redact;
 pub mod secret;
 pub mod server_url;

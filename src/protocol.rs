@@ -3,8 +3,9 @@
 //! the answer on stdout, and errors on **stdout** with exit status 1,
 //! because that is where Docker reads them.
 //!
-//! Docker's client maps three error strings back to typed errors, so they
-//! are constants here, each pinned by a test.
+//! Docker's client maps three error strings back to typed errors; they are
+//! defined once in [`crate::protocol_strings`], below the errors that say
+//! them, and pinned by a test here.
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
@@ -15,12 +16,7 @@ use crate::helper::{GetOptions, Helper, HelperError};
 use crate::secret::Secret;
 use crate::server_url::{ServerUrl, ServerUrlError};
 
-/// Docker's "not logged in".
-pub const ERR_NOT_FOUND: &str = "credentials not found in native keychain";
-/// An empty server URL.
-pub const ERR_NO_SERVER_URL: &str = "no credentials server URL";
-/// An empty username in `store`.
-pub const ERR_NO_USERNAME: &str = "no credentials username";
+pub use crate::protocol_strings::{ERR_NO_SERVER_URL, ERR_NO_USERNAME, ERR_NOT_FOUND};
 /// Requests larger than this are refused unread.
 pub const MAX_STDIN: u64 = crate::bounded::ONE_MIB;
 
@@ -274,7 +270,7 @@ mod tests {
     #[test]
     fn error_strings_are_exactly_docker_credential_helpers() {
         assert_eq!(ERR_NOT_FOUND, "credentials not found in native keychain");
-        assert_eq!(HelperError::NotFound.to_string(), ERR_NOT_FOUND);
+        assert_eq!(HelperError::NOT_FOUND.to_string(), ERR_NOT_FOUND);
         assert_eq!(ERR_NO_SERVER_URL, "no credentials server URL");
         assert_eq!(ProtocolError::from(ServerUrlError::Empty).to_string(), ERR_NO_SERVER_URL);
         assert_eq!(ERR_NO_USERNAME, "no credentials username");

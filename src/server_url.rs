@@ -23,7 +23,7 @@ const DOCKER_HUB_ALIASES: &[&str] = &["index.docker.io", "registry-1.docker.io",
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ServerUrlError {
     /// Empty after trimming: the protocol's `no credentials server URL`.
-    #[error("no credentials server URL")]
+    #[error("{}", crate::protocol_strings::ERR_NO_SERVER_URL)]
     Empty,
     /// Holds characters that no registry name has (spaces, control
     /// characters, `?`, `#`); the caller reports it as bad input. The

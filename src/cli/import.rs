@@ -22,9 +22,9 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 
-use super::docker_config::{Credential, HELPER_NAME};
-use super::held::{already_held, check_stored};
-use super::output;
+use super::PROGRAM;
+use super::docker_config::{Credential, HELPER_NAME, already_held, check_stored};
+use super::output::say;
 use crate::command::CommandError;
 use crate::deadline::Deadline;
 use crate::helper::Helper;
@@ -50,9 +50,6 @@ struct Answer {
     #[serde(rename = "Secret")]
     secret: Secret,
 }
-
-/// This helper's program, as messages name it.
-const HELPER_PROGRAM: &str = "docker-credential-exchange";
 
 /// The longest cause shown for one failed credential: the other helper's
 /// output may be anything, and the summary keeps one line per failure.
@@ -188,7 +185,7 @@ fn import_registry(
     tally: &mut Tally,
 ) -> anyhow::Result<()> {
     let listed_as = spellings.join(", ");
-    if helper.config().ok().is_some_and(|c| c.lookup(url).is_some()) {
+    if helper.is_exchange_registry(url) {
         say(&format!(
             "skipped {listed_as}: it is an exchange registry here; log in with `docker-credential-exchange login {}`",
             url.registry()
@@ -252,10 +249,7 @@ fn import_registry(
     let credential = Credential { username: answer.username.clone(), secret: answer.secret.clone() };
     match already_held(helper, &key, &credential) {
         Ok(true) => {
-            say(&format!(
-                "skipped {server}: {HELPER_PROGRAM} holds the same credential (user {})",
-                answer.username
-            ));
+            say(&format!("skipped {server}: {PROGRAM} holds the same credential (user {})", answer.username));
             tally.skipped += 1;
             return Ok(());
         }
@@ -281,13 +275,6 @@ fn import_registry(
     }
     tally.copied += 1;
     Ok(())
-}
-
-/// Progress for the person running the command. Best effort: a closed
-/// stdout (`| head`) must not end the import halfway, nor hide its
-/// failures from the exit status.
-fn say(line: &str) {
-    let _ = output::line(line);
 }
 
 /// What to do when the import ran out of time.

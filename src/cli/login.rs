@@ -53,9 +53,7 @@ pub(super) fn login(args: LoginArgs, helper: Helper) -> anyhow::Result<ExitCode>
     }
     let url = super::parse_registry(&args.registry)?;
     let entry = match helper.config() {
-        Ok(config) => {
-            config.lookup(&url).map(|id| (config.key(id).clone(), config.registry(id).ok().cloned()))
-        }
+        Ok(_) => helper.entry_for(&url),
         Err(e) if args.plain => {
             crate::log::warn!("{e}");
             None

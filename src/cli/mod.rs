@@ -9,7 +9,6 @@ mod configure_docker;
 mod docker_config;
 mod doctor;
 mod generate;
-mod held;
 mod import;
 mod login;
 mod output;
@@ -50,10 +49,13 @@ else %APPDATA%\\docker-credential-exchange\\config\\config.json)";
 const CONFIG_HELP: &str = "The config file to use (default: $DOCKER_CREDENTIAL_EXCHANGE_CONFIG, \
 else ~/.config/docker-credential-exchange/config.json)";
 
+/// This helper's program, as messages and commands to run name it.
+pub(crate) const PROGRAM: &str = "docker-credential-exchange";
+
 /// A Docker credential helper that exchanges login tokens for short-lived
 /// registry tokens (RFC 8693) and keeps secrets in the OS keyring.
 #[derive(Debug, Parser)]
-#[command(name = "docker-credential-exchange", version = LONG_VERSION, about, long_about = None)]
+#[command(name = PROGRAM, version = LONG_VERSION, about, long_about = None)]
 #[command(
     after_help = "Docker runs this helper as `docker-credential-exchange get|store|erase|list` with the request on stdin.\n\
 Set it up with `docker-credential-exchange configure-docker REGISTRY`; when a pull fails, run `docker-credential-exchange doctor`."
@@ -173,8 +175,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
             crate::redact::remember(value);
         }
     }
-    let parsed =
-        Cli::try_parse_from(std::iter::once(OsString::from("docker-credential-exchange")).chain(args));
+    let parsed = Cli::try_parse_from(std::iter::once(OsString::from(PROGRAM)).chain(args));
     let cli = match parsed {
         Ok(cli) => cli,
         Err(e) if e.use_stderr() => {

@@ -27,6 +27,14 @@ pub fn line(line: &str) -> std::io::Result<()> {
     print(&format!("{line}\n"))
 }
 
+/// Progress for the person running a command that changes several
+/// things (`configure-docker`, `import`). Best effort: a closed stdout
+/// (`| head`) must not stop the work halfway, nor hide its failures from
+/// the exit status.
+pub fn say(line: &str) {
+    let _ = self::line(line);
+}
+
 /// Whether `e` comes from writing to a pipe nobody reads any more.
 pub fn is_closed_pipe(e: &anyhow::Error) -> bool {
     e.chain()

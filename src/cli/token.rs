@@ -65,20 +65,15 @@ fn origin_name(origin: Origin) -> &'static str {
 
 pub(super) fn token(args: TokenArgs, helper: &Helper) -> anyhow::Result<ExitCode> {
     let url = super::parse_registry(&args.server)?;
-    let entry = helper.config().ok().and_then(|c| {
-        let id = c.lookup(&url)?;
-        Some((c.key(id).clone(), c.registry(id).ok().cloned()))
-    });
+    let entry = helper.entry_for(&url);
     let endpoint = entry.as_ref().and_then(|(_, r)| r.as_ref().map(|r| r.token_endpoint.clone()));
     let waiting = endpoint
         .as_ref()
         .map(|e| Waiting::start(format!("the token endpoint {e}"), Duration::from_millis(700)));
     let answer = match helper.get(&url, GetOptions { force_refresh: args.refresh }) {
         Ok(a) => a,
-        Err(HelperError::NotFound) => {
-            bail!("{}: {}", HelperError::NotFound, not_found_hint(helper, &url))
-        }
-        Err(e @ HelperError::NoSubject { .. }) => bail!("{e}: {}", e.reason()),
+        Err(e @ HelperError::NotFound { reason: None }) => bail!("{e}: {}", not_found_hint(helper, &url)),
+        Err(e @ HelperError::NotFound { reason: Some(_) }) => bail!("{e}: {}", e.reason()),
         Err(e) => return Err(e.into()),
     };
     drop(waiting);

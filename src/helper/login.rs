@@ -2,7 +2,10 @@
 //! protocol's `store` and `erase`, each starting a new login generation so
 //! that no exchange in flight can cache or return a token of the old one.
 
-use super::{Erased, Helper, HelperError, LoginOutcome, Origin, exchanged::answer};
+use super::{
+    Erased, Failure, Helper, HelperError, LoginOutcome, Origin,
+    get::{Request, answer},
+};
 use crate::config::SourceSpec;
 use crate::plan::{KubeletRequest, Plan};
 use crate::secret::Secret;
@@ -27,13 +30,14 @@ impl Helper {
         verify: bool,
     ) -> Result<LoginOutcome, HelperError> {
         let config = self.config()?;
-        let id = config.lookup(url).ok_or(HelperError::NotFound)?;
+        let id = config.lookup(url).ok_or(HelperError::NOT_FOUND)?;
         let (key, reg) = (config.key(id).clone(), config.registry(id)?);
         if !matches!(reg.subject_token, SourceSpec::Keyring) {
-            return Err(HelperError::NotAKeyringSource {
+            return Err(Failure::NotAKeyringSource {
                 registry: key.to_string(),
                 from: reg.subject_token.describe(),
-            });
+            }
+            .into());
         }
         if let Some(exp) = crate::jwt::expiry(token.expose())
             && exp <= crate::time::now()
@@ -55,8 +59,9 @@ impl Helper {
             let plan =
                 Plan::new(url, &key, reg, KubeletRequest::default(), None, actor_fingerprint.as_deref())?;
             let subject = Subject { token: token.clone(), username: username.clone() };
-            let entry = self.exchange(url, &key, reg, &plan, subject, actor.as_ref(), None)?;
-            Some((plan, entry))
+            let request = Request { url, key: &key, reg, plan };
+            let entry = self.exchange(&request, subject, actor.as_ref(), None)?;
+            Some((request.plan, entry))
         } else {
             None
         };
@@ -259,7 +264,7 @@ mod tests {
         };
         let url = ServerUrl::parse("r.example").unwrap();
         let login = helper.login(&url, Some("alice"), Secret::new("new-login-token".into()), false);
-        assert!(matches!(login, Err(HelperError::Store(_))), "{login:?}");
+        assert!(matches!(login, Err(HelperError::Failed(Failure::Store(_)))), "{login:?}");
 
         // The `get` that started during the write now offers the token it
         // exchanged from the login it read then.

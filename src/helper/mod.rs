@@ -23,12 +23,15 @@
 //!    in the next seconds; fall back to a cached token that is inside its
 //!    margin but not yet expired.
 //!
-//! The machine is in [`exchanged`]; changes of login (`login`, `store`,
+//! The machine is in [`get`]; changes of login (`login`, `store`,
 //! `erase`) in [`login`]; plain credentials and `list` here.
 
 mod client_inputs;
-mod exchanged;
+mod error;
+mod get;
 mod login;
+
+pub use error::{Failure, HelperError};
 
 use std::cell::{Cell, OnceCell};
 use std::collections::BTreeMap;
@@ -37,116 +40,14 @@ use std::path::PathBuf;
 use crate::cache::{Cache, Schedule};
 use crate::config::{self, Config, ConfigError, DEFAULT_USERNAME};
 use crate::deadline::Deadline;
-use crate::exchange::ExchangeError;
-use crate::paths::{self, NoHomeError};
-use crate::plan::{KubeletRequest, PlanError};
+use crate::paths;
+use crate::plan::KubeletRequest;
 use crate::secret::Secret;
 use crate::server_url::ServerUrl;
-use crate::store::{self, CredentialStore, EntryKind, StoreError};
-use crate::subject::SubjectError;
+use crate::store::{self, CredentialStore, EntryKind};
 
 /// How many times a `get` starts over because the login changed under it.
 const LOGIN_CHANGE_RETRIES: usize = 3;
-
-/// Why an action failed.
-#[derive(Debug, thiserror::Error)]
-pub enum HelperError {
-    /// Nothing is stored: Docker's "not logged in", the protocol's exact
-    /// string.
-    #[error("credentials not found in native keychain")]
-    NotFound,
-    /// An exchange registry has no subject token here (nothing stored, the
-    /// variable unset, not a CI job). Docker is told exactly what
-    /// [`HelperError::NotFound`] tells it; people and the log get the
-    /// reason ([`HelperError::reason`]).
-    #[error("credentials not found in native keychain")]
-    NoSubject {
-        /// Which registry, which source, and why it has no token.
-        reason: String,
-    },
-    /// The config file is unusable.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// A directory cannot be determined.
-    #[error(transparent)]
-    Paths(#[from] NoHomeError),
-    /// The keyring or file store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The subject token cannot be had.
-    #[error(transparent)]
-    Subject(#[from] SubjectError),
-    /// The request cannot be resolved against its entry.
-    #[error(transparent)]
-    Plan(#[from] PlanError),
-    /// The exchange failed (and no still-valid token was cached).
-    #[error(transparent)]
-    Exchange(#[from] ExchangeError),
-    /// Another helper's exchange for the same token failed while this one
-    /// waited for it; its message, as it recorded it.
-    #[error("{0}")]
-    SharedFailure(String),
-    /// The same exchange failed moments ago and is answered from memory
-    /// rather than retried (see [`crate::cache::REMEMBER_FOR`]).
-    #[error(
-        "{message} (remembered from a failure at {at}: until {until} `get` answers so at once instead of \
-         waiting on the endpoint again; `docker-credential-exchange token {request} --refresh` retries now)",
-        at = crate::time::rfc3339_signed(*at),
-        until = crate::time::rfc3339_signed(*until)
-    )]
-    Remembered {
-        /// The failure's message, as it was recorded.
-        message: String,
-        /// The request, for the command that retries it.
-        request: String,
-        /// When it failed (Unix seconds).
-        at: i64,
-        /// Until when it is remembered (Unix seconds).
-        until: i64,
-    },
-    /// A login token is stored for a registry the config no longer makes
-    /// an exchange registry; it is never handed out as a password.
-    #[error(
-        "the credentials stored for {registry} are a login token for a token exchange, but {registry} is not \
-         configured for exchange; add it back to the config, or run `docker-credential-exchange logout {registry}`"
-    )]
-    LoginTokenWithoutExchange {
-        /// The registry.
-        registry: String,
-    },
-    /// `login` for a registry whose subject token comes from elsewhere.
-    #[error(
-        "{registry} takes its login token from {from} (subject_token in the config), not from the keyring; \
-         provide the token there"
-    )]
-    NotAKeyringSource {
-        /// The registry.
-        registry: String,
-        /// Where its subject comes from.
-        from: String,
-    },
-    /// The login changed during every attempt.
-    #[error("the login for {0} changed during the exchange {LOGIN_CHANGE_RETRIES} times in a row; try again")]
-    LoginKeptChanging(String),
-}
-
-impl HelperError {
-    /// What went wrong, for a person or the log file: the message, except
-    /// that a missing subject token says why rather than Docker's "not
-    /// found in native keychain".
-    pub fn reason(&self) -> String {
-        match self {
-            HelperError::NoSubject { reason } => reason.clone(),
-            other => other.to_string(),
-        }
-    }
-
-    /// Whether Docker should be told "not found": nothing stored, or no
-    /// subject token.
-    pub fn is_not_found(&self) -> bool {
-        matches!(self, HelperError::NotFound | HelperError::NoSubject { .. })
-    }
-}
 
 /// How long a repeated "no subject token" outcome is not written again.
 const REPEATED_OUTCOME_REFRESH: std::time::Duration = std::time::Duration::from_secs(60);
@@ -323,6 +224,17 @@ impl Helper {
         config.lookup(url).map(|id| (config, id))
     }
 
+    /// Whether an exchange entry serves `url` (a usable config has one).
+    pub fn is_exchange_registry(&self, url: &ServerUrl) -> bool {
+        self.exchange_entry(url).is_some()
+    }
+
+    /// The exchange entry serving `url`, if a usable config has one: its
+    /// key, and its settings unless the entry itself is invalid.
+    pub fn entry_for(&self, url: &ServerUrl) -> Option<(ServerUrl, Option<config::RegistryConfig>)> {
+        self.exchange_entry(url).map(|(c, id)| (c.key(id).clone(), c.registry(id).ok().cloned()))
+    }
+
     /// The key credentials for `url` are filed under: the exchange entry's
     /// key when one matches (its login token), else the URL itself.
     pub fn storage_key(&self, url: &ServerUrl) -> ServerUrl {
@@ -363,25 +275,22 @@ impl Helper {
             // is nothing to say about its entry (never "log out"). Nothing
             // stored gets it too when the broken file names the registry.
             Err(config_error) => match self.get_plain(url) {
-                Err(HelperError::LoginTokenWithoutExchange { .. }) => Err(config_error.clone().into()),
-                Err(HelperError::NotFound) if self.broken_config_mentions(url) => {
+                Err(HelperError::Failed(Failure::LoginTokenWithoutExchange { .. })) => {
+                    Err(config_error.clone().into())
+                }
+                Err(HelperError::NotFound { .. }) if self.broken_config_mentions(url) => {
                     Err(config_error.clone().into())
                 }
                 other => other,
             },
         };
         match &result {
-            Err(HelperError::NotFound) => {}
+            Err(HelperError::NotFound { reason: None }) => {}
             // The newest outcome, so that `status` does not show an older
             // failure that has since been fixed; not an exchange failure,
             // so never answered from memory.
-            Err(e @ HelperError::NoSubject { .. }) => {
-                self.cache.record_repeated_failure(
-                    url,
-                    &e.reason(),
-                    REPEATED_OUTCOME_REFRESH,
-                    &self.deadline,
-                );
+            Err(HelperError::NotFound { reason: Some(reason) }) => {
+                self.cache.record_repeated_failure(url, reason, REPEATED_OUTCOME_REFRESH, &self.deadline);
             }
             Err(e) if !self.failure_recorded.get() => {
                 self.cache.record_failure(url, None, &e.to_string(), &self.deadline)
@@ -416,9 +325,9 @@ impl Helper {
             None if url.repository().is_some() => store.get(&url.host_only())?,
             None => None,
         }
-        .ok_or(HelperError::NotFound)?;
+        .ok_or(HelperError::NOT_FOUND)?;
         if cred.kind == Some(EntryKind::LoginToken) {
-            return Err(HelperError::LoginTokenWithoutExchange { registry: url.registry().to_owned() });
+            return Err(Failure::LoginTokenWithoutExchange { registry: url.registry().to_owned() }.into());
         }
         Ok(Answer {
             username: cred.username,

@@ -171,8 +171,8 @@ fn issue(
         annotations: request.service_account_annotations.as_ref(),
     };
     let answer = helper.get_with(&url, GetOptions::default(), kubelet).map_err(|e| match e {
-        HelperError::NoSubject { reason } => failed(crate::redact::line(&reason)),
-        HelperError::NotFound => failed(
+        HelperError::NotFound { reason: Some(reason) } => failed(crate::redact::line(&reason)),
+        HelperError::NotFound { reason: None } => failed(
             "no subject token: the kubelet passed no service account token (is tokenAttributes set in its \
              CredentialProviderConfig?), or the entry's subject_token source is empty here"
                 .into(),

@@ -34,15 +34,13 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
+use super::PROGRAM;
 use super::docker_config::{self, ConfigFile, Document, HELPER_NAME};
-use super::output;
+use super::output::say;
 use crate::deadline::Deadline;
 use crate::helper::Helper;
 use moves::{Edit, Moves, Reader, Source, remove_shadowing};
 use record::Record;
-
-/// This helper's program, as messages name it.
-const HELPER: &str = "docker-credential-exchange";
 
 /// `configure-docker`'s arguments.
 #[derive(Debug, clap::Args)]
@@ -132,7 +130,7 @@ pub(super) fn configure_docker(args: ConfigureDockerArgs, helper: &Helper) -> an
     }
     if !kept.is_empty() {
         bail!(
-            "{} changed while configure-docker ran, so its stored credential was not moved into {HELPER}'s store \
+            "{} changed while configure-docker ran, so its stored credential was not moved into {PROGRAM}'s store \
              and is still there; run configure-docker again to move it",
             kept.join(", ")
         );
@@ -249,12 +247,6 @@ fn write(
         say(&format!("the previous file is saved as {}{note}", backup.display()));
     }
     Ok(())
-}
-
-/// Progress for the person running the command. Best effort: a closed
-/// stdout (`| head`) must not stop the work halfway between files.
-fn say(line: &str) {
-    let _ = output::line(line);
 }
 
 /// What the edit of Docker's config replaced: the helpers it overwrote.

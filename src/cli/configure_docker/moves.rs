@@ -21,9 +21,8 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 
-use super::{HELPER, say};
-use crate::cli::docker_config::{ConfigFile, Credential, Document};
-use crate::cli::held::{already_held, check_stored, difference};
+use super::{PROGRAM, say};
+use crate::cli::docker_config::{ConfigFile, Credential, Document, already_held, check_stored, difference};
 use crate::helper::Helper;
 use crate::server_url::ServerUrl;
 
@@ -110,13 +109,13 @@ impl Moves {
                     );
                 }
                 let namespace = stored.namespace_for(reader);
-                if is_exchange_registry(helper, namespace.unwrap_or(&stored.docker_host())) {
+                if helper.is_exchange_registry(namespace.unwrap_or(&stored.docker_host())) {
                     continue;
                 }
                 if let Some(namespace) = namespace {
                     crate::log::warn!(
                         "{path}: {entry} is a credential for one namespace ({namespace}/…) to podman, skopeo and \
-                         buildah, which use it there instead of asking {HELPER}; Docker does not read this file; \
+                         buildah, which use it there instead of asking {PROGRAM}; Docker does not read this file; \
                          it stays"
                     );
                     continue;
@@ -124,7 +123,7 @@ impl Moves {
                 let host = stored.docker_host();
                 let credential = stored.credential.map_err(|why| {
                     anyhow::anyhow!(
-                        "{path}: {entry} cannot be moved into {HELPER}'s store: {why}; fix or remove the \
+                        "{path}: {entry} cannot be moved into {PROGRAM}'s store: {why}; fix or remove the \
                          entry by hand, then run again; nothing was changed"
                     )
                 })?;
@@ -178,7 +177,7 @@ impl Moves {
                     format!(" (the store keeps the copies already made, of {})", copied.join(", "))
                 };
                 bail!(
-                    "cannot move the stored credential of {} in {} into {HELPER}'s store: {}; no file was \
+                    "cannot move the stored credential of {} in {} into {PROGRAM}'s store: {}; no file was \
                      changed{copies}",
                     entry_name(entry),
                     path.display(),
@@ -188,7 +187,7 @@ impl Moves {
             copied.push(key.to_string());
         }
         if !copied.is_empty() {
-            say(&format!("{HELPER}'s store ({}) now holds {}", destination.describe(), copied.join(", ")));
+            say(&format!("{PROGRAM}'s store ({}) now holds {}", destination.describe(), copied.join(", ")));
         }
         Ok(())
     }
@@ -206,12 +205,6 @@ fn listed_name(key: &ServerUrl, entry: &str) -> String {
 /// `auths "key"`, as messages name an entry.
 pub(super) fn entry_name(key: &str) -> String {
     format!("auths {}", serde_json::Value::String(key.to_owned()))
-}
-
-/// Whether `url` (a registry host, or a namespace podman asks about) is
-/// served by an exchange entry.
-pub(super) fn is_exchange_registry(helper: &Helper, url: &ServerUrl) -> bool {
-    helper.config().is_ok_and(|c| c.lookup(url).is_some())
 }
 
 /// How a client reads a stored entry of its file.
@@ -257,7 +250,7 @@ pub(super) fn remove_shadowing(
         let entry = entry_name(&stored.key);
         let host = stored.docker_host();
         let namespace = stored.namespace_for(reader);
-        if is_exchange_registry(helper, namespace.unwrap_or(&host)) {
+        if helper.is_exchange_registry(namespace.unwrap_or(&host)) {
             edit.changes.push(format!("removed the stored credential of {entry}"));
             remove.push(stored.key);
             continue;
@@ -282,10 +275,10 @@ pub(super) fn remove_shadowing(
             String::new()
         };
         let mut change = if held.is_some_and(|h| h.moved_now) {
-            format!("moved the stored credential of {entry} (user {user}) into {HELPER}'s store{under}")
+            format!("moved the stored credential of {entry} (user {user}) into {PROGRAM}'s store{under}")
         } else {
             format!(
-                "removed the stored credential of {entry}: {HELPER}'s store already holds it{under} (user {user})"
+                "removed the stored credential of {entry}: {PROGRAM}'s store already holds it{under} (user {user})"
             )
         };
         if stored.password_beside_token {

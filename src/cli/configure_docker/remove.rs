@@ -18,7 +18,7 @@ use anyhow::Context;
 
 use super::moves::entry_name;
 use super::record::{self, Moved, Record};
-use super::{ConfigureDockerArgs, HELPER, HELPER_NAME, hosts, read, say, write};
+use super::{ConfigureDockerArgs, HELPER_NAME, PROGRAM, hosts, read, say, write};
 use crate::cli::docker_config::{self, ConfigFile, Credential, Document};
 use crate::helper::Helper;
 use crate::server_url::ServerUrl;
@@ -75,7 +75,7 @@ fn moved_away(config: &Path) {
         say(&format!(
             "note: {} had no record of what configure-docker replaced in it, but {}, which no longer exists, has \
              one: {}. If this file is that one moved, put those back by hand (the credentials are in \
-             {HELPER}'s store: echo REGISTRY | {HELPER} get)",
+             {PROGRAM}'s store: echo REGISTRY | {PROGRAM} get)",
             record::shown(config),
             record::shown(&orphan.config),
             orphan.describe()
@@ -128,7 +128,7 @@ impl MovesBack {
                 .and_then(|s| Ok(s.get(&registry)?))
                 .with_context(|| {
                     format!(
-                        "cannot read {HELPER}'s store to put {} back; nothing was changed",
+                        "cannot read {PROGRAM}'s store to put {} back; nothing was changed",
                         entry_name(&moved.key)
                     )
                 })?;
@@ -136,7 +136,7 @@ impl MovesBack {
             let credential = match stored {
                 None => {
                     say(&format!(
-                        "nothing to put back in {entry} of {}: {HELPER}'s store no longer holds a credential for \
+                        "nothing to put back in {entry} of {}: {PROGRAM}'s store no longer holds a credential for \
                          {registry}",
                         moved.file.display()
                     ));
@@ -144,7 +144,7 @@ impl MovesBack {
                 }
                 Some(s) if s.kind == Some(EntryKind::LoginToken) => {
                     say(&format!(
-                        "{registry} is an exchange registry now: its login token stays in {HELPER}'s store, and \
+                        "{registry} is an exchange registry now: its login token stays in {PROGRAM}'s store, and \
                          {entry} of {} is not put back",
                         moved.file.display()
                     ));
@@ -167,7 +167,7 @@ impl MovesBack {
                 Some(Ok(there)) if there == credential => true,
                 Some(_) => {
                     say(&format!(
-                        "{entry} of {} holds another credential now; {HELPER}'s store keeps the one it had moved \
+                        "{entry} of {} holds another credential now; {PROGRAM}'s store keeps the one it had moved \
                          (user {})",
                         moved.file.display(),
                         credential.username
@@ -177,7 +177,7 @@ impl MovesBack {
                 None => {
                     doc.put_auths_credential(&moved.key, &credential)?;
                     file_changes.push(format!(
-                        "put the credential of {entry} (user {}) back, from {HELPER}'s store",
+                        "put the credential of {entry} (user {}) back, from {PROGRAM}'s store",
                         credential.username
                     ));
                     true
@@ -213,7 +213,7 @@ impl MovesBack {
                 }
                 Err(e) => {
                     crate::log::warn!(
-                        "cannot put credentials back into {}: {}; {HELPER}'s store keeps them",
+                        "cannot put credentials back into {}: {}; {PROGRAM}'s store keeps them",
                         path.display(),
                         crate::redact::chain(e.chain())
                     );
@@ -228,18 +228,18 @@ impl MovesBack {
     /// files, each only if the store still holds exactly what was put back.
     fn erase_copies(&self, helper: &Helper) {
         for (registry, credential) in &self.to_erase {
-            match crate::cli::held::already_held(helper, registry, credential) {
+            match crate::cli::docker_config::already_held(helper, registry, credential) {
                 Ok(true) => {}
                 _ => continue, // changed since (a new login): it stays
             }
             match helper.erase(registry) {
                 Ok(_) => {
                     say(&format!(
-                        "removed {registry} from {HELPER}'s store: its credential is back where it was"
+                        "removed {registry} from {PROGRAM}'s store: its credential is back where it was"
                     ));
                 }
                 Err(e) => crate::log::warn!(
-                    "cannot remove {registry} from {HELPER}'s store ({}); it is back in its file too",
+                    "cannot remove {registry} from {PROGRAM}'s store ({}); it is back in its file too",
                     crate::redact::chain(anyhow::Error::from(e).chain())
                 ),
             }
@@ -272,22 +272,22 @@ fn still_held(helper: &Helper, before: &Document, after: &Document, restored: &B
         let first = &servers[0];
         let how = match now {
             Some(other) => format!(
-                "Docker asks docker-credential-{other} for them now; to copy one there: echo {first} | {HELPER} get | \
+                "Docker asks docker-credential-{other} for them now; to copy one there: echo {first} | {PROGRAM} get | \
                  docker-credential-{other} store"
             ),
             None => format!(
                 "Docker reads its config's auths for them now; log in again with `docker login {first}`, or keep \
-                 them here with `{HELPER} configure-docker {first}`"
+                 them here with `{PROGRAM} configure-docker {first}`"
             ),
         };
         say(&format!(
-            "note: {HELPER}'s store still holds the credentials of {}, which Docker no longer asks it for; {how}",
+            "note: {PROGRAM}'s store still holds the credentials of {}, which Docker no longer asks it for; {how}",
             servers.join(", ")
         ));
     }
     if !logins.is_empty() {
         say(&format!(
-            "note: {HELPER}'s store still holds the login tokens of {}; `{HELPER} logout REGISTRY` removes one",
+            "note: {PROGRAM}'s store still holds the login tokens of {}; `{PROGRAM} logout REGISTRY` removes one",
             logins.join(", ")
         ));
     }

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use super::moves::{Moves, is_exchange_registry};
-use super::{HELPER, HELPER_NAME, say};
+use super::moves::Moves;
+use super::{HELPER_NAME, PROGRAM, say};
 use crate::helper::Helper;
 use crate::server_url::ServerUrl;
 
@@ -33,7 +33,7 @@ pub(super) fn old_creds_store(old: &str, helper: &Helper) {
         crate::log::warn!(
             "cannot ask {program} which credentials it holds (it did not run, failed, or took over {}s); if it \
              holds any, Docker will no longer see them once credsStore is \"{HELPER_NAME}\": copy them with \
-             `{HELPER} import --from {old}`",
+             `{PROGRAM} import --from {old}`",
             OLD_HELPER_LIST.as_secs()
         );
         return;
@@ -43,7 +43,7 @@ pub(super) fn old_creds_store(old: &str, helper: &Helper) {
     let mut missing: BTreeMap<ServerUrl, &str> = BTreeMap::new();
     for server in list.keys() {
         let Ok(url) = ServerUrl::parse(server) else { continue };
-        if is_exchange_registry(helper, &url) {
+        if helper.is_exchange_registry(&url) {
             continue;
         }
         let key = helper.storage_key(&url);
@@ -59,14 +59,14 @@ pub(super) fn old_creds_store(old: &str, helper: &Helper) {
     let unsure = match &held {
         Ok(_) => String::new(),
         Err(e) => format!(
-            " (whether {HELPER} holds them already cannot be told: {})",
+            " (whether {PROGRAM} holds them already cannot be told: {})",
             crate::redact::chain(e.chain())
         ),
     };
     crate::log::warn!(
-        "{program} holds credentials for {} {} that {HELPER} does not ({}){unsure}; once credsStore is \
-         \"{HELPER_NAME}\" (set now), Docker no longer sees them: copy them with `{HELPER} import --from {old}`, \
-         or put credsStore \"{old}\" back with `{HELPER} configure-docker --remove`",
+        "{program} holds credentials for {} {} that {PROGRAM} does not ({}){unsure}; once credsStore is \
+         \"{HELPER_NAME}\" (set now), Docker no longer sees them: copy them with `{PROGRAM} import --from {old}`, \
+         or put credsStore \"{old}\" back with `{PROGRAM} configure-docker --remove`",
         names.len(),
         if names.len() == 1 { "registry" } else { "registries" },
         names.join(", ")
@@ -94,8 +94,8 @@ pub(super) fn unknown_registries(hosts: &std::collections::BTreeSet<String>, hel
             .map(|c| format!("; did you mean {c}, which the config has?"))
             .unwrap_or_default();
         crate::log::warn!(
-            "{host} is not configured for exchange (in {}) and {HELPER}'s store holds nothing for it: Docker will \
-             get no credentials for it until you log in (`docker login {host}` stores them through {HELPER}){guess}",
+            "{host} is not configured for exchange (in {}) and {PROGRAM}'s store holds nothing for it: Docker will \
+             get no credentials for it until you log in (`docker login {host}` stores them through {PROGRAM}){guess}",
             helper.config_path().display()
         );
     }
@@ -131,7 +131,7 @@ pub(super) fn what_containers_see(path: &Path, moves: &Moves, creds_store: bool)
         hosts.dedup();
         crate::log::warn!(
             "podman, skopeo and buildah do not read credsStore: they found the credentials of {} in {} and no \
-             longer do; `{HELPER} configure-docker {}` adds the credHelpers entries they read",
+             longer do; `{PROGRAM} configure-docker {}` adds the credHelpers entries they read",
             hosts.join(", "),
             path.display(),
             hosts.join(" ")
@@ -144,7 +144,7 @@ pub(super) fn what_containers_see(path: &Path, moves: &Moves, creds_store: bool)
         if let (false, Some(_)) = (has_scheme, url.repository()) {
             say(&format!(
                 "note: podman, skopeo and buildah read auths \"{entry}\" as a credential for {url}/… only; they now \
-                 ask {HELPER} for {key} (credHelpers) and get it for all of {key}, as Docker did"
+                 ask {PROGRAM} for {key} (credHelpers) and get it for all of {key}, as Docker did"
             ));
         }
     }

@@ -24,19 +24,14 @@ const STORED_FIELDS: [&str; 3] = ["auth", "identitytoken", "password"];
 /// The username Docker's native store files an identity token under.
 const IDENTITY_TOKEN_USERNAME: &str = "<token>";
 
-/// A username and secret, as a helper's `store` takes them.
-#[derive(Clone, PartialEq, Eq)]
+/// A username and secret, as a helper's `store` takes them. `Debug`
+/// shows the secret as `Secret(REDACTED)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Credential {
     /// The username (`<token>` for an identity token, as Docker files it).
     pub username: String,
     /// The password or identity token.
     pub secret: Secret,
-}
-
-impl std::fmt::Debug for Credential {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credential").field("username", &self.username).finish_non_exhaustive()
-    }
 }
 
 /// Why an `auths` entry's credential cannot be read. None of these says

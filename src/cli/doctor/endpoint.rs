@@ -236,7 +236,7 @@ fn exchange_fix(e: &HelperError, key: &ServerUrl, reg: &RegistryConfig) -> Strin
         }
         HelperError::Subject(crate::subject::SubjectError::Expired { .. }) => login_again(key, reg),
         HelperError::Plan(_) => "fix the entry as the message says (see also the scope check above)".to_owned(),
-        HelperError::NotFound | HelperError::NoSubject { .. } => {
+        HelperError::NotFound { .. } => {
             "there is no login token to exchange; see the login check above".to_owned()
         }
         _ => "see the checks above".to_owned(),

@@ -4,13 +4,12 @@
 use std::path::Path;
 
 use super::Checks;
+use crate::cli::PROGRAM;
 use crate::config::SourceSpec;
 use crate::fsutil::FsError;
 use crate::helper::Helper;
 use crate::server_url::ServerUrl;
 use crate::store::{StoreError, StoreKind};
-
-const BINARY: &str = "docker-credential-exchange";
 
 pub(super) fn store(checks: &mut Checks, helper: &Helper) -> anyhow::Result<()> {
     let store = match helper.store() {
@@ -127,7 +126,7 @@ pub(super) fn cache(checks: &mut Checks, helper: &Helper) -> anyhow::Result<()> 
 }
 
 pub(super) fn path(checks: &mut Checks) -> anyhow::Result<()> {
-    let name = format!("{BINARY}{}", std::env::consts::EXE_SUFFIX);
+    let name = format!("{PROGRAM}{}", std::env::consts::EXE_SUFFIX);
     let found = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).map(|d| d.join(&name)).find(|p| is_executable(p)))
         .unwrap_or_default();

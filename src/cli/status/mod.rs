@@ -6,46 +6,7 @@
 //! A table for people (fitted to 80 columns, details below it); `--json`
 //! for scripts. The JSON document is stable (fields are only ever added):
 //!
-//! ```text
-//! {
-//!   "now": 1760000000,                        Unix seconds the report was made at
-//!   "config_file": "/…/config.json" | null,   the helper's config, if one exists
-//!   "config_path": "/…/config.json",          the file read, whether or not it exists
-//!   "config_source": "flag" | "env" | "default", --config, the variable, or the platform's place
-//!   "config_error": "…" | null,               why the config cannot be used
-//!   "store": "file store /…",                 where stored credentials live
-//!   "cache_dir": "/…" | null,                 null when tokens are not cached
-//!   "registries": [{
-//!     "registry": "registry.example.com",     normalized key (config or store)
-//!     "kind": "exchange" | "plain" | "unknown",
-//!     "stored": true,                         something is in the keyring/file store
-//!     "username": "alice" | null,             what `get` answers with
-//!     "subject_source": "keyring" | "env:VAR" | "file:/p" | "command:prog" | "github-actions" | "kubelet" | null,
-//!     "token_endpoint": "https://…" | null,
-//!     "entry_error": "…" | null,              why the config entry cannot be used
-//!     "login_token": null | {                 null for plain registries
-//!       "state": "valid" | "expired" | "no-expiry" | "absent" | "not-checked" | "error",
-//!       "fingerprint": "sha256:…" | null,
-//!       "expires_at": 1760003600 | null,      the JWT's exp
-//!       "expires_at_rfc3339": "…Z" | null,
-//!       "remaining_seconds": 3600 | null,     negative once expired
-//!       "remaining": "1h 0m" | null,
-//!       "detail": "…" | null                  why not checked, or the error
-//!     },
-//!     "cached_tokens": [{
-//!       "request": "registry.example.com/team/app",
-//!       "username": "alice",
-//!       "fingerprint": "sha256:…",
-//!       "obtained_at": …, "refresh_at": …, "expires_at": …, "expires_at_rfc3339": "…Z",
-//!       "remaining_seconds": 2472,            until expiry; negative once expired
-//!       "remaining": "41m 12s",
-//!       "state": "fresh" | "refresh-due" | "expired"
-//!     }],
-//!     "last_failure": null | {"request": "…", "at": 1760000000, "at_rfc3339": "…Z", "message": "…",
-//!                             "remembered_until": 1760000015 | null}   `get` answers it without asking until then
-//!   }]
-//! }
-//! ```
+#![doc = concat!("```text\n", include_str!("schema.txt"), "```")]
 //! Secrets never appear: tokens are shown only as fingerprints.
 
 mod report;
@@ -66,16 +27,17 @@ use report::{CachedStatus, FailureStatus, Kind, LoginState, LoginToken, Registry
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
     /// Print stable JSON instead of a table (documented in `docker-credential-exchange status --help`).
-    ///
-    /// Per registry: registry, kind (exchange/plain/unknown), stored, username, subject_source,
-    /// token_endpoint, entry_error, login_token {state, fingerprint, expires_at, expires_at_rfc3339,
-    /// remaining_seconds, remaining, detail}, cached_tokens [{request, username, fingerprint,
-    /// obtained_at, refresh_at, expires_at, expires_at_rfc3339, remaining_seconds, remaining,
-    /// state}] and last_failure {request, at, at_rfc3339, message, remembered_until}. Times are Unix seconds.
-    /// Never secrets.
-    #[arg(long)]
+    #[arg(long, long_help = JSON_HELP)]
     pub json: bool,
 }
+
+/// `--json`'s long help: the document's schema, the one the module's doc
+/// shows too.
+const JSON_HELP: &str = concat!(
+    "Print stable JSON instead of a table. Fields are only ever added; times are Unix seconds; tokens appear \
+     only as fingerprints, never secrets:\n\n",
+    include_str!("schema.txt")
+);
 
 pub(super) fn status(args: StatusArgs, helper: &Helper) -> anyhow::Result<ExitCode> {
     let report = collect(helper)?;

@@ -5,13 +5,11 @@
 
 use anyhow::{Context, bail};
 
-use super::docker_config::Credential;
+use super::Credential;
+use crate::cli::PROGRAM;
 use crate::helper::Helper;
 use crate::server_url::ServerUrl;
 use crate::store::EntryKind;
-
-/// This helper's program, as messages name it.
-const HELPER: &str = "docker-credential-exchange";
 
 /// Whether the store holds `credential` for `key` already (`false`: it
 /// holds nothing for it).
@@ -19,7 +17,7 @@ const HELPER: &str = "docker-credential-exchange";
 /// # Errors
 /// The store holds something else for `key` (another credential, or a
 /// login token), or cannot be read.
-pub(super) fn already_held(
+pub(crate) fn already_held(
     helper: &Helper,
     key: &ServerUrl,
     credential: &Credential,
@@ -27,18 +25,18 @@ pub(super) fn already_held(
     let existing = helper
         .store()
         .and_then(|s| Ok(s.get(key)?))
-        .with_context(|| format!("cannot read {HELPER}'s store"))?;
+        .with_context(|| format!("cannot read {PROGRAM}'s store"))?;
     let Some(existing) = existing else { return Ok(false) };
     if existing.kind == Some(EntryKind::LoginToken) {
         bail!(
-            "{HELPER}'s store holds a login token for {key}; run `{HELPER} logout {key}` first if it is not needed"
+            "{PROGRAM}'s store holds a login token for {key}; run `{PROGRAM} logout {key}` first if it is not needed"
         );
     }
     let existing = Credential { username: existing.username, secret: existing.secret };
     if existing != *credential {
         bail!(
-            "{HELPER}'s store holds a different credential for {key} ({}); keep one: to keep the other, erase \
-             this helper's with `echo {key} | {HELPER} erase`, then run again",
+            "{PROGRAM}'s store holds a different credential for {key} ({}); keep one: to keep the other, erase \
+             this helper's with `echo {key} | {PROGRAM} erase`, then run again",
             difference(credential, &existing)
         );
     }
@@ -51,16 +49,16 @@ pub(super) fn already_held(
 ///
 /// # Errors
 /// It does not, or the store cannot be read.
-pub(super) fn check_stored(helper: &Helper, key: &ServerUrl, credential: &Credential) -> anyhow::Result<()> {
+pub(crate) fn check_stored(helper: &Helper, key: &ServerUrl, credential: &Credential) -> anyhow::Result<()> {
     if already_held(helper, key, credential)? {
         Ok(())
     } else {
-        bail!("{HELPER}'s store reported success but holds nothing for {key}")
+        bail!("{PROGRAM}'s store reported success but holds nothing for {key}")
     }
 }
 
 /// How two credentials for one registry differ, without their secrets.
-pub(super) fn difference(a: &Credential, b: &Credential) -> String {
+pub(crate) fn difference(a: &Credential, b: &Credential) -> String {
     let name =
         |c: &Credential| if c.username.is_empty() { "(no username)".to_owned() } else { c.username.clone() };
     if a.username == b.username {

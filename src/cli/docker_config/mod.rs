@@ -23,10 +23,12 @@ use crate::server_url::{DOCKER_HUB, DOCKER_HUB_LEGACY_URL};
 
 mod auths;
 mod file;
+mod held;
 mod routing;
 
 pub(crate) use auths::{Credential, StoredAuth};
 pub(crate) use file::ConfigFile;
+pub(crate) use held::{already_held, check_stored, difference};
 
 /// The name Docker appends to `docker-credential-` to find this helper.
 pub(crate) const HELPER_NAME: &str = "exchange";

@@ -1,9 +1,10 @@
 //! `get` for an exchange registry: the state machine the parent module's
 //! doc describes, from the cheap probe to the commit under the login
 //! generation, with the failure kept for `status`, for the helpers queued
-//! behind it and, for a short window, for the helpers that ask next.
+//! behind it and, for a short window, for the helpers that ask next. The
+//! wire itself (one RFC 8693 request and its answer) is `crate::exchange`.
 
-use super::{Answer, GetOptions, Helper, HelperError, LOGIN_CHANGE_RETRIES, Origin};
+use super::{Answer, Failure, GetOptions, Helper, HelperError, LOGIN_CHANGE_RETRIES, Origin};
 use crate::cache::{Cache, CachedToken, Commit, ExchangeFailure, Generation, Identity, Lookup, Schedule};
 use crate::config::{RegistryConfig, SourceSpec};
 use crate::deadline::TIMEOUT_ENV;
@@ -43,28 +44,26 @@ impl Helper {
                 probe.fingerprint().as_deref(),
                 actor_fingerprint.as_deref(),
             )?;
+            let request = Request { url, key, reg, plan };
             let tokens = Tokens { subject: probe, actor };
-            if let Some(answer) = self.attempt(url, key, reg, &plan, tokens, opts, cx)? {
+            if let Some(answer) = self.attempt(&request, tokens, opts, cx)? {
                 return Ok(answer);
             }
             crate::log::debug!("{url}: the login changed during the exchange; starting over");
         }
-        Err(HelperError::LoginKeptChanging(key.to_string()))
+        Err(Failure::LoginKeptChanging(key.to_string()).into())
     }
 
     /// One pass of the state machine; `Ok(None)` when the login changed
     /// under it and the pass must be repeated.
-    #[allow(clippy::too_many_arguments)]
     fn attempt(
         &self,
-        url: &ServerUrl,
-        key: &ServerUrl,
-        reg: &RegistryConfig,
-        plan: &Plan,
+        request: &Request<'_>,
         tokens: Tokens,
         opts: GetOptions,
         cx: Context<'_>,
     ) -> Result<Option<Answer>, HelperError> {
+        let Request { url, key, reg, plan } = request;
         let Tokens { subject: probe, actor } = tokens;
         let fingerprint = probe.fingerprint();
         let cache = &self.cache;
@@ -92,7 +91,7 @@ impl Helper {
                     // Not the exchange's failure (that helper's is still to
                     // come), so nothing for others to reuse or remember.
                     let stale = stale(cache, plan, fingerprint.as_deref());
-                    return self.fail(url, key, plan, stale, error.into(), None);
+                    return self.fail(request, stale, error.into(), None);
                 }
                 Err(e) => {
                     crate::log::warn!("cannot lock the token cache ({e}); exchanging without it");
@@ -123,17 +122,18 @@ impl Helper {
             let now = now_ms();
             if (waiting_since..=now).contains(&prior.at_ms) {
                 crate::log::debug!("{url}: the exchange this helper waited for failed; reusing its failure");
-                return self.fail(url, key, plan, stale, HelperError::SharedFailure(prior.message), None);
+                return self.fail(request, stale, Failure::Shared(prior.message).into(), None);
             }
             if !opts.force_refresh && prior.remembered_at(now, self.deadline.limit()) {
                 crate::log::debug!("{url}: the exchange failed moments ago; answering from memory");
-                let error = HelperError::Remembered {
+                let error = Failure::Remembered {
                     request: url.to_string(),
                     at: prior.at(),
                     until: prior.until(),
                     message: prior.message,
-                };
-                return self.fail(url, key, plan, stale, error, None);
+                }
+                .into();
+                return self.fail(request, stale, error, None);
             }
         }
         let login_username = || self.store().ok()?.username(key).ok().flatten();
@@ -149,7 +149,7 @@ impl Helper {
                 if subject.username.is_none() && !matches!(reg.subject_token, SourceSpec::Keyring) {
                     subject.username = login_username();
                 }
-                self.exchange(url, key, reg, plan, subject, actor.as_ref(), fingerprint)
+                self.exchange(request, subject, actor.as_ref(), fingerprint)
             }
             Ok(None) => return Err(no_subject(url, key, reg)),
             Err(e) => Err(e.into()),
@@ -165,10 +165,9 @@ impl Helper {
                 cache.clear_failure(url);
                 Ok(Some(answer(entry, Origin::Exchange, scoped)))
             }
-            Err(e) if e.is_not_found() => Err(e),
             Err(e) => {
                 let ran = generation.as_ref().map(|generation| Ran { generation, client: client.as_deref() });
-                self.fail(url, key, plan, stale, e, ran)
+                self.fail(request, stale, e, ran)
             }
         }
     }
@@ -180,18 +179,17 @@ impl Helper {
     /// memory); then falls back to a stale token that has not expired yet.
     fn fail(
         &self,
-        url: &ServerUrl,
-        key: &ServerUrl,
-        plan: &Plan,
+        request: &Request<'_>,
         stale: Option<CachedToken>,
         error: HelperError,
         ran: Option<Ran<'_>>,
     ) -> Result<Option<Answer>, HelperError> {
+        let Request { url, key, plan, .. } = request;
         let message = error.to_string();
         match &error {
             // Already on file as the request's last failure, as it was
             // said then: `status` adds until when it is remembered.
-            HelperError::Remembered { message, .. } => {
+            HelperError::Failed(Failure::Remembered { message, .. }) => {
                 self.cache.record_repeated_failure(url, message, crate::cache::REMEMBER_FOR, &self.deadline);
             }
             _ => self.cache.record_failure(url, Some(&plan.cache_key), &message, &self.deadline),
@@ -233,17 +231,14 @@ impl Helper {
 
     /// One exchange from `subject` (with the entry's actor token, when it
     /// delegates), without the cache: the token and its cache entry.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn exchange(
         &self,
-        url: &ServerUrl,
-        key: &ServerUrl,
-        reg: &RegistryConfig,
-        plan: &Plan,
+        request: &Request<'_>,
         subject: Subject,
         actor: Option<&Probe>,
         fingerprint: Option<String>,
     ) -> Result<CachedToken, HelperError> {
+        let Request { url, key, reg, plan } = request;
         subject::check_not_expired(&subject.token, key, &reg.subject_token, crate::time::now())?;
         let actor_token = match (reg.actor_token.as_ref(), actor) {
             (Some(spec), Some(probe)) => {
@@ -294,6 +289,19 @@ impl Helper {
     }
 }
 
+/// One request as resolved against its registry entry: what every step
+/// of the machine, and `login`'s proving exchange, reads.
+pub(super) struct Request<'a> {
+    /// What was asked for.
+    pub url: &'a ServerUrl,
+    /// The entry's key (its login token is filed under it).
+    pub key: &'a ServerUrl,
+    /// The entry.
+    pub reg: &'a RegistryConfig,
+    /// The request resolved against the entry: cache key, audience, scope.
+    pub plan: Plan,
+}
+
 /// What a failed exchange ran under, which a later `get` must share to be
 /// answered its failure: the login generation, and the fingerprint of the
 /// client inputs ([`super::client_inputs`]).
@@ -318,7 +326,7 @@ fn no_subject(url: &ServerUrl, key: &ServerUrl, reg: &RegistryConfig) -> HelperE
         subject::why_absent(&reg.subject_token, key)
     );
     crate::log::debug!("{reason}; not found");
-    HelperError::NoSubject { reason }
+    HelperError::NotFound { reason: Some(reason) }
 }
 
 fn stale(cache: &Cache, plan: &Plan, fingerprint: Option<&str>) -> Option<CachedToken> {
