@@ -186,7 +186,9 @@ fn a_same_size_edit_that_keeps_the_modification_time_is_read_again() {
     use std::os::unix::fs::MetadataExt;
     let before = std::fs::metadata(&disk.config).unwrap();
     let modified = before.modified().unwrap();
-    let edited = ONE.replace("aaaa", "bbbb");
+    // Same size, and what moved is a key: an index of the old version
+    // would still send r.example to this entry.
+    let edited = ONE.replace("r.example", "q.example");
     // The kernel stamps the change time from a coarse clock; an edit in the
     // same tick is the race the settling rule keeps out of real use (this
     // test reads as if a minute later), so the edit is made in a later one.
@@ -200,7 +202,10 @@ fn a_same_size_edit_that_keeps_the_modification_time_is_read_again() {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     assert_eq!(std::fs::metadata(&disk.config).unwrap().modified().unwrap(), modified);
-    assert_eq!(disk.endpoint("r.example"), "https://s/bbbb");
+    assert_eq!(std::fs::metadata(&disk.config).unwrap().len(), before.len());
+    let config = disk.load().unwrap();
+    assert_eq!(config.lookup(&ServerUrl::parse("r.example").unwrap()), None);
+    assert_eq!(disk.endpoint("q.example"), "https://s/aaaa");
 }
 
 #[cfg(unix)]
