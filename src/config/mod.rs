@@ -127,6 +127,7 @@ enum Body {
     Text(TextBody),
     /// The file's index, written by a process that read and checked this
     /// same version of the file ([`index`]).
+    #[cfg_attr(not(unix), allow(dead_code))]
     Indexed(index::Indexed),
 }
 

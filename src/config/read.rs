@@ -252,6 +252,7 @@ impl Config {
     }
 
     /// A config answered from its index.
+    #[cfg_attr(not(unix), allow(dead_code))]
     pub(super) fn from_index(path: &Path, indexed: index::Indexed) -> Config {
         let lazy = std::iter::repeat_with(Lazy::default).take(indexed.index.len()).collect();
         Config {
