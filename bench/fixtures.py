@@ -4,6 +4,8 @@ the way the benchmark needs them, plus the clock shift of the simulated day.
 
     fixtures.py field FILE NAME               print one field of a JSON file
     fixtures.py config OUT N URL              N-registry config, hit.bench.test first
+    fixtures.py readme OUT N URL              N registries shaped like the README's example
+                                              (N "max": as many as fit in 1 MiB)
     fixtures.py index TEMPLATE OUT N          index of N stored registries
     fixtures.py ecr HOME KEY_ID REGION ACCOUNT PASSWORD
                                               amazon-ecr-credential-helper 0.6.0 cache
@@ -42,11 +44,51 @@ def config(out, n, url):
     write_private(out, json.dumps({"registries": registries}, separators=(",", ":")))
 
 
+MAX_CONFIG_BYTES = 1024 * 1024
+
+# The README's example entry, every field, laid out as the README lays it
+# out: about 420 bytes an entry, so 1000 entries are about 420 KB.
+README_ENTRY = """\
+    "{name}": {{
+      "token_endpoint": "{url}",
+      "subject_token": {{ "source": "keyring" }},
+      "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+      "audience": "https://{name}",
+      "scope": "repository:team/app:pull,push repository:team/lib:pull",
+      "client_id": "docker",
+      "client_secret": {{ "source": "env", "var": "STS_CLIENT_SECRET" }}
+    }}"""
+
+
+def readme(out, n, url):
+    """A config as a person writes one: `hit.bench.test` (the row's
+    registry, whose token endpoint is the local STS) and then registries
+    shaped like the README's example, every field, pretty-printed. N "max"
+    writes as many as the helper's 1 MiB config limit admits, for the
+    memory budget. run.sh exports STS_CLIENT_SECRET for the one exchange
+    that warms the cache."""
+    entries = [README_ENTRY.format(name="hit.bench.test", url=url)]
+    size = len('{\n  "registries": {\n') + len(entries[0]) + len("\n  }\n}\n")
+    i = 1
+    while n == "max" or i < int(n):
+        entry = README_ENTRY.format(name=f"r{i:05d}.bench.test", url="https://sts.example.com/oauth2/token")
+        if n == "max" and size + len(entry) + 2 > MAX_CONFIG_BYTES:
+            break
+        entries.append(entry)
+        size += len(entry) + 2
+        i += 1
+    text = '{\n  "registries": {\n' + ",\n".join(entries) + "\n  }\n}\n"
+    json.loads(text)  # the fixture is JSON
+    assert len(text.encode()) <= MAX_CONFIG_BYTES, len(text)
+    write_private(out, text)
+
+
 def index(template, out, n):
     """An index of N stored registries, shaped like `template` (an index
     the helper wrote itself after one real `store`): `list` reads only the
     index, never the keyring, so the keyring items behind it need not
-    exist. Each entry is the template's first entry with its own name."""
+    exist. Each entry is the template's first entry with its own name
+    (about 90 bytes an entry)."""
     with open(template) as f:
         doc = json.load(f)
     entries = doc["entries"]
@@ -61,6 +103,9 @@ def index(template, out, n):
         entry["username"] = f"user{i}"
         made[name] = entry
     doc["entries"] = made
+    # Laid out as the helper writes it: compact. (Until bench round three
+    # it wrote pretty-printed JSON, which `list` reads at about 1.3x the
+    # cost; bench/RESULTS.md.)
     write_private(out, json.dumps(doc, separators=(",", ":")))
 
 
@@ -143,6 +188,7 @@ def main(argv):
     commands = {
         "field": (field, [str, str]),
         "config": (config, [str, int, str]),
+        "readme": (readme, [str, str, str]),
         "index": (index, [str, str, int]),
         "ecr": (ecr, [str, str, str, str, str]),
         "shift": (shift, [str, int]),

@@ -163,6 +163,8 @@ def main():
     rss_rows += [(f"hit-{n}", f"get, cache hit, {n:,} configured") for n in sizes]
     rss_rows += [(f"list-config-{n}", f"list, {n:,} configured") for n in sizes]
     rss_rows += [(f"list-store-{n}", f"list, {n:,} stored") for n in sizes]
+    rss_rows += [("readme-get-max", "get, cache hit, README-shaped config at the 1 MiB limit"),
+                 ("readme-list-max", "list, README-shaped config at the 1 MiB limit, 1,000 stored")]
     for name, label in rss_rows:
         if rss(name) is not None:
             print(f"| {label} | {rss(name):.2f} |")
@@ -214,6 +216,24 @@ def main():
                             f"{hit_1000 / base_hit:.2f}x"))
         checks.append(check("list of 1000 (config and store) <= 2x floor", max(lists_1000) <= 2 * growth_list.floor,
                             f"{lists_1000[0] / growth_list.floor:.2f}x, {lists_1000[1] / growth_list.floor:.2f}x"))
+    # Issue 23's budgets, in instructions (deterministic on a busy machine),
+    # with the README-shaped configs (bench/fixtures.py `readme`).
+    readme_1, readme_1000 = instr("readme-hit-1"), instr("readme-hit-1000")
+    if readme_1 and readme_1000:
+        checks.append(check("hit with 1000 README-shaped entries <= 1.3x the instructions of one",
+                            readme_1000 <= 1.3 * readme_1,
+                            f"{readme_1000:,} / {readme_1:,} = {readme_1000 / readme_1:.2f}x"))
+    lists = [(label, instr(name)) for label, name in
+             (("README-shaped configured", "readme-list-1000"), ("configured", "list-config-1000"),
+              ("stored", "list-store-1000")) if instr(name)]
+    if lists:
+        checks.append(check("list of 1000 (configured, stored) <= 3 M instructions",
+                            all(n <= 3_000_000 for _, n in lists),
+                            ", ".join(f"{label} {n / 1e6:.2f} M" for label, n in lists)))
+    limit_rss = [rss(n) for n in ("readme-get-max", "readme-list-max") if rss(n) is not None]
+    if limit_rss:
+        checks.append(check("peak RSS of get and list < 10 MiB with a config at its 1 MiB limit",
+                            max(limit_rss) < 10, f"max {max(limit_rss):.2f} MiB"))
     checks += [
         check("cold get over HTTPS within 1 ms of curl", slow["cold-https"] - slow["curl-https"] <= 1.0,
               f"{slow['cold-https'] - slow['curl-https']:+.2f} ms"),

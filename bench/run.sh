@@ -239,6 +239,13 @@ for n in $GROWTH_SIZES; do
     chmod 700 "$W/data-$n"
     $FIX index "$W/data-tmpl/index.json" "$W/data-$n/index.json" "$n"
 done
+# Configs shaped like the README's example (every field, pretty-printed,
+# about 415 bytes an entry), hit.bench.test first: 1 and 1000 entries, and
+# as many as the 1 MiB config limit admits (the memory budget). Their hit
+# entry differs from the main config's (audience, scope, client secret), so
+# it has its own cache entry, filled below before the requests are counted.
+export STS_CLIENT_SECRET=bench-client-secret
+for n in 1 1000 max; do $FIX readme "$W/growth/readme-$n.json" "$n" "$TOKEN_URL"; done
 count_list() { python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
 
 # Sanity: the answers are right before anything is timed.
@@ -251,6 +258,11 @@ DOCKER_CREDENTIAL_EXCHANGE_NO_CACHE=1 "$BIN" get <"$W/req-tls" | grep -q '"Secre
 for r in secret es256 rs256; do DOCKER_CREDENTIAL_EXCHANGE_NO_CACHE=1 "$BIN" get <"$W/req-$r" | grep -q '"Secret"'; done
 # The floor reads a file of the cache entry's size.
 cp "$(ls "$CACHE_DIR"/*.json | head -n1)" "$W/small.json"
+for n in 1 1000 max; do
+    DOCKER_CREDENTIAL_EXCHANGE_CONFIG="$W/growth/readme-$n.json" "$BIN" get <"$W/req-hit" | grep -q '"Username":"bench"'
+done
+got=$(DOCKER_CREDENTIAL_EXCHANGE_CONFIG="$W/growth/readme-1000.json" DOCKER_CREDENTIAL_EXCHANGE_DATA_DIR="$W/data-0" "$BIN" list | count_list)
+[ "$got" = 1000 ] || { echo "bench: list with 1000 README-shaped registries gave $got" >&2; exit 1; }
 before=$(sts_requests)
 "$BIN" get <"$W/req-hit" >/dev/null
 for n in $GROWTH_SIZES; do
@@ -382,6 +394,9 @@ for n in $GROWTH_SIZES; do
     rss_of "list-store-$n" /dev/null DOCKER_CREDENTIAL_EXCHANGE_CONFIG="$W/growth/config-1.json" \
         DOCKER_CREDENTIAL_EXCHANGE_DATA_DIR="$W/data-$n" -- "$BIN" list
 done
+rss_of readme-get-max "$W/req-hit" DOCKER_CREDENTIAL_EXCHANGE_CONFIG="$W/growth/readme-max.json" -- "$BIN" get
+rss_of readme-list-max /dev/null DOCKER_CREDENTIAL_EXCHANGE_CONFIG="$W/growth/readme-max.json" \
+    DOCKER_CREDENTIAL_EXCHANGE_DATA_DIR="$W/data-1000" -- "$BIN" list
 
 say "concurrency: 64 and 256 concurrent cold gets, $CONC_REPS times each"
 : >"$W/concurrency"
@@ -467,6 +482,12 @@ if [ "$CALLGRIND_MAX" -gt 0 ]; then
         cg "list-store-$n" /dev/null DOCKER_CREDENTIAL_EXCHANGE_CONFIG="$W/growth/config-1.json" \
             DOCKER_CREDENTIAL_EXCHANGE_DATA_DIR="$W/data-$n" -- "$BIN" list
     done
+    # The README-shaped configs (issue 23's budgets, in instructions).
+    for n in 1 1000; do
+        cg "readme-hit-$n" "$W/req-hit" DOCKER_CREDENTIAL_EXCHANGE_CONFIG="$W/growth/readme-$n.json" -- "$BIN" get
+    done
+    cg readme-list-1000 /dev/null DOCKER_CREDENTIAL_EXCHANGE_CONFIG="$W/growth/readme-1000.json" \
+        DOCKER_CREDENTIAL_EXCHANGE_DATA_DIR="$W/data-0" -- "$BIN" list
     # One cold get (exchange, write, prune) into an empty cache and into the
     # day's cache, which holds DAY_REPOS entries: the cost of pruning.
     echo day.bench.test/team/extra >"$W/req-day"

@@ -287,7 +287,11 @@ fn not_found<T>(path: &Path, e: io::Error) -> Result<Option<T>, FsError> {
     }
 }
 
-fn read_bounded(file: File, path: &Path, limit: u64) -> Result<Vec<u8>, FsError> {
+/// Reads an open file to its end, refusing more than `limit` bytes.
+///
+/// # Errors
+/// Over `limit` bytes, or unreadable.
+pub(crate) fn read_bounded(file: impl io::Read, path: &Path, limit: u64) -> Result<Vec<u8>, FsError> {
     crate::bounded::read_to_end(file, limit).map_err(|e| match e {
         crate::bounded::ReadError::TooLarge(_) => FsError::TooLarge { path: path.to_owned(), limit },
         crate::bounded::ReadError::Io(e) => io_err("cannot read", path)(e),
@@ -304,6 +308,17 @@ fn read_bounded(file: File, path: &Path, limit: u64) -> Result<Vec<u8>, FsError>
 /// # Errors
 /// Not a regular file, over `limit` bytes, or unreadable.
 pub fn read_regular_file(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, FsError> {
+    let Some((file, _)) = open_regular_file(path, limit)? else { return Ok(None) };
+    read_bounded(file, path, limit).map(Some)
+}
+
+/// Opens a file as [`read_regular_file`] reads it, with its metadata, for a
+/// reader that decides from the metadata whether to read it at all (the
+/// config's index, `config/index.rs`).
+///
+/// # Errors
+/// Not a regular file, over `limit` bytes, or unopenable.
+pub fn open_regular_file(path: &Path, limit: u64) -> Result<Option<(File, fs::Metadata)>, FsError> {
     let mut opts = OpenOptions::new();
     opts.read(true);
     // O_NONBLOCK: opening a FIFO with no writer returns at once, so the
@@ -325,7 +340,7 @@ pub fn read_regular_file(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, FsE
     if meta.len() > limit {
         return Err(FsError::TooLarge { path: path.to_owned(), limit });
     }
-    read_bounded(file, path, limit).map(Some)
+    Ok(Some((file, meta)))
 }
 
 pub(crate) fn is_symlink_error(e: &io::Error) -> bool {

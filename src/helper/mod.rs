@@ -134,10 +134,18 @@ impl Helper {
     /// No home directory can be found.
     pub fn from_env(deadline: Deadline) -> Result<Helper, HelperError> {
         let config_path = paths::config_file()?;
+        let cache_dir = paths::cache_dir()?;
+        let caching = !paths::cache_disabled();
         Ok(Helper {
-            config: Config::load(&config_path),
+            // The config's index lives beside the tokens, and is not used
+            // (nor written) when caching is off.
+            config: if caching {
+                Config::load_indexed(&config_path, &cache_dir)
+            } else {
+                Config::load(&config_path)
+            },
             config_path,
-            cache: Cache::new(paths::cache_dir()?, !paths::cache_disabled()),
+            cache: Cache::new(cache_dir, caching),
             deadline,
             store: OnceCell::new(),
             failure_recorded: Cell::new(false),
@@ -355,6 +363,7 @@ impl Helper {
             let username = match entry {
                 Some((c, id)) => c
                     .username_of(id)
+                    .map(std::borrow::Cow::into_owned)
                     .or_else(|| Some(listed.username.clone()).filter(|u| !u.is_empty()))
                     .unwrap_or_else(|| DEFAULT_USERNAME.to_owned()),
                 None => listed.username.clone(),
@@ -367,7 +376,9 @@ impl Helper {
                 if stored.contains_key(key.as_str()) {
                     continue;
                 }
-                let username = config.username_of(id).unwrap_or_else(|| DEFAULT_USERNAME.to_owned());
+                let username = config
+                    .username_of(id)
+                    .map_or_else(|| DEFAULT_USERNAME.to_owned(), std::borrow::Cow::into_owned);
                 out.insert(key.display_name().to_owned(), username);
             }
         }
