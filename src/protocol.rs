@@ -17,8 +17,6 @@ use crate::server_url::{ServerUrl, ServerUrlError};
 
 /// Docker's "not logged in".
 pub const ERR_NOT_FOUND: &str = "credentials not found in native keychain";
-/// An empty server URL.
-pub const ERR_NO_SERVER_URL: &str = "no credentials server URL";
 /// An empty username in `store`.
 pub const ERR_NO_USERNAME: &str = "no credentials username";
 /// Requests larger than this are refused unread.
@@ -275,8 +273,7 @@ mod tests {
     fn error_strings_are_exactly_docker_credential_helpers() {
         assert_eq!(ERR_NOT_FOUND, "credentials not found in native keychain");
         assert_eq!(HelperError::NotFound.to_string(), ERR_NOT_FOUND);
-        assert_eq!(ERR_NO_SERVER_URL, "no credentials server URL");
-        assert_eq!(ProtocolError::from(ServerUrlError::Empty).to_string(), ERR_NO_SERVER_URL);
+        assert_eq!(ProtocolError::from(ServerUrlError::Empty).to_string(), "no credentials server URL");
         assert_eq!(ERR_NO_USERNAME, "no credentials username");
     }
 

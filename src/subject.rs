@@ -410,7 +410,7 @@ pub fn check_not_expired(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Seconds;
+    use crate::config::schema::Seconds;
     use std::time::Instant;
 
     fn probe_now(spec: &SourceSpec) -> Result<Probe, SubjectError> {

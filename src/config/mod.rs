@@ -24,11 +24,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-pub use schema::{
-    ClientAuth, KeyAlgorithm, OneOrMany, RegistryConfig, Seconds, SourceSpec, TOKEN_TYPE_ACCESS_TOKEN,
-};
+pub use schema::{ClientAuth, KeyAlgorithm, OneOrMany, RegistryConfig, SourceSpec};
 pub use template::{TemplateError, TemplateVars, expand};
-pub use validate::check_endpoint;
 
 use crate::server_url::{self, ServerUrl, ServerUrlError};
 use crate::store::{STORE_ENV, StoreKind};
@@ -550,7 +547,7 @@ mod tests {
     fn minimal_entry_gets_the_documented_defaults() {
         let reg = only(MINIMAL).unwrap();
         assert_eq!(reg.subject_token, SourceSpec::Keyring);
-        assert_eq!(reg.subject_token_type(), TOKEN_TYPE_ACCESS_TOKEN);
+        assert_eq!(reg.subject_token_type(), schema::TOKEN_TYPE_ACCESS_TOKEN);
         assert_eq!(reg.safety_margin(), 60);
         assert_eq!(reg.default_lifetime(), 60);
         assert_eq!(reg.client_auth, ClientAuth::Basic);
