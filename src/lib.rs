@@ -30,6 +30,7 @@ pub(crate) mod protocol;
 pub(crate) mod redact;
 pub(crate) mod secret;
 pub(crate) mod server_url;
+pub(crate) mod source;
 pub(crate) mod store;
 pub(crate) mod subject;
 pub(crate) mod time;

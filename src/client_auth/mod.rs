@@ -17,7 +17,7 @@ use std::path::Path;
 use crate::config::{ClientAuth, KeyAlgorithm, OneOrMany, RegistryConfig, SourceSpec};
 use crate::deadline::Deadline;
 use crate::secret::Secret;
-use crate::subject::{Context, SubjectError};
+use crate::source::SourceError;
 
 pub use certificate::{CertificateError, ClientCertificate};
 pub use key::{ClientKey, KeyError};
@@ -217,14 +217,14 @@ pub fn read_key(spec: &SourceSpec, deadline: &Deadline) -> Result<ClientKey, Cli
     if let SourceSpec::File { path } = spec {
         check_key_file(path)?;
     }
-    let text = crate::subject::read_secret(spec, Context { deadline, kubelet_token: None })
+    let text = crate::source::read(spec, deadline)
         .map_err(|e| unreadable(spec, &e))?
         .ok_or_else(|| ClientAuthError::KeyMissing(spec.describe()))?;
     Ok(ClientKey::from_pem(text.expose().as_bytes())?)
 }
 
-fn unreadable(spec: &SourceSpec, e: &SubjectError) -> ClientAuthError {
-    // The subject module words its errors for subject tokens; the reason
+fn unreadable(spec: &SourceSpec, e: &SourceError) -> ClientAuthError {
+    // The source module words its errors for subject tokens; the reason
     // after the colon is what matters here.
     let text = e.to_string().replace("subject token ", "").replace("the subject token file", "the file");
     ClientAuthError::KeyUnreadable { source_name: spec.describe(), reason: text }
