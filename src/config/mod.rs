@@ -14,6 +14,7 @@
 mod client;
 pub mod schema;
 mod skim;
+mod store_choice;
 pub mod template;
 mod validate;
 
@@ -28,7 +29,7 @@ pub use schema::{ClientAuth, KeyAlgorithm, OneOrMany, RegistryConfig, SourceSpec
 pub use template::{TemplateError, TemplateVars, expand};
 
 use crate::server_url::{self, ServerUrl, ServerUrlError};
-use crate::store::{STORE_ENV, StoreKind};
+pub use store_choice::{STORE_ENV, StoreKind};
 
 /// The username Docker-style registries expect beside an OAuth token.
 pub const DEFAULT_USERNAME: &str = "oauth2accesstoken";
