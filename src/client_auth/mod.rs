@@ -42,6 +42,8 @@ pub enum ClientAuthError {
     #[error("the client key ({0}) is not available")]
     KeyMissing(String),
     /// A key file others can read: the key is no longer the client's alone.
+    /// (Unix only: Windows files have no mode bits to check.)
+    #[cfg(unix)]
     #[error(
         "the client key file {path} can be read by other users (mode {mode:03o}); restrict it (chmod 600 {path}, or defaultMode: 0400 for a Kubernetes secret volume)"
     )]
