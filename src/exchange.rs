@@ -13,7 +13,6 @@ use crate::config::{ClientAuth, SourceSpec};
 use crate::deadline::Deadline;
 use crate::http::{Http, HttpError};
 use crate::secret::Secret;
-use crate::subject::Context;
 
 /// RFC 8693's grant type.
 pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -367,7 +366,7 @@ pub fn exchange(req: &ExchangeRequest<'_>, deadline: &Deadline) -> Result<TokenR
     };
     let client_secret = match req.client_secret {
         Some(spec) => Some(
-            crate::subject::read_secret(spec, Context { deadline, kubelet_token: None })
+            crate::source::read(spec, deadline)
                 .map_err(|e| local(format!("the client secret cannot be read: {e}")))?
                 .ok_or_else(|| local(format!("the client secret ({}) is not available", spec.describe())))?,
         ),

@@ -16,7 +16,7 @@ use crate::helper::{GetOptions, Helper, HelperError};
 use crate::secret::Secret;
 use crate::server_url::{ServerUrl, ServerUrlError};
 
-pub use crate::protocol_strings::{ERR_NO_SERVER_URL, ERR_NO_USERNAME, ERR_NOT_FOUND};
+pub use crate::protocol_strings::{ERR_NO_USERNAME, ERR_NOT_FOUND};
 /// Requests larger than this are refused unread.
 pub const MAX_STDIN: u64 = crate::bounded::ONE_MIB;
 
@@ -271,6 +271,7 @@ mod tests {
     fn error_strings_are_exactly_docker_credential_helpers() {
         assert_eq!(ERR_NOT_FOUND, "credentials not found in native keychain");
         assert_eq!(HelperError::NOT_FOUND.to_string(), ERR_NOT_FOUND);
+        use crate::protocol_strings::ERR_NO_SERVER_URL;
         assert_eq!(ERR_NO_SERVER_URL, "no credentials server URL");
         assert_eq!(ProtocolError::from(ServerUrlError::Empty).to_string(), ERR_NO_SERVER_URL);
         assert_eq!(ERR_NO_USERNAME, "no credentials username");

@@ -110,8 +110,10 @@ impl ServerUrl {
 
     /// Whether this URL is `key` or under it on whole path segments, for a
     /// `key` that [`is_normalized`] accepts (the config's keys, compared
-    /// without building a `ServerUrl` for each).
-    pub(crate) fn is_under_str(&self, key: &str) -> bool {
+    /// without building a `ServerUrl` for each): `h/team/app` is under
+    /// `h/team` but not under `h/te`, and `team/application` is not under
+    /// `team/app`.
+    pub fn is_under_str(&self, key: &str) -> bool {
         match self.key.strip_prefix(key) {
             Some("") => true,
             Some(rest) => rest.starts_with('/'),
@@ -149,17 +151,6 @@ impl ServerUrl {
     /// The registry alone, without the repository path.
     pub fn host_only(&self) -> ServerUrl {
         ServerUrl { key: self.registry().to_owned(), host_len: self.host_len }
-    }
-
-    /// Whether `prefix` names this registry or a repository prefix of it on
-    /// whole path segments: `h/team/app` is under `h/team` but not under
-    /// `h/te`, and `team/application` is not under `team/app`.
-    pub fn is_under(&self, prefix: &ServerUrl) -> bool {
-        match self.key.strip_prefix(prefix.as_str()) {
-            Some("") => true,
-            Some(rest) => rest.starts_with('/'),
-            None => false,
-        }
     }
 
     /// The name `list` reports for an entry filed under this key when the
@@ -425,10 +416,10 @@ mod tests {
     #[test]
     fn prefix_matching_uses_whole_segments() {
         let req = ServerUrl::parse("h/team/application").unwrap();
-        assert!(!req.is_under(&ServerUrl::parse("h/team/app").unwrap()));
-        assert!(req.is_under(&ServerUrl::parse("h/team").unwrap()));
-        assert!(req.is_under(&ServerUrl::parse("h").unwrap()));
-        assert!(!ServerUrl::parse("hx").unwrap().is_under(&ServerUrl::parse("h").unwrap()));
+        assert!(!req.is_under_str("h/team/app"));
+        assert!(req.is_under_str("h/team"));
+        assert!(req.is_under_str("h"));
+        assert!(!ServerUrl::parse("hx").unwrap().is_under_str("h"));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 mod support;
 
-use docker_credential_exchange::secret::fingerprint;
+use docker_credential_exchange::for_tests::fingerprint;
 use serde_json::{Value, json};
 use support::cmd::Sandbox;
 use support::setup::{REGISTRY, exchange_sandbox as setup};

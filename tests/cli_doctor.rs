@@ -99,7 +99,7 @@ fn a_clock_a_day_off_is_a_problem() {
 /// An IMF-fixdate, as a `Date` header carries it.
 fn httpdate(t: std::time::SystemTime) -> String {
     let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let rfc = docker_credential_exchange::time::rfc3339(secs);
+    let rfc = docker_credential_exchange::for_tests::rfc3339(secs);
     // 2026-11-24T09:00:00Z -> Tue, 24 Nov 2026 09:00:00 GMT (the weekday is not checked)
     let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let month = months[rfc[5..7].parse::<usize>().unwrap() - 1];

@@ -86,7 +86,8 @@ fn kubelet_credentials_pull_the_images_repository_and_no_other() {
     assert_eq!(response.cache_key_type, "Image");
     assert_eq!(response.auth.keys().collect::<Vec<_>>(), [&image], "keyed by the repository it covers");
     let duration = response.cache_duration.as_deref().expect("a cacheDuration");
-    let seconds = docker_credential_exchange::kubelet::wire::GoDuration::parse(duration).unwrap().0.as_secs();
+    let seconds =
+        docker_credential_exchange::for_tests::kubelet::GoDuration::parse(duration).unwrap().0.as_secs();
     assert!(seconds > 0 && seconds <= 3600, "{duration}: at most the token's remaining life");
 
     let pulled = kube.pull("team/app", &creds.username, &creds.password);

@@ -29,7 +29,7 @@ fn store_login(sandbox: &Sandbox, sts: &Sts, user: &str) -> String {
 
 /// The `sub` claim of an exchanged token (the STS copies the login's).
 fn subject_of(token: &str) -> String {
-    let claims = docker_credential_exchange::jwt::decode_unverified(token).expect("a JWT").claims;
+    let claims = docker_credential_exchange::for_tests::jwt::decode_unverified(token).expect("a JWT").claims;
     claims["sub"].as_str().unwrap_or_default().to_owned()
 }
 

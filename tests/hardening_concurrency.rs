@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use docker_credential_exchange::cache::CachedToken;
-use docker_credential_exchange::protocol::ERR_NOT_FOUND;
+use docker_credential_exchange::for_tests::cache::CachedToken;
+use docker_credential_exchange::for_tests::protocol::ERR_NOT_FOUND;
 use serde_json::json;
 use support::cmd::{Output, Sandbox};
 use support::sts::{Fault, Sts, StsOptions};

@@ -12,8 +12,8 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use docker_credential_exchange::cache::CachedToken;
 use docker_credential_exchange::for_tests::TMP_SUFFIX;
+use docker_credential_exchange::for_tests::cache::CachedToken;
 use serde_json::json;
 use support::cmd::{Sandbox, TestCommand};
 use support::sts::{Fault, Sts, StsOptions};

@@ -10,7 +10,7 @@ mod support;
 
 use std::path::Path;
 
-use docker_credential_exchange::cache::CachedToken;
+use docker_credential_exchange::for_tests::cache::CachedToken;
 use serde_json::json;
 use support::cmd::{Output, Sandbox};
 use support::sts::{ClientAuthMethod, ClientCredentials, Fault, Sts, StsOptions};

@@ -6,7 +6,7 @@
 
 use std::sync::OnceLock;
 
-use docker_credential_exchange::cache::{Cache, CacheKey, CachedToken, KeyFields, Lookup};
+use docker_credential_exchange::for_tests::cache::{Cache, CacheKey, CachedToken, KeyFields, Lookup};
 use libfuzzer_sys::fuzz_target;
 
 struct Fixture {
@@ -42,7 +42,7 @@ fn fixture() -> &'static Fixture {
 
 fuzz_target!(|data: &[u8]| {
     // Each input's secrets would otherwise pile up in the redaction list.
-    docker_credential_exchange::redact::forget_all();
+    docker_credential_exchange::for_tests::redact::forget_all();
     // Plain deserialization first.
     if let Ok(entry) = serde_json::from_slice::<CachedToken>(data) {
         let _ = format!("{entry:?}");

@@ -2,7 +2,7 @@
 //! not, gives `Some(seconds)` or `None`, never a panic.
 #![no_main]
 
-use docker_credential_exchange::jwt;
+use docker_credential_exchange::for_tests::jwt;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -5,16 +5,16 @@
 //! JSON.
 #![no_main]
 
-use docker_credential_exchange::kubelet::image::{Coverage, ImageRef};
-use docker_credential_exchange::kubelet::wire::CredentialProviderRequest;
-use docker_credential_exchange::kubelet::{Issued, respond};
-use docker_credential_exchange::secret::Secret;
-use docker_credential_exchange::server_url::is_repository_name;
+use docker_credential_exchange::for_tests::kubelet::{Coverage, ImageRef};
+use docker_credential_exchange::for_tests::kubelet::CredentialProviderRequest;
+use docker_credential_exchange::for_tests::kubelet::{Issued, respond};
+use docker_credential_exchange::for_tests::Secret;
+use docker_credential_exchange::for_tests::server_url::is_repository_name;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     // Each input's secrets would otherwise pile up in the redaction list.
-    docker_credential_exchange::redact::forget_all();
+    docker_credential_exchange::for_tests::redact::forget_all();
     // Fuzz the image both inside a request and bare.
     let request = CredentialProviderRequest::parse(data).ok();
     let bare = std::str::from_utf8(data).ok();

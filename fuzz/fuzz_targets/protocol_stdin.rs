@@ -4,13 +4,13 @@
 //! registry and a non-blank username.
 #![no_main]
 
-use docker_credential_exchange::protocol::{parse_store_request, read_request};
-use docker_credential_exchange::server_url::ServerUrl;
+use docker_credential_exchange::for_tests::protocol::{parse_store_request, read_request};
+use docker_credential_exchange::for_tests::server_url::ServerUrl;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     // Each input's secrets would otherwise pile up in the redaction list.
-    docker_credential_exchange::redact::forget_all();
+    docker_credential_exchange::for_tests::redact::forget_all();
     let Ok(request) = read_request(&mut &data[..]) else { return };
     assert_eq!(request, request.trim());
     // `get` and `erase`.

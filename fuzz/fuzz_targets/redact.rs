@@ -4,8 +4,8 @@
 //! survives it.
 #![no_main]
 
-use docker_credential_exchange::redact;
-use docker_credential_exchange::secret::Secret;
+use docker_credential_exchange::for_tests::redact;
+use docker_credential_exchange::for_tests::Secret;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -4,12 +4,12 @@
 //! token never shows in Debug output.
 #![no_main]
 
-use docker_credential_exchange::exchange::{ErrorResponse, TokenResponse};
+use docker_credential_exchange::for_tests::exchange::{ErrorResponse, TokenResponse};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     // Each input's secrets would otherwise pile up in the redaction list.
-    docker_credential_exchange::redact::forget_all();
+    docker_credential_exchange::for_tests::redact::forget_all();
     if let Ok(r) = serde_json::from_slice::<TokenResponse>(data) {
         // Debug shows the token only as its fingerprint. (Searching the
         // output for the value gives false alarms: a short token can be a

@@ -19,7 +19,7 @@ mod remembered;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-pub use entry::{CacheKey, CachedToken, Freshness, Identity, KeyFields, MAX_LIFETIME, Schedule};
+pub use entry::{CacheKey, CachedToken, Freshness, Identity, KeyFields, Schedule};
 pub use records::{Commit, Failure, Generation};
 pub use remembered::{ExchangeFailure, REMEMBER_FOR, window};
 

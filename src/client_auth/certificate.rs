@@ -123,11 +123,6 @@ impl ClientCertificate {
         })
     }
 
-    /// The file it came from.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Checks the leaf is valid at `now`.
     ///
     /// # Errors

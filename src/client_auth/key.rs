@@ -155,11 +155,6 @@ impl ClientKey {
         }
     }
 
-    /// What kind of key it is.
-    pub fn kind(&self) -> KeyKind {
-        self.kind
-    }
-
     /// The JWS algorithm this key signs assertions with: the key's own,
     /// or for RSA the configured choice (RS256 by default).
     ///

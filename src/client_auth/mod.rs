@@ -17,7 +17,7 @@ use std::path::Path;
 use crate::config::{ClientAuth, KeyAlgorithm, OneOrMany, RegistryConfig, SourceSpec};
 use crate::deadline::Deadline;
 use crate::secret::Secret;
-use crate::subject::{Context, SubjectError};
+use crate::source::SourceError;
 
 pub use certificate::{CertificateError, ClientCertificate};
 pub use key::{ClientKey, KeyError};
@@ -42,6 +42,8 @@ pub enum ClientAuthError {
     #[error("the client key ({0}) is not available")]
     KeyMissing(String),
     /// A key file others can read: the key is no longer the client's alone.
+    /// (Unix only: Windows files have no mode bits to check.)
+    #[cfg(unix)]
     #[error(
         "the client key file {path} can be read by other users (mode {mode:03o}); restrict it (chmod 600 {path}, or defaultMode: 0400 for a Kubernetes secret volume)"
     )]
@@ -217,14 +219,14 @@ pub fn read_key(spec: &SourceSpec, deadline: &Deadline) -> Result<ClientKey, Cli
     if let SourceSpec::File { path } = spec {
         check_key_file(path)?;
     }
-    let text = crate::subject::read_secret(spec, Context { deadline, kubelet_token: None })
+    let text = crate::source::read(spec, deadline)
         .map_err(|e| unreadable(spec, &e))?
         .ok_or_else(|| ClientAuthError::KeyMissing(spec.describe()))?;
     Ok(ClientKey::from_pem(text.expose().as_bytes())?)
 }
 
-fn unreadable(spec: &SourceSpec, e: &SubjectError) -> ClientAuthError {
-    // The subject module words its errors for subject tokens; the reason
+fn unreadable(spec: &SourceSpec, e: &SourceError) -> ClientAuthError {
+    // The source module words its errors for subject tokens; the reason
     // after the colon is what matters here.
     let text = e.to_string().replace("subject token ", "").replace("the subject token file", "the file");
     ClientAuthError::KeyUnreadable { source_name: spec.describe(), reason: text }

@@ -19,6 +19,7 @@ mod index;
 mod read;
 pub mod schema;
 mod skim;
+mod store_choice;
 pub mod template;
 mod validate;
 
@@ -29,14 +30,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use schema::{
-    ClientAuth, KeyAlgorithm, OneOrMany, RegistryConfig, Seconds, SourceSpec, TOKEN_TYPE_ACCESS_TOKEN,
-};
+pub use schema::{ClientAuth, KeyAlgorithm, OneOrMany, RegistryConfig, SourceSpec};
 pub use template::{TemplateError, TemplateVars, expand};
-pub use validate::check_endpoint;
 
 use crate::server_url::ServerUrl;
-use crate::store::{STORE_ENV, StoreKind};
+pub use store_choice::{STORE_ENV, StoreKind};
 
 /// The username Docker-style registries expect beside an OAuth token.
 pub const DEFAULT_USERNAME: &str = "oauth2accesstoken";

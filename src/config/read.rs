@@ -117,7 +117,8 @@ impl Config {
         let read_error =
             |e: crate::fsutil::FsError| ConfigError::Read { path: path.to_owned(), reason: e.to_string() };
         let Some((file, meta)) =
-            crate::fsutil::open_regular_file(path, MAX_CONFIG_BYTES).map_err(read_error)?
+            crate::fsutil::open_bounded(path, MAX_CONFIG_BYTES, crate::fsutil::Policy::Regular)
+                .map_err(read_error)?
         else {
             return Ok(Config { path: Some(path.to_owned()), ..Config::default() });
         };
@@ -130,7 +131,7 @@ impl Config {
             let values = index::Values::File { file, identity };
             return Ok(Config::from_index(path, index::Indexed { index, values }));
         }
-        let bytes = crate::fsutil::read_bounded(&file, path, MAX_CONFIG_BYTES).map_err(read_error)?;
+        let bytes = crate::fsutil::read_open(&file, path, MAX_CONFIG_BYTES).map_err(read_error)?;
         let text_offset = if bytes.starts_with(BYTE_ORDER_MARK) { BYTE_ORDER_MARK.len() } else { 0 };
         let config = Config::parse(path, bytes)?;
         // Indexed only if what was read is the version identified: a write

@@ -120,6 +120,9 @@ impl<'de> Deserialize<'de> for Seconds {
 /// names (`client_secret_basic`, `client_secret_post`) are accepted beside
 /// the short ones, since providers' consoles show those.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+// The variants are named for the RFCs' methods (`tls_client_auth`,
+// `self_signed_tls_client_auth`), which end in the enum's own name.
+#[expect(clippy::enum_variant_names)]
 pub enum ClientAuth {
     /// HTTP Basic, RFC 6749 section 2.3.1 (`client_secret_basic`).
     #[default]

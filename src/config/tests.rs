@@ -20,7 +20,7 @@ const MINIMAL: &str = r#"{"registries": {"r.example": {"token_endpoint": "https:
 fn minimal_entry_gets_the_documented_defaults() {
     let reg = only(MINIMAL).unwrap();
     assert_eq!(reg.subject_token, SourceSpec::Keyring);
-    assert_eq!(reg.subject_token_type(), TOKEN_TYPE_ACCESS_TOKEN);
+    assert_eq!(reg.subject_token_type(), schema::TOKEN_TYPE_ACCESS_TOKEN);
     assert_eq!(reg.safety_margin(), 60);
     assert_eq!(reg.default_lifetime(), 60);
     assert_eq!(reg.client_auth, ClientAuth::Basic);

@@ -238,26 +238,59 @@ pub(crate) fn open_options_nofollow() -> OpenOptions {
 // The temporary files' names, for the cache's name grammar and the tests.
 pub use atomic::TMP_SUFFIX;
 
-/// Reads a file the helper owns, refusing symlinks, files that are not
-/// regular, files of other users, and files over `limit` bytes.
+/// What a bounded read of a file accepts. Both refuse, at once and
+/// without blocking, anything that is not a regular file (a FIFO, a device
+/// such as /dev/zero, a directory) and a file over the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// A file the helper owns (the cache, the file store, its records):
+    /// symlinks are refused, and on Unix so are files of other users.
+    Private,
+    /// A file that need not be the helper's own: the config, a
+    /// subject-token file, a CA bundle, a login token file. Symlinks are
+    /// followed (Kubernetes projects its tokens through them, dotfile
+    /// managers link configs).
+    Regular,
+}
+
+/// Reads `path` whole, within `limit` bytes, as `policy` allows.
 /// `Ok(None)` means the file does not exist.
 ///
 /// # Errors
-/// Any of the refusals above, or an I/O failure.
-pub fn read_private(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, FsError> {
-    let mut opts = open_options_nofollow();
+/// What the policy refuses, over `limit` bytes, or an I/O failure.
+pub fn read_bounded(path: &Path, limit: u64, policy: Policy) -> Result<Option<Vec<u8>>, FsError> {
+    let Some((file, _)) = open_bounded(path, limit, policy)? else { return Ok(None) };
+    read_open(file, path, limit).map(Some)
+}
+
+/// Opens `path` as [`read_bounded`] reads it and returns it with its
+/// metadata, for a reader that decides from the metadata how much to read
+/// (the config's index, `config/index/`). `Ok(None)` means the file does
+/// not exist.
+///
+/// # Errors
+/// As [`read_bounded`], but nothing is read.
+pub fn open_bounded(
+    path: &Path,
+    limit: u64,
+    policy: Policy,
+) -> Result<Option<(File, fs::Metadata)>, FsError> {
+    let private = policy == Policy::Private;
+    let mut opts = if private { open_options_nofollow() } else { OpenOptions::new() };
+    opts.read(true);
     // A FIFO planted at `path` would block a plain open until a writer
     // appears; O_NONBLOCK makes the open return so the type check below
     // refuses it. It has no effect on reading a regular file.
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        opts.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK);
+        let nofollow = if private { libc::O_NOFOLLOW } else { 0 };
+        opts.custom_flags(nofollow | libc::O_CLOEXEC | libc::O_NONBLOCK);
     }
-    let file = match opts.read(true).open(path) {
+    let file = match opts.open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return not_found(path, e),
-        Err(e) if is_symlink_error(&e) => return Err(FsError::Symlink(path.to_owned())),
+        Err(e) if private && is_symlink_error(&e) => return Err(FsError::Symlink(path.to_owned())),
         Err(e) => return Err(io_err("cannot open", path)(e)),
     };
     let meta = file.metadata().map_err(io_err("cannot inspect", path))?;
@@ -265,7 +298,7 @@ pub fn read_private(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, FsError>
         return Err(FsError::NotAFile(path.to_owned()));
     }
     #[cfg(unix)]
-    {
+    if private {
         use std::os::unix::fs::MetadataExt;
         let me = current_uid();
         if meta.uid() != me {
@@ -275,7 +308,24 @@ pub fn read_private(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, FsError>
     if meta.len() > limit {
         return Err(FsError::TooLarge { path: path.to_owned(), limit });
     }
-    read_bounded(file, path, limit).map(Some)
+    Ok(Some((file, meta)))
+}
+
+/// [`read_bounded`] of a file the helper owns ([`Policy::Private`]).
+///
+/// # Errors
+/// As [`read_bounded`].
+pub fn read_private(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, FsError> {
+    read_bounded(path, limit, Policy::Private)
+}
+
+/// [`read_bounded`] of a file that need not be the helper's own
+/// ([`Policy::Regular`]).
+///
+/// # Errors
+/// As [`read_bounded`].
+pub fn read_regular_file(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, FsError> {
+    read_bounded(path, limit, Policy::Regular)
 }
 
 /// A file that is not there: `Ok(None)`, unless a file stands where one of
@@ -287,60 +337,17 @@ fn not_found<T>(path: &Path, e: io::Error) -> Result<Option<T>, FsError> {
     }
 }
 
-/// Reads an open file to its end, refusing more than `limit` bytes.
+/// Reads an open file (or any reader) to its end, refusing more than
+/// `limit` bytes: the second half of [`read_bounded`], for a reader that
+/// opened the file with [`open_bounded`] and looked at it first.
 ///
 /// # Errors
 /// Over `limit` bytes, or unreadable.
-pub(crate) fn read_bounded(file: impl io::Read, path: &Path, limit: u64) -> Result<Vec<u8>, FsError> {
+pub(crate) fn read_open(file: impl io::Read, path: &Path, limit: u64) -> Result<Vec<u8>, FsError> {
     crate::bounded::read_to_end(file, limit).map_err(|e| match e {
         crate::bounded::ReadError::TooLarge(_) => FsError::TooLarge { path: path.to_owned(), limit },
         crate::bounded::ReadError::Io(e) => io_err("cannot read", path)(e),
     })
-}
-
-/// Reads a regular file that need not be the helper's own: the config, a
-/// subject-token file, a CA bundle, a login token file. Symlinks are
-/// followed (Kubernetes projects its tokens through them, dotfile managers
-/// link configs), but anything other than a regular file (a FIFO, a device
-/// such as /dev/zero, a directory) is refused at once, without blocking.
-/// `Ok(None)` means the file does not exist.
-///
-/// # Errors
-/// Not a regular file, over `limit` bytes, or unreadable.
-pub fn read_regular_file(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, FsError> {
-    let Some((file, _)) = open_regular_file(path, limit)? else { return Ok(None) };
-    read_bounded(file, path, limit).map(Some)
-}
-
-/// Opens a file as [`read_regular_file`] reads it, with its metadata, for a
-/// reader that decides from the metadata whether to read it at all (the
-/// config's index, `config/index.rs`).
-///
-/// # Errors
-/// Not a regular file, over `limit` bytes, or unopenable.
-pub fn open_regular_file(path: &Path, limit: u64) -> Result<Option<(File, fs::Metadata)>, FsError> {
-    let mut opts = OpenOptions::new();
-    opts.read(true);
-    // O_NONBLOCK: opening a FIFO with no writer returns at once, so the
-    // type check below can refuse it. It changes nothing for regular files.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK);
-    }
-    let file = match opts.open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return not_found(path, e),
-        Err(e) => return Err(io_err("cannot open", path)(e)),
-    };
-    let meta = file.metadata().map_err(io_err("cannot inspect", path))?;
-    if !meta.is_file() {
-        return Err(FsError::NotAFile(path.to_owned()));
-    }
-    if meta.len() > limit {
-        return Err(FsError::TooLarge { path: path.to_owned(), limit });
-    }
-    Ok(Some((file, meta)))
 }
 
 pub(crate) fn is_symlink_error(e: &io::Error) -> bool {

@@ -135,8 +135,6 @@ pub enum CacheKeyType {
     /// Per registry (host and port): for a token good for the whole
     /// registry.
     Registry,
-    /// One entry for every image the provider matches.
-    Global,
 }
 
 /// A `metav1.Duration`: JSON as Go's `time.Duration.String()` writes it

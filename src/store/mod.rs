@@ -24,27 +24,14 @@ use std::path::PathBuf;
 pub use file::FileStore;
 pub use keyring::KeyringStore;
 
+pub use crate::config::{STORE_ENV, StoreKind};
 use crate::deadline::Deadline;
 use crate::fsutil::FsError;
 use crate::secret::Secret;
 use crate::server_url::ServerUrl;
 
-/// Environment variable that selects the file store (`file`) or the keyring
-/// (`keyring`), overriding the config file.
-pub const STORE_ENV: &str = "DOCKER_CREDENTIAL_EXCHANGE_STORE";
-
 /// The keyring service name under which every item is filed.
 pub const SERVICE: &str = "docker-credential-exchange";
-
-/// Which store holds secrets at rest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StoreKind {
-    /// The OS keyring (the default).
-    Keyring,
-    /// A 0600 JSON file: an explicit opt-in for headless machines.
-    File,
-}
 
 /// What a stored entry is. A login token is never handed out as a plain
 /// password: with a broken or missing config, exchange registries fail

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use docker_credential_exchange::kubelet::wire::GoDuration;
+use docker_credential_exchange::for_tests::kubelet::GoDuration;
 use serde::Deserialize;
 
 const CONFIG_API_VERSION: &str = "kubelet.config.k8s.io/v1";

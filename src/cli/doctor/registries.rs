@@ -181,7 +181,7 @@ fn subject_token(
                     "login",
                     format!(
                         "{key}: its subject token comes from GitHub Actions, but {} is not set here",
-                        subject::GHA_URL_ENV
+                        crate::source::GHA_URL_ENV
                     ),
                     "run inside a GitHub Actions job whose workflow has `permissions: id-token: write`",
                 ),
@@ -195,7 +195,7 @@ fn subject_token(
                 format!("{key}: the kubelet passes the service account token with each request"),
             );
         }
-        spec => match subject::peek(spec, &deadline) {
+        spec => match crate::source::read(spec, &deadline) {
             Ok(token) => token,
             Err(e) => {
                 return checks.problem(
@@ -261,7 +261,7 @@ fn subject_token(
 fn client_secret(checks: &mut Checks, key: &ServerUrl, reg: &RegistryConfig) -> anyhow::Result<()> {
     let Some(spec) = &reg.client_secret else { return Ok(()) };
     let deadline = Deadline::after(CHECK_TIME);
-    match subject::read_secret(spec, Context { deadline: &deadline, kubelet_token: None }) {
+    match crate::source::read(spec, &deadline) {
         Ok(Some(_)) => {
             checks.ok("client", format!("{key}: the client secret ({}) is available", spec.describe()))
         }

@@ -213,7 +213,7 @@ fn login_token(helper: &Helper, key: &ServerUrl, reg: &RegistryConfig, now: i64)
             s.get(key).map(|c| c.map(|c| c.secret).filter(|s| !s.is_empty())).map_err(|e| e.to_string())
         }),
         spec @ (SourceSpec::Env { .. } | SourceSpec::File { .. }) => {
-            crate::subject::peek(spec, helper.deadline()).map_err(|e| e.to_string())
+            crate::source::read(spec, helper.deadline()).map_err(|e| e.to_string())
         }
         SourceSpec::Command { .. } => {
             return LoginToken::without_token(
