@@ -1,19 +1,21 @@
-//! What each OS keyring accepts, in one table, so that a setting valid on
-//! one OS can never silently break another.
+//! What each OS keyring is and does differently: its limits and the words
+//! that tell a person how to unlock or reach it.
 //!
 //! On macOS and Windows `keyring-core` builds an entry by handing the
-//! caller's *modifiers* to the platform store, and every store crate passes
-//! them through
-//! `keyring_core::attributes::parse_attributes` with its own list of keys:
-//! an unknown key is `Invalid(key, "unknown key")` and the entry is never
-//! built. A `label` modifier, which only the Secret Service store accepts,
-//! once made every `store`, `get` and `erase` fail on macOS and Windows.
-//! The lists below are read from the store crates' `build` functions at the
-//! versions pinned in Cargo.toml; a unit test checks the modifiers we pass
-//! against each list on every platform, and another fails when a pinned
-//! version changes, so the lists are re-read before an upgrade lands.
+//! caller's *modifiers* to the platform store, which refuses any key its
+//! `build` does not list (a `label`, which only the Secret Service takes,
+//! once made every `store`, `get` and `erase` fail there). So the helper
+//! passes none, [`ENTRY_MODIFIERS`], and a unit test holds that against
+//! each store crate's list, read from its `build` at the versions pinned in
+//! Cargo.toml (another test fails when a pinned version changes).
 
-use std::collections::HashMap;
+/// The modifiers the helper passes to `keyring-core` for every entry:
+/// none. The Keychain shows the service and account, Credential Manager
+/// the target `name.docker-credential-exchange`, both readable already; the
+/// Secret Service, which shows a label to people, is labelled by
+/// `secret_service.rs`.
+#[cfg_attr(target_os = "linux", allow(dead_code))]
+pub(crate) const ENTRY_MODIFIERS: [(&str, &str); 0] = [];
 
 /// An OS keyring, named by the store crate that speaks to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,11 +49,6 @@ pub(crate) const CHECKED_AGAINST: &[(&str, &str)] = &[
 pub(crate) const WINDOWS_MAX_BLOB: usize = 2560;
 
 impl Backend {
-    /// Every backend, for tests that must hold on all of them.
-    #[cfg(test)]
-    pub(crate) const ALL: [Backend; 3] =
-        [Backend::SecretService, Backend::MacKeychain, Backend::WindowsCredentialManager];
-
     /// The backend of the OS this binary was built for.
     pub(crate) const fn current() -> Option<Backend> {
         if cfg!(target_os = "linux") {
@@ -63,32 +60,6 @@ impl Backend {
         } else {
             None
         }
-    }
-
-    /// The modifier keys the store crate's `build` accepts:
-    /// - Secret Service: none, no store crate is involved (the helper's own
-    ///   client labels its items);
-    /// - apple-native-keyring-store 1.0.3, `keychain::Store::build`:
-    ///   `parse_attributes(&["keychain"], modifiers)`;
-    /// - windows-native-keyring-store 1.1.0, `Store::build`:
-    ///   `parse_attributes(&["target", "persistence"], modifiers)`.
-    #[cfg(test)]
-    pub(crate) const fn accepted_modifiers(self) -> &'static [&'static str] {
-        match self {
-            Backend::SecretService => &[],
-            Backend::MacKeychain => &["keychain"],
-            Backend::WindowsCredentialManager => &["target", "persistence"],
-        }
-    }
-
-    /// The modifiers the helper passes to `keyring-core` when it builds the
-    /// entry for `name`: none. The Keychain shows the service and account,
-    /// and Credential Manager the target `name.docker-credential-exchange`,
-    /// both readable already; the Secret Service, which shows a label to
-    /// people (seahorse, KWallet), is labelled by `secret_service.rs`.
-    #[cfg_attr(target_os = "linux", allow(dead_code))]
-    pub(crate) fn modifiers(self, _name: &str) -> HashMap<&'static str, String> {
-        HashMap::new()
     }
 
     /// The longest secret one item may hold; longer ones are split across
@@ -136,26 +107,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_backend_accepts_every_modifier_the_helper_passes() {
-        for backend in Backend::ALL {
-            let ours = backend.modifiers("registry.example.com");
-            let borrowed: HashMap<&str, &str> = ours.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            // The very function each store crate's `build` runs first.
-            let parsed =
-                keyring_core::attributes::parse_attributes(backend.accepted_modifiers(), Some(&borrowed));
-            assert!(parsed.is_ok(), "{backend:?} would refuse {:?}: {parsed:?}", borrowed.keys());
+    fn no_store_refuses_the_modifiers_the_helper_passes() {
+        use std::collections::HashMap;
+        // Each store crate's `build` runs this first with its own keys:
+        // apple-native-keyring-store 1.0.3 `["keychain"]`,
+        // windows-native-keyring-store 1.1.0 `["target", "persistence"]`
+        // (the Secret Service goes through no store crate).
+        let ours: HashMap<&str, &str> = ENTRY_MODIFIERS.into_iter().collect();
+        for accepted in [&["keychain"][..], &["target", "persistence"][..]] {
+            let parsed = keyring_core::attributes::parse_attributes(accepted, Some(&ours));
+            assert!(parsed.is_ok(), "{accepted:?} refuses {:?}: {parsed:?}", ours.keys());
         }
-    }
-
-    #[test]
-    fn a_label_is_refused_where_the_store_does_not_list_it() {
-        // The bug this table exists to prevent, reproduced on Linux.
+        // A key a store does not list is refused: what broke every entry
+        // when the helper once passed a `label`.
         let label = HashMap::from([("label", "x")]);
-        for backend in Backend::ALL {
-            let parsed =
-                keyring_core::attributes::parse_attributes(backend.accepted_modifiers(), Some(&label));
-            assert!(parsed.is_err(), "{backend:?}");
-        }
+        assert!(keyring_core::attributes::parse_attributes(&["keychain"], Some(&label)).is_err());
     }
 
     #[test]

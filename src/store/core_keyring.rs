@@ -7,7 +7,6 @@ use std::sync::{Arc, OnceLock};
 
 use keyring_core::{CredentialStore as KeyringBackend, Entry};
 
-use super::backend::Backend;
 use super::chunked::RawKeyring;
 use super::{SERVICE, StoreError};
 
@@ -26,9 +25,8 @@ impl CoreKeyring {
     }
 
     fn entry(&self, name: &str) -> Result<Entry, StoreError> {
-        // Only the modifiers this platform's store accepts (see `backend`).
-        let owned = Backend::current().map(|b| b.modifiers(name)).unwrap_or_default();
-        let modifiers: HashMap<&str, &str> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        // None: the store crates refuse keys they do not list (see `backend`).
+        let modifiers: HashMap<&str, &str> = super::backend::ENTRY_MODIFIERS.into_iter().collect();
         Entry::new_in_store_with_modifiers(self.backend()?, SERVICE, name, &modifiers).map_err(to_store_error)
     }
 }
