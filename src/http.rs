@@ -259,16 +259,23 @@ impl Http {
     /// authentication), where a wrong path answers 404 or 405. (A GET
     /// cannot tell them apart: a token endpoint answers a GET with 405.)
     ///
+    /// `form` is the caller's (the exchange's `grant_type` alone), so that
+    /// this transport knows nothing of the token exchange above it.
+    ///
     /// # Errors
     /// No answer by `deadline`.
-    pub fn probe(&self, url: &url::Url, deadline: &Deadline) -> Result<ProbeAnswer, HttpError> {
+    pub fn probe(
+        &self,
+        url: &url::Url,
+        form: &[(&str, &str)],
+        deadline: &Deadline,
+    ) -> Result<ProbeAnswer, HttpError> {
         let request = async {
-            let form = [("grant_type", crate::exchange::GRANT_TYPE)];
             let mut resp = self
                 .client
                 .post(url.clone())
                 .header(reqwest::header::ACCEPT, "application/json")
-                .form(&form)
+                .form(form)
                 .send()
                 .await
                 .map_err(classify)?;

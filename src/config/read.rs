@@ -11,8 +11,8 @@ use serde_json::value::RawValue;
 use super::{
     BYTE_ORDER_MARK, Body, Config, ConfigError, Entry, KeyText, Lazy, MAX_CONFIG_BYTES, TextBody, index, skim,
 };
+use crate::config::StoreKind;
 use crate::server_url::{self, ServerUrl, ServerUrlError};
-use crate::store::StoreKind;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

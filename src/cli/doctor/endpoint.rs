@@ -48,7 +48,7 @@ pub(super) fn endpoint(
         }
     };
     let deadline = Deadline::after(CHECK_TIME.min(helper.deadline().limit()));
-    let answer = match http.probe(&url, &deadline) {
+    let answer = match http.probe(&url, &[("grant_type", crate::exchange::GRANT_TYPE)], &deadline) {
         Ok(answer) => answer,
         Err(e) => {
             return checks.problem(

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use super::super::{Config, EntryId, TextBody};
 use super::Identity;
-use crate::store::StoreKind;
+use crate::config::StoreKind;
 
 /// What an index file starts with.
 const MAGIC: &[u8; 8] = b"dce-cidx";
