@@ -60,6 +60,7 @@ pub enum KubeletError {
 }
 
 /// What the helper issued for one image, reduced to what the kubelet needs.
+#[derive(Debug)]
 pub struct Issued {
     /// The username beside the token, e.g. `oauth2accesstoken`.
     pub username: String,
@@ -71,17 +72,6 @@ pub struct Issued {
     /// How long the kubelet may keep it: until the helper itself would
     /// refresh it. `None` leaves the kubelet's `defaultCacheDuration`.
     pub cache_for: Option<Duration>,
-}
-
-impl std::fmt::Debug for Issued {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Issued")
-            .field("username", &self.username)
-            .field("password", &self.password)
-            .field("coverage", &self.coverage)
-            .field("cache_for", &self.cache_for)
-            .finish()
-    }
 }
 
 impl Issued {

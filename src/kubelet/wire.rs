@@ -223,20 +223,12 @@ impl Serialize for GoDuration {
 }
 
 /// One credential of the response (Go's `AuthConfig`).
+#[derive(Debug)]
 pub struct AuthConfig {
     /// The username, e.g. `oauth2accesstoken`.
     pub username: String,
     /// The exchanged token.
     pub password: Secret,
-}
-
-impl std::fmt::Debug for AuthConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthConfig")
-            .field("username", &self.username)
-            .field("password", &self.password)
-            .finish()
-    }
 }
 
 impl Serialize for AuthConfig {

@@ -46,7 +46,7 @@ pub enum EntryKind {
 }
 
 /// One stored credential.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct StoredCredential {
     /// The server URL as it was given to `store`, which `list` reports.
     pub server_url: String,
@@ -56,17 +56,6 @@ pub struct StoredCredential {
     pub secret: Secret,
     /// What it is; `None` for entries stored before kinds were recorded.
     pub kind: Option<EntryKind>,
-}
-
-impl std::fmt::Debug for StoredCredential {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoredCredential")
-            .field("server_url", &self.server_url)
-            .field("username", &self.username)
-            .field("secret", &self.secret)
-            .field("kind", &self.kind)
-            .finish()
-    }
 }
 
 /// What `list` shows of a credential: never its secret.
