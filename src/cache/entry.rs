@@ -2,9 +2,8 @@
 //! it must be refreshed and when it expires ([`Schedule`]), and whether it
 //! is still usable at a given time ([`Freshness`], shared with `status`).
 
-use sha2::{Digest, Sha256};
-
-use crate::secret::{Secret, hex};
+use super::key::CacheKey;
+use crate::secret::Secret;
 
 /// Format version of a cache file; any other is a miss.
 pub(super) const VERSION: u32 = 2;
@@ -12,69 +11,6 @@ pub(super) const VERSION: u32 = 2;
 /// `exp` claims: a token "valid for ever" is a server's mistake, and a
 /// day bounds the damage of one.
 pub const MAX_LIFETIME: i64 = 24 * 3600;
-
-/// Everything that shapes an exchanged token; two requests share a cached
-/// token only if all of these are equal.
-#[derive(Debug, serde::Serialize)]
-pub struct KeyFields<'a> {
-    /// The config key of the exchange registry.
-    pub registry_key: &'a str,
-    /// The repository the token is scoped to, if the request named one.
-    pub repository: Option<&'a str>,
-    /// The token endpoint.
-    pub endpoint: &'a str,
-    /// Subject source, described.
-    pub subject_source: &'a str,
-    /// Subject token type.
-    pub subject_token_type: &'a str,
-    /// Resolved audiences.
-    pub audience: &'a [String],
-    /// Resolved resources.
-    pub resource: &'a [String],
-    /// Resolved scope.
-    pub scope: Option<&'a str>,
-    /// Requested token type.
-    pub requested_token_type: Option<&'a str>,
-    /// Client id.
-    pub client_id: Option<&'a str>,
-    /// The username the config sets, which `get` returns with the token.
-    pub username: Option<&'a str>,
-    /// The fingerprint of a subject that differs per request (a kubelet's
-    /// service account token), so that pods do not evict each other.
-    pub subject: Option<&'a str>,
-    /// The fingerprint of the actor token (RFC 8693 delegation), for the
-    /// same reason: a token issued to one actor is not another's. Left out
-    /// of the key when absent, so entries without delegation keep the
-    /// keys they had.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub actor: Option<&'a str>,
-}
-
-/// A cache key: the file stem of one entry, `<registry hash>-<key hash>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CacheKey {
-    pub(super) stem: String,
-}
-
-impl CacheKey {
-    /// The key for `fields`.
-    pub fn new(fields: &KeyFields<'_>) -> CacheKey {
-        let canonical = serde_json::to_vec(fields).unwrap_or_default();
-        let digest = hex(&Sha256::digest(&canonical));
-        CacheKey { stem: format!("{}-{}", registry_prefix(fields.registry_key), &digest[..32]) }
-    }
-
-    /// The file stem, for messages and tests.
-    pub fn as_str(&self) -> &str {
-        &self.stem
-    }
-}
-
-/// The first 16 hex digits of the registry key's SHA-256: every file of a
-/// registry starts with it, so its entries can be dropped without reading.
-pub(super) fn registry_prefix(registry_key: &str) -> String {
-    hex(&Sha256::digest(registry_key.as_bytes()))[..16].to_owned()
-}
 
 /// When a token was obtained, must be refreshed and expires (Unix seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

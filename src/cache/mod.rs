@@ -12,6 +12,7 @@
 //! ([`names`]); the directory may hold the user's own files.
 
 mod entry;
+mod key;
 mod names;
 mod records;
 mod remembered;
@@ -19,7 +20,8 @@ mod remembered;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-pub use entry::{CacheKey, CachedToken, Freshness, Identity, KeyFields, Schedule};
+pub use entry::{CachedToken, Freshness, Identity, Schedule};
+pub use key::{CacheKey, KeyFields};
 pub use records::{Commit, Failure, Generation};
 pub use remembered::{ExchangeFailure, REMEMBER_FOR, window};
 
@@ -209,7 +211,7 @@ impl Cache {
     /// Removes every cached token (and failed exchange) of the registry
     /// with config key `registry_key`; returns how many tokens.
     pub fn drop_registry(&self, registry_key: &str) -> usize {
-        let prefix = format!("{}-", entry::registry_prefix(registry_key));
+        let prefix = format!("{}-", key::registry_prefix(registry_key));
         self.remove_entries(|stem| stem.starts_with(&prefix))
     }
 
@@ -248,7 +250,7 @@ impl Cache {
     /// Whether `token` is one this cache holds for the registry with config
     /// key `registry_key`: a token the helper issued, not a new login.
     pub fn issued(&self, registry_key: &str, token: &crate::secret::Secret) -> bool {
-        let prefix = format!("{}-", entry::registry_prefix(registry_key));
+        let prefix = format!("{}-", key::registry_prefix(registry_key));
         self.own_files()
             .filter(|(path, kind)| matches!(kind, CacheFile::Entry) && stem_of(path).starts_with(&prefix))
             .filter_map(|(path, _)| read_entry(&path, &stem_of(&path)).ok().flatten())

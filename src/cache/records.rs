@@ -24,7 +24,7 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
-use super::entry::registry_prefix;
+use super::key::registry_prefix;
 use super::{Cache, CacheKey, CachedToken};
 use crate::deadline::Deadline;
 use crate::fsutil::{self, LockError, LockGuard, Mode};
