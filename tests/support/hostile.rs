@@ -96,16 +96,29 @@ impl Drop for Hostile {
 
 /// Reads the request's head and body (by its `Content-Length`): closing a
 /// socket with unread data would reset the connection under the answer.
-fn read_request_head(stream: &mut TcpStream) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+/// Waits up to 5 s in all; a read that is only interrupted or would block
+/// (Wine reports both early on a loaded machine) is tried again, so the
+/// server never answers a request it has not read, which an HTTP client
+/// takes for a broken connection ("unexpected message").
+fn read_request_head(stream: &mut TcpStream) -> bool {
+    let limit = std::time::Instant::now() + Duration::from_secs(5);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(250)));
     let mut seen = Vec::new();
     let mut byte = [0u8; 1];
     while !seen.ends_with(b"\r\n\r\n") && seen.len() < 64 * 1024 {
         match stream.read(&mut byte) {
             Ok(1) => seen.push(byte[0]),
-            _ => return,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::Interrupted
+                        | std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                ) && std::time::Instant::now() < limit => {}
+            _ => return false,
         }
     }
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let head = String::from_utf8_lossy(&seen).to_ascii_lowercase();
     let length = head
         .lines()
@@ -113,6 +126,7 @@ fn read_request_head(stream: &mut TcpStream) {
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(0);
     let _ = std::io::copy(&mut (&*stream).take(length.min(1 << 20)), &mut std::io::sink());
+    true
 }
 
 /// Sleeps in slices so that a dropped endpoint ends its threads soon.
@@ -150,7 +164,11 @@ fn reset(stream: TcpStream) {
 }
 
 fn serve(mut stream: TcpStream, behaviour: Behaviour, index: usize, stop: &AtomicBool) {
-    read_request_head(&mut stream);
+    if !read_request_head(&mut stream) {
+        // No request came (the client gave up, or never sent one): an
+        // answer now would be one the client never asked for.
+        return;
+    }
     match behaviour {
         Behaviour::DropFirst { times, reset: with_reset, then } => {
             if index >= times {
