@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 /// A secret string.
 ///
 /// ```
-/// use docker_credential_exchange::secret::Secret;
+/// use docker_credential_exchange::for_tests::Secret;
 /// let s = Secret::new("hunter2".to_owned());
 /// assert_eq!(format!("{s:?}"), "Secret(REDACTED)");
 /// assert_eq!(s.expose(), "hunter2");
