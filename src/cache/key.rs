@@ -69,3 +69,26 @@ impl CacheKey {
 pub(super) fn registry_prefix(registry_key: &str) -> String {
     hex(&Sha256::digest(registry_key.as_bytes()))[..16].to_owned()
 }
+
+#[cfg(test)]
+impl<'a> KeyFields<'a> {
+    /// The fields of a plain keyring entry for `r.example`, varied only by
+    /// `scope`: the key the unit tests of the cache and of login share.
+    pub(crate) fn example(scope: Option<&'a str>) -> KeyFields<'a> {
+        KeyFields {
+            registry_key: "r.example",
+            repository: None,
+            endpoint: "https://sts/token",
+            subject_source: "keyring",
+            subject_token_type: "t",
+            audience: &[],
+            resource: &[],
+            scope,
+            requested_token_type: None,
+            client_id: None,
+            username: None,
+            subject: None,
+            actor: None,
+        }
+    }
+}

@@ -234,21 +234,7 @@ mod tests {
     use crate::cache::KeyFields;
 
     fn key(scope: &str) -> CacheKey {
-        CacheKey::new(&KeyFields {
-            registry_key: "r.example",
-            repository: None,
-            endpoint: "https://sts/token",
-            subject_source: "keyring",
-            subject_token_type: "t",
-            audience: &[],
-            resource: &[],
-            scope: Some(scope),
-            requested_token_type: None,
-            client_id: None,
-            username: None,
-            subject: None,
-            actor: None,
-        })
+        CacheKey::new(&KeyFields::example(Some(scope)))
     }
 
     fn deadline() -> Deadline {

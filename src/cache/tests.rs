@@ -1,24 +1,6 @@
 use super::*;
 use crate::secret::Secret;
 
-fn fields(scope: Option<&str>) -> KeyFields<'_> {
-    KeyFields {
-        registry_key: "r.example",
-        repository: None,
-        endpoint: "https://sts/token",
-        subject_source: "keyring",
-        subject_token_type: "t",
-        audience: &[],
-        resource: &[],
-        scope,
-        requested_token_type: None,
-        client_id: None,
-        username: None,
-        subject: None,
-        actor: None,
-    }
-}
-
 fn token(key: &CacheKey, now: i64, lifetime: i64, fp: Option<&str>) -> CachedToken {
     let id = Identity { key, registry: "r.example", request: "r.example", username: "u" };
     id.entry(
@@ -48,17 +30,17 @@ fn set_modified(path: &std::path::Path, epoch: i64) {
 
 #[test]
 fn keys_differ_by_every_shaping_field() {
-    assert_ne!(CacheKey::new(&fields(Some("a"))), CacheKey::new(&fields(Some("b"))));
-    assert_eq!(CacheKey::new(&fields(Some("a"))), CacheKey::new(&fields(Some("a"))));
-    let with_username = KeyFields { username: Some("robot"), ..fields(None) };
-    assert_ne!(CacheKey::new(&with_username), CacheKey::new(&fields(None)));
+    assert_ne!(CacheKey::new(&KeyFields::example(Some("a"))), CacheKey::new(&KeyFields::example(Some("b"))));
+    assert_eq!(CacheKey::new(&KeyFields::example(Some("a"))), CacheKey::new(&KeyFields::example(Some("a"))));
+    let with_username = KeyFields { username: Some("robot"), ..KeyFields::example(None) };
+    assert_ne!(CacheKey::new(&with_username), CacheKey::new(&KeyFields::example(None)));
 }
 
 #[test]
 fn store_then_lookup_is_fresh_then_stale_then_miss() {
     let dir = tempfile::tempdir().unwrap();
     let cache = Cache::new(dir.path().join("c"), true);
-    let key = CacheKey::new(&fields(None));
+    let key = CacheKey::new(&KeyFields::example(None));
     cache.store(&key, &token(&key, 1000, 3600, None), &soon()).unwrap();
     assert!(matches!(cache.lookup(&key, None, 1000), Lookup::Fresh(_)));
     assert!(matches!(cache.lookup(&key, None, 4550), Lookup::Stale(_)));
@@ -69,7 +51,7 @@ fn store_then_lookup_is_fresh_then_stale_then_miss() {
 fn an_entry_written_under_a_clock_a_day_ahead_is_a_miss() {
     let dir = tempfile::tempdir().unwrap();
     let cache = cache(&dir);
-    let key = CacheKey::new(&fields(None));
+    let key = CacheKey::new(&KeyFields::example(None));
     cache.store(&key, &token(&key, 1000 + 86_400, 3600, None), &soon()).unwrap();
     assert!(matches!(cache.lookup(&key, None, 1000), Lookup::Miss));
 }
@@ -78,7 +60,7 @@ fn an_entry_written_under_a_clock_a_day_ahead_is_a_miss() {
 fn another_subject_fingerprint_is_a_miss() {
     let dir = tempfile::tempdir().unwrap();
     let cache = cache(&dir);
-    let key = CacheKey::new(&fields(None));
+    let key = CacheKey::new(&KeyFields::example(None));
     cache.store(&key, &token(&key, 1000, 3600, Some("aaa")), &soon()).unwrap();
     assert!(matches!(cache.lookup(&key, Some("bbb"), 1000), Lookup::Miss));
     assert!(matches!(cache.lookup(&key, Some("aaa"), 1000), Lookup::Fresh(_)));
@@ -88,7 +70,7 @@ fn another_subject_fingerprint_is_a_miss() {
 fn corrupt_and_truncated_files_are_misses() {
     let dir = tempfile::tempdir().unwrap();
     let cache = cache(&dir);
-    let key = CacheKey::new(&fields(None));
+    let key = CacheKey::new(&KeyFields::example(None));
     cache.store(&key, &token(&key, 1000, 3600, None), &soon()).unwrap();
     let path = cache.entry_path(&key);
     let full = std::fs::read(&path).unwrap();
@@ -102,8 +84,8 @@ fn corrupt_and_truncated_files_are_misses() {
 fn entry_copied_under_another_key_is_a_miss() {
     let dir = tempfile::tempdir().unwrap();
     let cache = cache(&dir);
-    let a = CacheKey::new(&fields(Some("a")));
-    let b = CacheKey::new(&fields(Some("b")));
+    let a = CacheKey::new(&KeyFields::example(Some("a")));
+    let b = CacheKey::new(&KeyFields::example(Some("b")));
     cache.store(&a, &token(&a, 1000, 3600, None), &soon()).unwrap();
     std::fs::copy(cache.entry_path(&a), cache.entry_path(&b)).unwrap();
     assert!(matches!(cache.lookup(&b, None, 1000), Lookup::Miss));
@@ -113,9 +95,9 @@ fn entry_copied_under_another_key_is_a_miss() {
 fn writing_prunes_expired_entries() {
     let dir = tempfile::tempdir().unwrap();
     let cache = cache(&dir);
-    let old = CacheKey::new(&fields(Some("old")));
+    let old = CacheKey::new(&KeyFields::example(Some("old")));
     cache.store(&old, &token(&old, 1000, 10, None), &soon()).unwrap();
-    let new = CacheKey::new(&fields(Some("new")));
+    let new = CacheKey::new(&KeyFields::example(Some("new")));
     cache.store(&new, &token(&new, 5000, 3600, None), &soon()).unwrap();
     assert!(!cache.entry_path(&old).exists());
     assert!(cache.entry_path(&new).exists());
@@ -125,7 +107,7 @@ fn writing_prunes_expired_entries() {
 fn pruning_passes_over_entries_dated_ahead_without_reading_them() {
     let dir = tempfile::tempdir().unwrap();
     let cache = cache(&dir);
-    let live = CacheKey::new(&fields(Some("live")));
+    let live = CacheKey::new(&KeyFields::example(Some("live")));
     cache.store(&live, &token(&live, 1000, 3600, None), &soon()).unwrap();
     // Unreadable content would be pruned if read; the date (its expiry,
     // 4600) says it is live at 2000, so it is not even opened.
@@ -143,7 +125,7 @@ fn pruning_passes_over_entries_dated_ahead_without_reading_them() {
 fn an_entry_dated_beyond_any_tokens_life_is_read_and_pruned() {
     let dir = tempfile::tempdir().unwrap();
     let cache = cache(&dir);
-    let key = CacheKey::new(&fields(None));
+    let key = CacheKey::new(&KeyFields::example(None));
     cache.store(&key, &token(&key, 1000, 10, None), &soon()).unwrap();
     // Expired since 1010, but dated two days ahead of 2000.
     let path = cache.entry_path(&key);
@@ -156,7 +138,7 @@ fn an_entry_dated_beyond_any_tokens_life_is_read_and_pruned() {
 fn an_entry_from_the_future_is_pruned() {
     let dir = tempfile::tempdir().unwrap();
     let cache = cache(&dir);
-    let key = CacheKey::new(&fields(None));
+    let key = CacheKey::new(&KeyFields::example(None));
     // Written while the clock was days ahead; it is right again.
     cache.store(&key, &token(&key, 900_000, 3600, None), &soon()).unwrap();
     let path = cache.entry_path(&key);
@@ -168,7 +150,7 @@ fn an_entry_from_the_future_is_pruned() {
 fn an_entry_is_dated_by_its_expiry() {
     let dir = tempfile::tempdir().unwrap();
     let cache = cache(&dir);
-    let key = CacheKey::new(&fields(None));
+    let key = CacheKey::new(&KeyFields::example(None));
     cache.store(&key, &token(&key, 1000, 3600, None), &soon()).unwrap();
     let date = std::fs::metadata(cache.entry_path(&key)).unwrap().modified().unwrap();
     assert_eq!(date, epoch_time(4600).unwrap());
@@ -182,7 +164,7 @@ fn pruning_and_clearing_leave_the_users_files_alone() {
     for name in theirs {
         std::fs::write(dir.path().join(name), b"{}").unwrap();
     }
-    let key = CacheKey::new(&fields(None));
+    let key = CacheKey::new(&KeyFields::example(None));
     cache.store(&key, &token(&key, 1000, 10, None), &soon()).unwrap();
     cache.prune(1_000_000, None);
     assert_eq!(cache.clear(), 0);
@@ -195,7 +177,7 @@ fn pruning_and_clearing_leave_the_users_files_alone() {
 fn drop_registry_removes_only_that_registrys_entries() {
     let dir = tempfile::tempdir().unwrap();
     let cache = cache(&dir);
-    let key = CacheKey::new(&fields(None));
+    let key = CacheKey::new(&KeyFields::example(None));
     cache.store(&key, &token(&key, 1000, 3600, None), &soon()).unwrap();
     assert_eq!(cache.drop_registry("other.example"), 0);
     assert_eq!(cache.drop_registry("r.example"), 1);
@@ -206,7 +188,7 @@ fn drop_registry_removes_only_that_registrys_entries() {
 fn a_disabled_cache_stores_and_finds_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let cache = Cache::new(dir.path().join("c"), false);
-    let key = CacheKey::new(&fields(None));
+    let key = CacheKey::new(&KeyFields::example(None));
     cache.store(&key, &token(&key, 1000, 3600, None), &soon()).unwrap();
     assert!(matches!(cache.lookup(&key, None, 1000), Lookup::Miss));
     assert!(!dir.path().join("c").exists());
@@ -218,7 +200,7 @@ fn cache_files_and_the_dir_it_creates_are_private() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let cache = Cache::new(dir.path().join("c"), true);
-    let key = CacheKey::new(&fields(None));
+    let key = CacheKey::new(&KeyFields::example(None));
     cache.store(&key, &token(&key, 1000, 3600, None), &soon()).unwrap();
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(cache.dir()), 0o700);
@@ -227,6 +209,6 @@ fn cache_files_and_the_dir_it_creates_are_private() {
 
 #[test]
 fn debug_of_an_entry_shows_no_token() {
-    let key = CacheKey::new(&fields(None));
+    let key = CacheKey::new(&KeyFields::example(None));
     assert!(!format!("{:?}", token(&key, 1, 10, None)).contains("\"tok\""));
 }

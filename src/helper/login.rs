@@ -268,21 +268,7 @@ mod tests {
 
         // The `get` that started during the write now offers the token it
         // exchanged from the login it read then.
-        let key = CacheKey::new(&KeyFields {
-            registry_key: "r.example",
-            repository: None,
-            endpoint: "https://sts.example/t",
-            subject_source: "keyring",
-            subject_token_type: "t",
-            audience: &[],
-            resource: &[],
-            scope: None,
-            requested_token_type: None,
-            client_id: None,
-            username: None,
-            subject: None,
-            actor: None,
-        });
+        let key = CacheKey::new(&KeyFields::example(None));
         let identity = Identity { key: &key, registry: "r.example", request: "r.example", username: "alice" };
         let now = crate::time::now();
         let token = identity.entry(
