@@ -70,11 +70,10 @@ pub mod for_tests {
         pub use crate::jwt::{claim_seconds, decode_unverified, expiry};
     }
 
-    /// The kubelet's request, image and response (fuzz: `kubelet_request`;
-    /// the end-to-end harness reads Go durations).
+    /// The kubelet's request, image and response (fuzz: `kubelet_request`).
     pub mod kubelet {
         pub use crate::kubelet::image::{Coverage, ImageRef};
-        pub use crate::kubelet::wire::{CredentialProviderRequest, GoDuration};
+        pub use crate::kubelet::wire::CredentialProviderRequest;
         pub use crate::kubelet::{Issued, respond};
     }
 

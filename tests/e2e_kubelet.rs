@@ -11,9 +11,11 @@
 
 mod support;
 
+use std::time::Duration;
+
 use serde_json::json;
 use support::e2e::{AUDIENCE, granted, refused, require_skopeo};
-use support::kubelet::{Kubelet, Outcome, ServiceAccount};
+use support::kubelet::{Kubelet, Outcome, ServiceAccount, parse_go_duration};
 use support::kubelet_e2e::{KubeletStack, Node, SA_AUDIENCE};
 use support::registry_api::Pull;
 
@@ -86,8 +88,7 @@ fn kubelet_credentials_pull_the_images_repository_and_no_other() {
     assert_eq!(response.cache_key_type, "Image");
     assert_eq!(response.auth.keys().collect::<Vec<_>>(), [&image], "keyed by the repository it covers");
     let duration = response.cache_duration.as_deref().expect("a cacheDuration");
-    let seconds =
-        docker_credential_exchange::for_tests::kubelet::GoDuration::parse(duration).unwrap().0.as_secs();
+    let seconds = parse_go_duration(duration).expect("a Go duration").as_secs();
     assert!(seconds > 0 && seconds <= 3600, "{duration}: at most the token's remaining life");
 
     let pulled = kube.pull("team/app", &creds.username, &creds.password);
@@ -172,5 +173,25 @@ fn a_kubelet_source_without_a_service_account_token_is_a_clear_error() {
             assert!(!stderr.contains(AWAITING), "{stderr}");
         }
         other => panic!("expected exit status 1: {other:#?}\n{}", node.helper_log()),
+    }
+}
+
+#[test]
+fn the_kubelets_duration_parser_reads_what_go_reads() {
+    let cases = [
+        ("0", Duration::ZERO),
+        ("5m", Duration::from_secs(300)),
+        ("1h30m", Duration::from_secs(5400)),
+        ("1.5h", Duration::from_secs(5400)),
+        ("4m0s", Duration::from_secs(240)),
+        ("300ms", Duration::from_millis(300)),
+        ("2us", Duration::from_micros(2)),
+        ("7\u{b5}s", Duration::from_micros(7)),
+    ];
+    for (text, duration) in cases {
+        assert_eq!(parse_go_duration(text), Some(duration), "{text}");
+    }
+    for bad in ["", "5", "-1s", "1d", "1..5s", "s"] {
+        assert_eq!(parse_go_duration(bad), None, "{bad}");
     }
 }

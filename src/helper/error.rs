@@ -127,10 +127,4 @@ impl HelperError {
             other => other.to_string(),
         }
     }
-
-    /// Whether Docker should be told "not found": nothing stored, or no
-    /// subject token.
-    pub fn is_not_found(&self) -> bool {
-        matches!(self, HelperError::NotFound { .. })
-    }
 }

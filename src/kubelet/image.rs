@@ -153,11 +153,13 @@ impl ImageRef {
     }
 
     /// The tag, if the reference had one (the kubelet's never do).
+    #[cfg(test)]
     pub fn tag(&self) -> Option<&str> {
         self.tag.as_deref()
     }
 
     /// The digest, if the reference had one (the kubelet's never do).
+    #[cfg(test)]
     pub fn digest(&self) -> Option<&str> {
         self.digest.as_deref()
     }

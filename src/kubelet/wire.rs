@@ -168,42 +168,6 @@ impl GoDuration {
             (h, m) => format!("{h}h{m}m{seconds}"),
         }
     }
-
-    /// Go's `time.ParseDuration` for non-negative values: a sequence of
-    /// decimal numbers with units `ns`, `us`, `µs`, `ms`, `s`, `m`, `h`,
-    /// or a bare `0`. `None` for anything else or a negative value.
-    pub fn parse(text: &str) -> Option<GoDuration> {
-        let rest = text.strip_prefix('+').unwrap_or(text);
-        if rest == "0" {
-            return Some(GoDuration(Duration::ZERO));
-        }
-        let mut rest = rest;
-        let mut total = 0f64;
-        if rest.is_empty() {
-            return None;
-        }
-        while !rest.is_empty() {
-            let number_len = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
-            let (number, tail) = rest.split_at(number_len);
-            if number.is_empty() || number == "." || number.matches('.').count() > 1 {
-                return None;
-            }
-            let unit_len = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
-            let (unit, tail) = tail.split_at(unit_len);
-            let nanos_per = match unit {
-                "ns" => 1.0,
-                "us" | "\u{b5}s" | "\u{3bc}s" => 1e3,
-                "ms" => 1e6,
-                "s" => 1e9,
-                "m" => 60e9,
-                "h" => 3600e9,
-                _ => return None,
-            };
-            total += number.parse::<f64>().ok()? * nanos_per;
-            rest = tail;
-        }
-        (total <= i64::MAX as f64).then(|| GoDuration(Duration::from_nanos(total.round() as u64)))
-    }
 }
 
 /// `.` and the digits of `frac / scale` without trailing zeros; empty for 0.
@@ -279,11 +243,13 @@ impl CredentialProviderResponse {
     }
 
     /// How the kubelet keys its cache of this response.
+    #[cfg(test)]
     pub fn cache_key_type(&self) -> CacheKeyType {
         self.cache_key_type
     }
 
     /// The credentials, by the key the kubelet matches images against.
+    #[cfg(test)]
     pub fn auth(&self) -> &BTreeMap<String, AuthConfig> {
         &self.auth
     }

@@ -29,7 +29,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use docker_credential_exchange::for_tests::kubelet::GoDuration;
 use serde::Deserialize;
 
 const CONFIG_API_VERSION: &str = "kubelet.config.k8s.io/v1";
@@ -226,7 +225,7 @@ impl Kubelet {
             return rejected(format!("invalid cacheKeyType {:?}", response.cache_key_type));
         }
         if let Some(d) = &response.cache_duration
-            && GoDuration::parse(d).is_none()
+            && parse_go_duration(d).is_none()
         {
             return rejected(format!("cacheDuration {d:?} is not a Go duration"));
         }
@@ -296,7 +295,7 @@ fn validate(p: &CredentialProvider) {
     );
     assert!(!p.match_images.is_empty(), "matchImages is required");
     assert!(
-        GoDuration::parse(&p.default_cache_duration).is_some(),
+        parse_go_duration(&p.default_cache_duration).is_some(),
         "defaultCacheDuration {:?}",
         p.default_cache_duration
     );
@@ -392,4 +391,41 @@ fn glob_label(glob: &str, text: &str) -> bool {
             text.starts_with(head) && starts.clone().any(|i| glob_label(tail, &text[i..]))
         }
     }
+}
+
+/// Go's `time.ParseDuration`, as the kubelet reads `cacheDuration` and
+/// `defaultCacheDuration`, for non-negative values: decimal numbers with
+/// units `ns`, `us`, `µs`, `ms`, `s`, `m`, `h`, or a bare `0`. Written on
+/// the kubelet's side, apart from the helper's formatter, so that a test
+/// reading the helper's output does not check it against itself.
+pub fn parse_go_duration(text: &str) -> Option<Duration> {
+    let mut rest = text.strip_prefix('+').unwrap_or(text);
+    if rest == "0" {
+        return Some(Duration::ZERO);
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let mut nanos = 0f64;
+    while !rest.is_empty() {
+        let number_len = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
+        let (number, tail) = rest.split_at(number_len);
+        if number.is_empty() || number == "." || number.matches('.').count() > 1 {
+            return None;
+        }
+        let unit_len = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let nanos_per_unit = match unit {
+            "ns" => 1.0,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        nanos += number.parse::<f64>().ok()? * nanos_per_unit;
+        rest = tail;
+    }
+    (nanos <= i64::MAX as f64).then(|| Duration::from_nanos(nanos.round() as u64))
 }

@@ -28,7 +28,7 @@ pub(super) fn store(checks: &mut Checks, helper: &Helper) -> anyhow::Result<()> 
         // connection, then fails every read behind a prompt nobody sees.
         if let Err(e) = store.check_ready() {
             let needs_keyring = helper.config().is_ok_and(|c| {
-                c.ids().any(|id| c.registry(id).is_ok_and(|r| matches!(r.subject_token, SourceSpec::Keyring)))
+                c.registries().any(|(_, r)| r.is_ok_and(|r| matches!(r.subject_token, SourceSpec::Keyring)))
             }) || store.list().is_ok_and(|l| !l.is_empty());
             // A locked keyring's ways out go in the fix, once.
             let (text, fix) = match &e {

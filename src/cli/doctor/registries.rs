@@ -44,8 +44,8 @@ pub(super) fn config(checks: &mut Checks, helper: &Helper) -> anyhow::Result<()>
         };
     }
     let mut bad = 0;
-    for id in config.ids() {
-        if let Err(e) = config.registry(id) {
+    for (_, entry) in config.registries() {
+        if let Err(e) = entry {
             bad += 1;
             checks.problem(
                 "config",
@@ -74,8 +74,8 @@ pub(super) fn registries(
 ) -> anyhow::Result<()> {
     let Ok(config) = helper.config() else { return Ok(()) };
     let mut endpoints_seen: Vec<String> = Vec::new();
-    for id in config.ids() {
-        let Ok(reg) = config.registry(id) else { continue };
+    for (id, entry) in config.registries() {
+        let Ok(reg) = entry else { continue };
         let key = config.key(id);
         subject_token(checks, helper, docker, key, reg)?;
         docker_can_ask(checks, helper, docker, key, reg)?;

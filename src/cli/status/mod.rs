@@ -15,7 +15,7 @@ mod table;
 use std::process::ExitCode;
 
 use crate::cache::{CachedToken, ExchangeFailure, Failure};
-use crate::config::{Config, RegistryConfig, SourceSpec};
+use crate::config::{Config, ConfigError, RegistryConfig, SourceSpec};
 use crate::helper::Helper;
 use crate::paths::ConfigOrigin;
 use crate::server_url::ServerUrl;
@@ -64,9 +64,9 @@ pub(super) fn collect(helper: &Helper) -> anyhow::Result<Report> {
     let config = helper.config().ok();
     let mut rows = Vec::new();
     if let Some(config) = config {
-        for id in config.ids() {
+        for (id, entry) in config.registries() {
             let listed = stored.get(config.key(id).as_str());
-            rows.push(exchange_row(helper, config, id, listed, &cached, now));
+            rows.push(exchange_row(helper, config.key(id), entry, listed, &cached, now));
         }
     }
     for (key, listed) in &stored {
@@ -118,15 +118,14 @@ pub(super) fn subject_location(helper: &Helper, spec: &SourceSpec) -> String {
 
 fn exchange_row(
     helper: &Helper,
-    config: &Config,
-    id: crate::config::EntryId,
+    key: &ServerUrl,
+    entry: Result<&RegistryConfig, ConfigError>,
     listed: Option<&ListedCredential>,
     cached: &[CachedToken],
     now: i64,
 ) -> RegistryStatus {
-    let key = config.key(id);
     let login_username = listed.map(|l| l.username.as_str());
-    let (reg, entry_error) = match config.registry(id) {
+    let (reg, entry_error) = match entry {
         Ok(reg) => (Some(reg), None),
         Err(e) => (None, Some(e.to_string())),
     };
