@@ -107,17 +107,8 @@ impl SessionBus {
     /// # Errors
     /// One line for a person, as for [`SessionBus::open`].
     pub(super) fn judge_service(&self, conn: &zbus::blocking::Connection) -> Result<(), String> {
-        let owner = conn
-            .call_method(
-                Some("org.freedesktop.DBus"),
-                "/org/freedesktop/DBus",
-                Some("org.freedesktop.DBus"),
-                "GetConnectionUnixUser",
-                &(BUS_NAME,),
-            )
-            .and_then(|m| m.body().deserialize::<u32>());
-        let peer = owner.map_or(Peer::Unknown, Peer::Uid);
-        judge(Judged::Service, &self.shown, peer, crate::fsutil::current_uid(), &opt_in()).map(drop)
+        let owner = zbus::block_on(service_owner(conn.inner()));
+        judge(Judged::Service, &self.shown, owner, crate::fsutil::current_uid(), &opt_in()).map(drop)
     }
 }
 
@@ -181,21 +172,20 @@ fn peer_uid(stream: &UnixStream) -> Option<u32> {
     (rc == 0 && len as usize == std::mem::size_of::<libc::ucred>()).then_some(cred.uid)
 }
 
-/// Whether the process that owns the Secret Service's name on `conn` (a
-/// bus of this user's, so its answer can be believed) runs as this user:
-/// not a name someone else took first.
-pub(super) async fn service_is_ours(conn: &zbus::Connection) -> bool {
-    let owner = conn
-        .call_method(
-            Some("org.freedesktop.DBus"),
-            "/org/freedesktop/DBus",
-            Some("org.freedesktop.DBus"),
-            "GetConnectionUnixUser",
-            &(BUS_NAME,),
-        )
-        .await
-        .and_then(|m| m.body().deserialize::<u32>());
-    matches!(owner, Ok(uid) if uid == crate::fsutil::current_uid())
+/// The user the bus says owns the Secret Service's name on `conn`: the
+/// one question both the blocking store and the fast read ask (a name
+/// someone else took first is refused by both).
+pub(super) async fn service_owner(conn: &zbus::Connection) -> Peer {
+    conn.call_method(
+        Some("org.freedesktop.DBus"),
+        "/org/freedesktop/DBus",
+        Some("org.freedesktop.DBus"),
+        "GetConnectionUnixUser",
+        &(BUS_NAME,),
+    )
+    .await
+    .and_then(|m| m.body().deserialize::<u32>())
+    .map_or(Peer::Unknown, Peer::Uid)
 }
 
 /// What the user said through [`TRUST_ENV`].
