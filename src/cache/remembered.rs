@@ -299,14 +299,20 @@ mod tests {
         assert!(!f.under(&Generation::from_value("g2")));
     }
 
-    #[test]
-    fn a_kept_failure_is_found_under_its_own_key_only_and_forgotten() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::new(dir.path().to_owned(), true);
+    /// A cache in `dir` that keeps one failure of key "a" for r.example.
+    fn with_a_kept_failure(dir: &std::path::Path) -> (Cache, ExchangeFailure) {
+        let cache = Cache::new(dir.to_owned(), true);
         let g = cache.generation("r.example", &deadline()).unwrap();
         let now = crate::time::now_ms();
         let f = ExchangeFailure::new(&key("a"), "r.example", "r.example", &g, now, REMEMBER_FOR, "down");
         cache.remember_failure(&key("a"), &f, &deadline());
+        (cache, f)
+    }
+
+    #[test]
+    fn a_kept_failure_is_found_under_its_own_key_only_and_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cache, f) = with_a_kept_failure(dir.path());
         assert_eq!(cache.exchange_failure(&key("a")), Some(f.clone()));
         assert_eq!(cache.exchange_failure(&key("b")), None);
         // A file copied under another key's name is not that key's.
@@ -321,11 +327,7 @@ mod tests {
     #[test]
     fn a_new_login_generation_drops_the_registrys_failures() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::new(dir.path().to_owned(), true);
-        let g = cache.generation("r.example", &deadline()).unwrap();
-        let now = crate::time::now_ms();
-        let f = ExchangeFailure::new(&key("a"), "r.example", "r.example", &g, now, REMEMBER_FOR, "down");
-        cache.remember_failure(&key("a"), &f, &deadline());
+        let (cache, f) = with_a_kept_failure(dir.path());
         cache.new_generation("r.example", &deadline()).unwrap();
         assert_eq!(cache.exchange_failure(&key("a")), None);
         // Written late by an exchange that raced the change: not shown.

@@ -115,17 +115,22 @@ fn an_array_is_not_a_token_response() {
     assert!(crate::json::from_object_slice::<TokenResponse>(br#"["tok"]"#).is_err());
 }
 
-#[test]
-fn invalid_grant_of_a_service_account_token_points_at_the_cluster_not_at_login() {
-    let e = ExchangeError::Refused {
+/// The STS's `invalid_grant` for a subject token read from `source`.
+fn invalid_grant_for(source: crate::config::SourceSpec) -> ExchangeError {
+    ExchangeError::Refused {
         registry: "r".into(),
         endpoint: "https://s/t".into(),
         status: 400,
         error: "invalid_grant".into(),
         description: None,
-        rejected: crate::config::SourceSpec::Kubelet.when_rejected(),
+        rejected: source.when_rejected(),
         client_auth: ClientAuth::Basic,
-    };
+    }
+}
+
+#[test]
+fn invalid_grant_of_a_service_account_token_points_at_the_cluster_not_at_login() {
+    let e = invalid_grant_for(crate::config::SourceSpec::Kubelet);
     let text = e.to_string();
     assert!(!text.contains("log in"), "{text}");
     assert!(text.contains("service account token") && text.contains("serviceAccountTokenAudience"), "{text}");
@@ -133,14 +138,6 @@ fn invalid_grant_of_a_service_account_token_points_at_the_cluster_not_at_login()
 
 #[test]
 fn invalid_grant_says_to_log_in_again() {
-    let e = ExchangeError::Refused {
-        registry: "r".into(),
-        endpoint: "https://s/t".into(),
-        status: 400,
-        error: "invalid_grant".into(),
-        description: None,
-        rejected: crate::config::SourceSpec::Keyring.when_rejected(),
-        client_auth: ClientAuth::Basic,
-    };
+    let e = invalid_grant_for(crate::config::SourceSpec::Keyring);
     assert!(e.to_string().contains("the STS rejected the login token: log in again"), "{e}");
 }
