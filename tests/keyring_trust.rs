@@ -8,6 +8,8 @@
 
 mod support;
 
+use std::path::Path;
+
 use support::cmd::{Output, Sandbox};
 use support::services::{SecretService, require_tools};
 
@@ -15,8 +17,24 @@ const REGISTRY: &str = "registry.example.com";
 const SECRET: &str = "s3cret-for-whoever-runs-the-keyring-4417";
 const OPT_IN: (&str, &str) = ("DOCKER_CREDENTIAL_EXCHANGE_SECRET_SERVICE", "trust-unverified-bus");
 
-fn tools() -> bool {
-    require_tools(&["dbus-daemon", "gnome-keyring-daemon", "secret-tool"])
+/// A sandbox whose keyring is the Secret Service `start` runs for it;
+/// `None` (loudly) where the tools or another user are not available.
+fn sandbox_with(start: impl FnOnce(&Path) -> Option<SecretService>) -> Option<(Sandbox, SecretService)> {
+    if !require_tools(&["dbus-daemon", "gnome-keyring-daemon", "secret-tool"]) {
+        return None;
+    }
+    let mut sandbox = Sandbox::new();
+    let service = start(&sandbox.home())?;
+    sandbox.use_keyring(&service.env());
+    Some((sandbox, service))
+}
+
+/// A sandbox whose session bus is reached over TCP, where no peer's
+/// credentials can be checked.
+fn sandbox_over_tcp() -> Option<(Sandbox, SecretService)> {
+    let (mut sandbox, service) = sandbox_with(|home| Some(SecretService::start_reachable_over_tcp(home)))?;
+    sandbox.set_env("DBUS_SESSION_BUS_ADDRESS", service.tcp_address());
+    Some((sandbox, service))
 }
 
 fn this_uid() -> u32 {
@@ -42,12 +60,9 @@ fn assert_refused(out: &Output, why: &str) {
 
 #[test]
 fn a_keyring_on_a_bus_another_user_runs_is_refused_and_gets_no_secret() {
-    if !tools() {
+    let Some((sandbox, service)) = sandbox_with(SecretService::start_on_a_bus_of_nobody) else {
         return;
-    }
-    let mut sandbox = Sandbox::new();
-    let Some(service) = SecretService::start_on_a_bus_of_nobody(&sandbox.home()) else { return };
-    sandbox.use_keyring(&service.env());
+    };
 
     let out = sandbox.store(REGISTRY, "alice", SECRET);
 
@@ -61,12 +76,9 @@ fn a_keyring_on_a_bus_another_user_runs_is_refused_and_gets_no_secret() {
 
 #[test]
 fn a_secret_service_another_user_runs_on_this_users_bus_is_refused() {
-    if !tools() {
+    let Some((sandbox, service)) = sandbox_with(SecretService::start_with_a_keyring_of_nobody) else {
         return;
-    }
-    let mut sandbox = Sandbox::new();
-    let Some(service) = SecretService::start_with_a_keyring_of_nobody(&sandbox.home()) else { return };
-    sandbox.use_keyring(&service.env());
+    };
 
     let out = sandbox.store(REGISTRY, "alice", SECRET);
 
@@ -79,12 +91,7 @@ fn a_secret_service_another_user_runs_on_this_users_bus_is_refused() {
 
 #[test]
 fn a_bus_reached_over_tcp_is_refused_without_the_opt_in_and_says_how() {
-    if !tools() {
-        return;
-    }
-    let mut sandbox = Sandbox::new();
-    let service = SecretService::start_reachable_over_tcp(&sandbox.home());
-    sandbox.use_keyring(&service.env()).set_env("DBUS_SESSION_BUS_ADDRESS", service.tcp_address());
+    let Some((sandbox, service)) = sandbox_over_tcp() else { return };
 
     let out = sandbox.store(REGISTRY, "alice", SECRET);
 
@@ -95,16 +102,8 @@ fn a_bus_reached_over_tcp_is_refused_without_the_opt_in_and_says_how() {
 
 #[test]
 fn a_bus_reached_over_tcp_is_used_when_the_user_opts_in() {
-    if !tools() {
-        return;
-    }
-    let mut sandbox = Sandbox::new();
-    let service = SecretService::start_reachable_over_tcp(&sandbox.home());
-    sandbox
-        .use_keyring(&service.env())
-        .set_env("DBUS_SESSION_BUS_ADDRESS", service.tcp_address())
-        .set_env(OPT_IN.0, OPT_IN.1)
-        .set_env("DOCKER_CREDENTIAL_EXCHANGE_LOG", "debug");
+    let Some((mut sandbox, service)) = sandbox_over_tcp() else { return };
+    sandbox.set_env(OPT_IN.0, OPT_IN.1).set_env("DOCKER_CREDENTIAL_EXCHANGE_LOG", "debug");
 
     let stored = sandbox.store(REGISTRY, "alice", SECRET).success();
 
@@ -116,15 +115,8 @@ fn a_bus_reached_over_tcp_is_used_when_the_user_opts_in() {
 
 #[test]
 fn a_misspelt_opt_in_is_named_and_not_obeyed() {
-    if !tools() {
-        return;
-    }
-    let mut sandbox = Sandbox::new();
-    let service = SecretService::start_reachable_over_tcp(&sandbox.home());
-    sandbox
-        .use_keyring(&service.env())
-        .set_env("DBUS_SESSION_BUS_ADDRESS", service.tcp_address())
-        .set_env(OPT_IN.0, "yes");
+    let Some((mut sandbox, service)) = sandbox_over_tcp() else { return };
+    sandbox.set_env(OPT_IN.0, "yes");
 
     let out = sandbox.store(REGISTRY, "alice", SECRET);
 
