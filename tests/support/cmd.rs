@@ -235,8 +235,15 @@ impl Sandbox {
     /// Blocks until the log file of [`Sandbox::log_to_file`] holds `count`
     /// lines containing `needle`: a helper's own word that it has come so
     /// far (say, that it waits for a lock). Panics after `limit`, naming
-    /// what the log held.
-    pub fn wait_for_log_lines(&self, needle: &str, count: usize, limit: std::time::Duration) {
+    /// what the log held, or as soon as `gone_wrong` says why waiting on
+    /// is pointless (say, a second exchange reached the STS).
+    pub fn wait_for_log_lines(
+        &self,
+        needle: &str,
+        count: usize,
+        limit: std::time::Duration,
+        gone_wrong: impl Fn() -> Option<String>,
+    ) {
         let path = self.dir.path().join("helpers.log");
         let started = std::time::Instant::now();
         loop {
@@ -244,6 +251,9 @@ impl Sandbox {
             let found = log.lines().filter(|l| l.contains(needle)).count();
             if found >= count {
                 return;
+            }
+            if let Some(why) = gone_wrong() {
+                panic!("{why} while {found} of {count} log lines held {needle:?}; the log:\n{log}");
             }
             assert!(
                 started.elapsed() < limit,
