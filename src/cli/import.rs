@@ -23,10 +23,10 @@ use std::process::ExitCode;
 use anyhow::bail;
 
 use super::PROGRAM;
-use super::docker_config::{Credential, HELPER_NAME, already_held, check_stored};
 use super::output::say;
 use crate::command::CommandError;
 use crate::deadline::Deadline;
+use crate::docker_config::{Credential, HELPER_NAME, already_held, check_stored};
 use crate::helper::Helper;
 use crate::secret::Secret;
 use crate::server_url::ServerUrl;

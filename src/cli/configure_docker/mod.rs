@@ -35,9 +35,9 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 
 use super::PROGRAM;
-use super::docker_config::{self, ConfigFile, Document, HELPER_NAME};
 use super::output::say;
 use crate::deadline::Deadline;
+use crate::docker_config::{self, ConfigFile, Document, HELPER_NAME};
 use crate::helper::Helper;
 use moves::{Edit, Moves, Reader, Source, remove_shadowing};
 use record::Record;
