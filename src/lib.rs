@@ -28,6 +28,7 @@ pub(crate) mod paths;
 pub(crate) mod plan;
 pub(crate) mod process;
 pub(crate) mod program;
+pub(crate) mod prompt;
 pub(crate) mod protocol;
 pub(crate) mod protocol_strings;
 pub(crate) mod redact;

@@ -11,7 +11,6 @@ mod generate;
 mod import;
 mod login;
 mod output;
-mod prompt;
 mod status;
 mod token;
 
