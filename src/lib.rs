@@ -24,6 +24,7 @@ pub(crate) mod json;
 pub(crate) mod jwt;
 pub(crate) mod kubelet;
 pub(crate) mod log;
+pub(crate) mod other_helper;
 pub(crate) mod paths;
 pub(crate) mod plan;
 pub(crate) mod process;
