@@ -17,8 +17,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use super::moves::entry_name;
-use super::record::{self, Moved, Record};
 use super::{ConfigureDockerArgs, HELPER_NAME, PROGRAM, hosts, read, say, write};
+use crate::docker_config::record::{self, Moved, Record};
 use crate::docker_config::{self, ConfigFile, Credential, Document};
 use crate::helper::Helper;
 use crate::server_url::ServerUrl;
