@@ -10,6 +10,7 @@
 
 pub(crate) mod bounded;
 pub(crate) mod cache;
+pub(crate) mod checkup;
 pub(crate) mod cli;
 pub(crate) mod client_auth;
 pub(crate) mod command;

@@ -4,10 +4,10 @@
 use std::path::Path;
 
 use super::Checks;
-use crate::cli::PROGRAM;
 use crate::config::SourceSpec;
 use crate::fsutil::FsError;
 use crate::helper::Helper;
+use crate::program::PROGRAM;
 use crate::server_url::ServerUrl;
 use crate::store::{StoreError, StoreKind};
 
