@@ -39,23 +39,6 @@ pub(crate) enum CallError {
     BadAnswer { program: String, action: &'static str, expected: &'static str, reason: String },
 }
 
-/// Whether a program named `name` is on `PATH`.
-pub(crate) fn on_path(name: &str) -> bool {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path).any(|dir| {
-        let candidate = dir.join(name);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::metadata(&candidate).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        }
-        #[cfg(not(unix))]
-        {
-            candidate.is_file() || candidate.with_extension("exe").is_file()
-        }
-    })
-}
-
 /// `get` of the other helper for `server`.
 pub(crate) fn get(program: &str, server: &str, deadline: &Deadline) -> Result<Answer, CallError> {
     let out = call(program, "get", server.as_bytes(), deadline)?;

@@ -28,7 +28,7 @@ use crate::command::CommandError;
 use crate::deadline::Deadline;
 use crate::docker_config::{Credential, HELPER_NAME, already_held, check_stored};
 use crate::helper::Helper;
-use crate::other_helper::{Answer, CallError, call, get, on_path};
+use crate::other_helper::{Answer, CallError, call, get};
 use crate::server_url::ServerUrl;
 
 /// `import`'s arguments.
@@ -261,7 +261,8 @@ fn time_hint(deadline: &Deadline) -> String {
 fn nothing_listed(name: &str, program: &str) -> anyhow::Result<ExitCode> {
     // docker-credential-pass lists nothing, successfully, when `pass`
     // itself is missing.
-    if name == "pass" && !on_path("pass") {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if name == "pass" && crate::command::find_in_path(&path, "pass").is_none() {
         bail!(
             "{program} lists no credentials: it keeps them with `pass` (the password store), which is not on PATH; \
              install pass (and run `pass init`), or name another helper; nothing was copied"
