@@ -10,11 +10,13 @@
 
 pub(crate) mod bounded;
 pub(crate) mod cache;
+pub(crate) mod checkup;
 pub(crate) mod cli;
 pub(crate) mod client_auth;
 pub(crate) mod command;
 pub(crate) mod config;
 pub(crate) mod deadline;
+pub(crate) mod docker_config;
 pub(crate) mod exchange;
 pub(crate) mod fsutil;
 pub(crate) mod helper;
@@ -23,9 +25,12 @@ pub(crate) mod json;
 pub(crate) mod jwt;
 pub(crate) mod kubelet;
 pub(crate) mod log;
+pub(crate) mod other_helper;
 pub(crate) mod paths;
 pub(crate) mod plan;
 pub(crate) mod process;
+pub(crate) mod program;
+pub(crate) mod prompt;
 pub(crate) mod protocol;
 pub(crate) mod protocol_strings;
 pub(crate) mod redact;

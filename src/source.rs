@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::bounded::ONE_MIB;
-use crate::config::SourceSpec;
+use crate::config::{SourceSpec, StoreKind};
 use crate::deadline::Deadline;
 use crate::secret::Secret;
 
@@ -54,6 +54,16 @@ pub enum SourceError {
     /// The GitHub Actions ID-token request failed.
     #[error("cannot get the GitHub Actions OIDC token: {0}")]
     GithubActions(String),
+}
+
+/// Where a login token comes from, in words that say where it really is
+/// (`status` and `doctor` show it): the `keyring` source is the file store
+/// when that was chosen (`store`, the config's choice, if it reads).
+pub fn location(spec: &SourceSpec, store: Option<StoreKind>) -> String {
+    match spec {
+        SourceSpec::Keyring if store == Some(StoreKind::File) => "file store".to_owned(),
+        other => other.describe(),
+    }
 }
 
 /// Reads a source that holds its secret here (env, file, command), within

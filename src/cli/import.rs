@@ -23,12 +23,12 @@ use std::process::ExitCode;
 use anyhow::bail;
 
 use super::PROGRAM;
-use super::docker_config::{Credential, HELPER_NAME, already_held, check_stored};
 use super::output::say;
 use crate::command::CommandError;
 use crate::deadline::Deadline;
+use crate::docker_config::{Credential, HELPER_NAME, already_held, check_stored};
 use crate::helper::Helper;
-use crate::secret::Secret;
+use crate::other_helper::{Answer, CallError, call, get};
 use crate::server_url::ServerUrl;
 
 /// `import`'s arguments.
@@ -42,39 +42,9 @@ pub struct ImportArgs {
     pub dry_run: bool,
 }
 
-/// A credential as a helper's `get` answers it.
-#[derive(serde::Deserialize, PartialEq, Eq)]
-struct Answer {
-    #[serde(rename = "Username", default)]
-    username: String,
-    #[serde(rename = "Secret")]
-    secret: Secret,
-}
-
 /// The longest cause shown for one failed credential: the other helper's
 /// output may be anything, and the summary keeps one line per failure.
 const MAX_CAUSE: usize = 200;
-
-/// Why a call to the other helper failed.
-#[derive(Debug, thiserror::Error)]
-enum CallError {
-    /// It could not be run, or not to the end.
-    #[error("{action}: {source}")]
-    Run {
-        /// The action (`list`, `get`).
-        action: &'static str,
-        #[source]
-        source: CommandError,
-    },
-    /// It ran and reported failure; a short excerpt of what it printed
-    /// (helpers print their error on stdout), redacted strictly (see
-    /// [`crate::redact::excerpt`]).
-    #[error("{program} {action} failed ({status}): {said}")]
-    Failed { program: String, action: &'static str, status: std::process::ExitStatus, said: String },
-    /// Its answer is not what the protocol says.
-    #[error("{program} {action} did not answer {expected}: {reason}")]
-    BadAnswer { program: String, action: &'static str, expected: &'static str, reason: String },
-}
 
 /// What happened to the credentials listed.
 #[derive(Default)]
@@ -291,7 +261,8 @@ fn time_hint(deadline: &Deadline) -> String {
 fn nothing_listed(name: &str, program: &str) -> anyhow::Result<ExitCode> {
     // docker-credential-pass lists nothing, successfully, when `pass`
     // itself is missing.
-    if name == "pass" && !on_path("pass") {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if name == "pass" && crate::command::find_in_path(&path, "pass").is_none() {
         bail!(
             "{program} lists no credentials: it keeps them with `pass` (the password store), which is not on PATH; \
              install pass (and run `pass init`), or name another helper; nothing was copied"
@@ -301,52 +272,7 @@ fn nothing_listed(name: &str, program: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Whether a program named `name` is on `PATH`.
-fn on_path(name: &str) -> bool {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path).any(|dir| {
-        let candidate = dir.join(name);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::metadata(&candidate).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        }
-        #[cfg(not(unix))]
-        {
-            candidate.is_file() || candidate.with_extension("exe").is_file()
-        }
-    })
-}
-
-/// `get` of the other helper for `server`.
-fn get(program: &str, server: &str, deadline: &Deadline) -> Result<Answer, CallError> {
-    let out = call(program, "get", server.as_bytes(), deadline)?;
-    crate::json::from_object_slice(&out).map_err(|e| CallError::BadAnswer {
-        program: program.to_owned(),
-        action: "get",
-        expected: "credentials",
-        reason: e.to_string(),
-    })
-}
-
 /// An error as one short line, redacted before it is cut.
 fn cause(e: &(dyn std::error::Error + 'static)) -> String {
     crate::redact::bounded(&crate::redact::chain(std::iter::successors(Some(e), |e| e.source())), MAX_CAUSE)
-}
-
-/// Runs `program action` with `input` on stdin, as Docker would, by the
-/// import's deadline.
-fn call(
-    program: &str,
-    action: &'static str,
-    input: &[u8],
-    deadline: &Deadline,
-) -> Result<Vec<u8>, CallError> {
-    let done = crate::command::run(&[program.to_owned(), action.to_owned()], Some(input), deadline)
-        .map_err(|source| CallError::Run { action, source })?;
-    if !done.status.success() {
-        let said = crate::redact::excerpt(&String::from_utf8_lossy(&done.stdout), crate::redact::MAX_EXCERPT);
-        return Err(CallError::Failed { program: program.to_owned(), action, status: done.status, said });
-    }
-    Ok(done.stdout)
 }

@@ -8,11 +8,11 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use super::output::{self, Waiting};
-use super::prompt::{self, Source};
 use crate::config::TemplateError;
 use crate::deadline::Deadline;
 use crate::helper::{Helper, HelperError};
 use crate::plan::PlanError;
+use crate::prompt::{self, Source};
 use crate::secret::Secret;
 use crate::server_url::ServerUrl;
 use crate::subject::SubjectError;

@@ -6,13 +6,11 @@
 //! action this version does not know.
 
 mod configure_docker;
-mod docker_config;
 mod doctor;
 mod generate;
 mod import;
 mod login;
 mod output;
-mod prompt;
 mod status;
 mod token;
 
@@ -49,8 +47,7 @@ else %APPDATA%\\docker-credential-exchange\\config\\config.json)";
 const CONFIG_HELP: &str = "The config file to use (default: $DOCKER_CREDENTIAL_EXCHANGE_CONFIG, \
 else ~/.config/docker-credential-exchange/config.json)";
 
-/// This helper's program, as messages and commands to run name it.
-pub(crate) const PROGRAM: &str = "docker-credential-exchange";
+pub(crate) use crate::program::PROGRAM;
 
 /// A Docker credential helper that exchanges login tokens for short-lived
 /// registry tokens (RFC 8693) and keeps secrets in the OS keyring.

@@ -127,6 +127,26 @@ type Output = Result<Vec<u8>, ReadError>;
 /// Waits until stdout closes, the program exits (then [`GRACE`] more for
 /// its output), or the deadline passes. Returns the output, if it came,
 /// and the exit status, if the program exited.
+/// The first file named `name` in the directories of `path` (a `PATH`
+/// value) that could be run: executable on Unix; elsewhere a file, as
+/// `name` or `name.exe`.
+pub fn find_in_path(path: &std::ffi::OsStr, name: &str) -> Option<std::path::PathBuf> {
+    std::env::split_paths(path).map(|dir| dir.join(name)).find_map(|candidate| {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let runnable = std::fs::metadata(&candidate)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+            runnable.then_some(candidate)
+        }
+        #[cfg(not(unix))]
+        {
+            let exe = candidate.with_extension("exe");
+            if candidate.is_file() { Some(candidate) } else { exe.is_file().then_some(exe) }
+        }
+    })
+}
+
 fn wait_for_output(
     receiver: &std::sync::mpsc::Receiver<Output>,
     child: &mut Child,

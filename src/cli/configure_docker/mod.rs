@@ -24,7 +24,6 @@
 //! another program (`docker login`, Docker Desktop) makes meanwhile is kept.
 
 mod moves;
-mod record;
 mod remove;
 mod warnings;
 
@@ -35,12 +34,12 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 
 use super::PROGRAM;
-use super::docker_config::{self, ConfigFile, Document, HELPER_NAME};
 use super::output::say;
 use crate::deadline::Deadline;
+use crate::docker_config::record::{self, Record};
+use crate::docker_config::{self, ConfigFile, Document, HELPER_NAME};
 use crate::helper::Helper;
 use moves::{Edit, Moves, Reader, Source, remove_shadowing};
-use record::Record;
 
 /// `configure-docker`'s arguments.
 #[derive(Debug, clap::Args)]

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use anyhow::bail;
 
 use super::{PROGRAM, say};
-use crate::cli::docker_config::{ConfigFile, Credential, Document, already_held, check_stored, difference};
+use crate::docker_config::{ConfigFile, Credential, Document, already_held, check_stored, difference};
 use crate::helper::Helper;
 use crate::server_url::ServerUrl;
 
@@ -214,7 +214,7 @@ trait ReadBy {
     fn namespace_for(&self, reader: Reader) -> Option<&ServerUrl>;
 }
 
-impl ReadBy for crate::cli::docker_config::StoredAuth {
+impl ReadBy for crate::docker_config::StoredAuth {
     fn namespace_for(&self, reader: Reader) -> Option<&ServerUrl> {
         match reader {
             Reader::Docker => None,

@@ -17,9 +17,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use super::moves::entry_name;
-use super::record::{self, Moved, Record};
 use super::{ConfigureDockerArgs, HELPER_NAME, PROGRAM, hosts, read, say, write};
-use crate::cli::docker_config::{self, ConfigFile, Credential, Document};
+use crate::docker_config::record::{self, Moved, Record};
+use crate::docker_config::{self, ConfigFile, Credential, Document};
 use crate::helper::Helper;
 use crate::server_url::ServerUrl;
 use crate::store::EntryKind;
@@ -228,7 +228,7 @@ impl MovesBack {
     /// files, each only if the store still holds exactly what was put back.
     fn erase_copies(&self, helper: &Helper) {
         for (registry, credential) in &self.to_erase {
-            match crate::cli::docker_config::already_held(helper, registry, credential) {
+            match crate::docker_config::already_held(helper, registry, credential) {
                 Ok(true) => {}
                 _ => continue, // changed since (a new login): it stays
             }

@@ -114,7 +114,7 @@ fn closest<'a>(configured: &[&'a str], name: &str) -> Option<&'a str> {
 /// Says what podman, skopeo and buildah see of the credentials moved out
 /// of Docker's config `path`. They read the same file but not as Docker:
 /// no `credsStore` at all, and a key with a path as one namespace's only
-/// (see [`crate::cli::docker_config::StoredAuth::containers_namespace`]).
+/// (see [`crate::docker_config::StoredAuth::containers_namespace`]).
 pub(super) fn what_containers_see(path: &Path, moves: &Moves, creds_store: bool) {
     let from_here: Vec<(&ServerUrl, &str)> = moves
         .held

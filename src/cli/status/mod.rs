@@ -107,15 +107,6 @@ fn store_kind(helper: &Helper) -> Option<StoreKind> {
     helper.config().ok()?.store_kind().ok()
 }
 
-/// Where a login token comes from, in words that say where it really is:
-/// the `keyring` source is the file store when that was chosen.
-pub(super) fn subject_location(helper: &Helper, spec: &SourceSpec) -> String {
-    match spec {
-        SourceSpec::Keyring if store_kind(helper) == Some(StoreKind::File) => "file store".to_owned(),
-        other => other.describe(),
-    }
-}
-
 fn exchange_row(
     helper: &Helper,
     key: &ServerUrl,
@@ -129,7 +120,7 @@ fn exchange_row(
         Ok(reg) => (Some(reg), None),
         Err(e) => (None, Some(e.to_string())),
     };
-    let subject_where = reg.map(|r| subject_location(helper, &r.subject_token));
+    let subject_where = reg.map(|r| crate::source::location(&r.subject_token, store_kind(helper)));
     RegistryStatus {
         registry: key.to_string(),
         kind: Kind::Exchange,

@@ -4,10 +4,10 @@
 use std::path::Path;
 
 use super::Checks;
-use crate::cli::PROGRAM;
 use crate::config::SourceSpec;
 use crate::fsutil::FsError;
 use crate::helper::Helper;
+use crate::program::PROGRAM;
 use crate::server_url::ServerUrl;
 use crate::store::{StoreError, StoreKind};
 
@@ -127,9 +127,7 @@ pub(super) fn cache(checks: &mut Checks, helper: &Helper) -> anyhow::Result<()> 
 
 pub(super) fn path(checks: &mut Checks) -> anyhow::Result<()> {
     let name = format!("{PROGRAM}{}", std::env::consts::EXE_SUFFIX);
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join(&name)).find(|p| is_executable(p)))
-        .unwrap_or_default();
+    let found = std::env::var_os("PATH").and_then(|p| crate::command::find_in_path(&p, &name));
     let Some(path) = found else {
         return checks.problem(
             "PATH",
@@ -151,18 +149,5 @@ pub(super) fn path(checks: &mut Checks) -> anyhow::Result<()> {
         )
     } else {
         checks.ok("PATH", format!("Docker will run {}", path.display()))
-    }
-}
-
-fn is_executable(path: &Path) -> bool {
-    let Ok(meta) = std::fs::metadata(path) else { return false };
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        meta.is_file() && meta.permissions().mode() & 0o111 != 0
-    }
-    #[cfg(not(unix))]
-    {
-        meta.is_file()
     }
 }

@@ -158,7 +158,8 @@ fn subject_token(
     reg: &RegistryConfig,
 ) -> anyhow::Result<()> {
     let deadline = Deadline::after(CHECK_TIME);
-    let source = crate::cli::status::subject_location(helper, &reg.subject_token);
+    let store = helper.config().ok().and_then(|c| c.store_kind().ok());
+    let source = crate::source::location(&reg.subject_token, store);
     let token = match &reg.subject_token {
         SourceSpec::Keyring => match helper
             .store()

@@ -6,8 +6,8 @@
 use anyhow::{Context, bail};
 
 use super::Credential;
-use crate::cli::PROGRAM;
 use crate::helper::Helper;
+use crate::program::PROGRAM;
 use crate::server_url::ServerUrl;
 use crate::store::EntryKind;
 

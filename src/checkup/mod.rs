@@ -1,7 +1,8 @@
-//! `doctor`: everything a pull could trip on, each as a finding: `✓` fine,
-//! `!` worth a look, `✗` a problem that will make a pull fail, with the fix.
-//! Exits 1 if there is any problem; `--json` gives the same findings to
-//! scripts; `--exchange` also makes one real exchange per registry.
+//! Everything a pull could trip on, each as a finding: fine, worth a look,
+//! or a problem that will make a pull fail, with the fix. These are the
+//! checks `doctor` runs; how a person or a script sees the findings is the
+//! CLI's business (`cli/doctor.rs`), which hands in how to show each one
+//! as it is made.
 //!
 //! The checks, by file: the config file (which one, and why), every
 //! exchange registry's subject token, whether Docker can use its entry,
@@ -19,27 +20,14 @@ mod endpoint;
 mod local;
 mod registries;
 
-use std::process::ExitCode;
-
 use serde::Serialize;
 
 use crate::helper::Helper;
 
-/// `doctor`'s arguments.
-#[derive(Debug, clap::Args)]
-pub struct DoctorArgs {
-    /// Also prove every exchange registry with one real exchange.
-    #[arg(long)]
-    pub exchange: bool,
-    /// Print the findings as JSON: {"problems": N, "warnings": N, "findings": [{level, area, text, fix}]}.
-    #[arg(long)]
-    pub json: bool,
-}
-
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-enum Level {
+pub(crate) enum Level {
     /// Fine.
     Ok,
     /// Worth a look; pulls work.
@@ -49,17 +37,21 @@ enum Level {
 }
 
 #[derive(Debug, Serialize)]
-struct Finding {
-    level: Level,
-    area: &'static str,
-    text: String,
-    fix: Option<String>,
+pub(crate) struct Finding {
+    pub(crate) level: Level,
+    pub(crate) area: &'static str,
+    pub(crate) text: String,
+    pub(crate) fix: Option<String>,
 }
 
-/// The findings so far; printed as they are made unless `--json`.
-struct Checks {
-    findings: Vec<Finding>,
-    json: bool,
+/// Shows one finding the moment it is made, so a slow check (an endpoint
+/// that does not answer) does not hold back what is known already.
+pub(crate) type Show = fn(&Finding) -> std::io::Result<()>;
+
+/// The findings so far.
+pub(crate) struct Checks {
+    pub(crate) findings: Vec<Finding>,
+    show: Option<Show>,
 }
 
 impl Checks {
@@ -71,18 +63,11 @@ impl Checks {
         fix: Option<String>,
     ) -> anyhow::Result<()> {
         let (text, fix) = (crate::redact::line(&text), fix.map(|f| crate::redact::line(&f)));
-        if !self.json {
-            let mark = match level {
-                Level::Ok => "✓",
-                Level::Warning => "!",
-                Level::Problem => "✗",
-            };
-            super::output::line(&format!("{mark} {area}: {text}"))?;
-            if let Some(fix) = &fix {
-                super::output::line(&format!("    fix: {fix}"))?;
-            }
+        let finding = Finding { level, area, text, fix };
+        if let Some(show) = self.show {
+            show(&finding)?;
         }
-        self.findings.push(Finding { level, area, text, fix });
+        self.findings.push(finding);
         Ok(())
     }
 
@@ -108,40 +93,30 @@ impl Checks {
         self.report(Level::Problem, area, text.into(), Some(fix.into()))
     }
 
-    fn count(&self, level: Level) -> usize {
+    pub(crate) fn count(&self, level: Level) -> usize {
         self.findings.iter().filter(|f| f.level == level).count()
     }
 }
 
-pub(super) fn doctor(args: DoctorArgs, helper: &Helper) -> anyhow::Result<ExitCode> {
+/// Runs every check, in the order a person reads them, showing each
+/// finding with `show` (`None`: collect them only); `exchange` also makes
+/// one real exchange per registry.
+///
+/// # Errors
+/// `show` failed (stdout closed).
+pub(crate) fn run(helper: &Helper, exchange: bool, show: Option<Show>) -> anyhow::Result<Checks> {
     let started_ms = crate::time::now_ms();
-    let mut checks = Checks { findings: Vec::new(), json: args.json };
+    let mut checks = Checks { findings: Vec::new(), show };
     // Read first, reported last: the registries' checks need to know what
     // Docker sends here.
     let docker = clients::DockerSide::read(helper);
     registries::config(&mut checks, helper)?;
     local::store(&mut checks, helper)?;
-    registries::registries(&mut checks, helper, &docker, args.exchange)?;
+    registries::registries(&mut checks, helper, &docker, exchange)?;
     registries::failures(&mut checks, helper, started_ms)?;
     local::cache(&mut checks, helper)?;
     local::path(&mut checks)?;
     clients::docker_config(&mut checks, helper, &docker)?;
     clients::containers_auth(&mut checks, &docker)?;
-    let (problems, warnings) = (checks.count(Level::Problem), checks.count(Level::Warning));
-    if args.json {
-        #[derive(Serialize)]
-        struct Summary<'a> {
-            problems: usize,
-            warnings: usize,
-            findings: &'a [Finding],
-        }
-        let summary = Summary { problems, warnings, findings: &checks.findings };
-        super::output::line(&serde_json::to_string_pretty(&summary)?)?;
-    } else {
-        super::output::line(&match (problems, warnings) {
-            (0, 0) => "\nno problems found".to_owned(),
-            (p, w) => format!("\n{p} problem(s), {w} warning(s)"),
-        })?;
-    }
-    Ok(if problems == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(checks)
 }

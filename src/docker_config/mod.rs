@@ -1,8 +1,9 @@
 //! What the helper knows about its clients' configs, in one place: where
 //! Docker's `config.json` and containers' `auth.json` are, how Docker routes
 //! a registry to a helper (`credHelpers`, `credsStore`), which `auths`
-//! entries shadow a helper (a stored `auth` wins over it), and how to edit
-//! the file without disturbing anything else in it.
+//! entries shadow a helper (a stored `auth` wins over it), how to edit
+//! the file without disturbing anything else in it, and what such an edit
+//! replaced, kept so that it can be put back ([`record`]).
 //!
 //! Docker's config holds other people's settings (proxies, plugins, keys
 //! this helper has never heard of), so edits are surgical: the top-level
@@ -24,6 +25,7 @@ use crate::server_url::{DOCKER_HUB, DOCKER_HUB_LEGACY_URL};
 mod auths;
 mod file;
 mod held;
+pub(crate) mod record;
 mod routing;
 
 pub(crate) use auths::{Credential, StoredAuth};

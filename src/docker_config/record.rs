@@ -32,7 +32,7 @@ const MAX_RECORD: u64 = 1024 * 1024;
 /// What was replaced in one Docker config.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct Record {
+pub(crate) struct Record {
     /// The Docker config this is about.
     pub config: PathBuf,
     /// The `credsStore` helper that this helper replaced.
@@ -49,7 +49,7 @@ pub(super) struct Record {
 /// One `auths` entry whose credential was moved into the store.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct Moved {
+pub(crate) struct Moved {
     /// The file the entry was in (Docker's config or an `auth.json`).
     pub file: PathBuf,
     /// The entry's key, as the file spelled it.
@@ -98,7 +98,7 @@ fn record_path(config: &Path) -> anyhow::Result<PathBuf> {
 ///
 /// # Errors
 /// The record exists but cannot be read, or is another config's.
-pub(super) fn load(config: &Path) -> anyhow::Result<Record> {
+pub(crate) fn load(config: &Path) -> anyhow::Result<Record> {
     let empty = || Record { config: config.to_owned(), ..Record::default() };
     // Without a data directory no record was ever kept.
     let Ok(path) = record_path(config) else { return Ok(empty()) };
@@ -129,7 +129,7 @@ pub(super) fn load(config: &Path) -> anyhow::Result<Record> {
 /// they hold can no longer be put back by `--remove`, which finds records
 /// by path, so it is said instead. Unreadable records are skipped here;
 /// `--remove` of their own config names them.
-pub(super) fn orphans() -> Vec<Record> {
+pub(crate) fn orphans() -> Vec<Record> {
     let Ok(dir) = crate::paths::data_dir().map(|d| d.join("configure-docker")) else { return Vec::new() };
     let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
     let mut found: Vec<Record> = entries
@@ -166,7 +166,7 @@ impl Record {
 ///
 /// # Errors
 /// The data directory or the record cannot be written.
-pub(super) fn save(record: &Record, deadline: &Deadline) -> anyhow::Result<()> {
+pub(crate) fn save(record: &Record, deadline: &Deadline) -> anyhow::Result<()> {
     let what = || format!("cannot keep what configure-docker replaced in {}", record.config.display());
     let path = match record_path(&record.config) {
         Ok(path) => path,
@@ -187,7 +187,7 @@ pub(super) fn save(record: &Record, deadline: &Deadline) -> anyhow::Result<()> {
 /// The canonical name of a Docker config, under which its record is kept:
 /// the same file reached through `DOCKER_CONFIG=~/.docker` or a symlinked
 /// directory has one record.
-pub(super) fn config_name(path: &Path) -> PathBuf {
+pub(crate) fn config_name(path: &Path) -> PathBuf {
     match (path.parent().and_then(|d| std::fs::canonicalize(d).ok()), path.file_name()) {
         (Some(dir), Some(name)) => dir.join(name),
         _ => path.to_owned(),
@@ -197,7 +197,7 @@ pub(super) fn config_name(path: &Path) -> PathBuf {
 /// `path` as people write it: Windows' `canonicalize` answers the verbatim
 /// form (`\\?\C:\…`, `\\?\UNC\server\…`), which is exact but not what a
 /// user typed or would recognise in a message.
-pub(super) fn shown(path: &Path) -> String {
+pub(crate) fn shown(path: &Path) -> String {
     let text = path.display().to_string();
     if let Some(unc) = text.strip_prefix(r"\\?\UNC\") {
         format!(r"\\{unc}")

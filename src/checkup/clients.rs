@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::Checks;
-use crate::cli::docker_config::{self, ConfigFile, Document, HELPER_NAME, helper_keys};
+use crate::docker_config::{self, ConfigFile, Document, HELPER_NAME, helper_keys};
 use crate::helper::Helper;
 use crate::server_url::ServerUrl;
 
