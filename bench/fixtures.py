@@ -103,9 +103,10 @@ def index(template, out, n):
         entry["username"] = f"user{i}"
         made[name] = entry
     doc["entries"] = made
-    # Laid out as the helper writes it: compact. (Until bench round three
-    # it wrote pretty-printed JSON, which `list` reads at about 1.3x the
-    # cost; bench/RESULTS.md.)
+    # Compact, as every earlier round measured it. The helper itself
+    # writes the index pretty-printed (jsonfile.rs, since the first
+    # commit); `list` reads both through the same fast path
+    # (bench/RESULTS.md, issue 23).
     write_private(out, json.dumps(doc, separators=(",", ":")))
 
 

@@ -94,6 +94,12 @@ pub mod for_tests {
         pub use crate::redact::{MARK, WINDOW, line};
     }
 
+    /// `list`'s read of the keyring's index (fuzz: `store_listing`).
+    pub mod store {
+        pub use crate::store::listing::{Listed, Listing};
+        pub use crate::store::listing_of;
+    }
+
     /// Server URL normalization (fuzz: `server_url`, `config`).
     pub mod server_url {
         pub use crate::server_url::{ServerUrl, is_repository_name};

@@ -172,7 +172,7 @@ pub fn execute(
         Action::List => {
             // `list` never waits: it reads the index and the config.
             let helper = Helper::from_env(Deadline::after(crate::deadline::DEFAULT_TIMEOUT))?;
-            write_json(output, &helper.list()?)?;
+            helper.list(|answer| write_json(output, answer))??;
         }
         Action::Get => {
             let deadline = deadline()?;

@@ -114,11 +114,7 @@ impl ServerUrl {
     /// `h/team` but not under `h/te`, and `team/application` is not under
     /// `team/app`.
     pub fn is_under_str(&self, key: &str) -> bool {
-        match self.key.strip_prefix(key) {
-            Some("") => true,
-            Some(rest) => rest.starts_with('/'),
-            None => false,
-        }
+        is_under(&self.key, key)
     }
 
     fn from_parts(host: &str, path: &str) -> ServerUrl {
@@ -157,7 +153,7 @@ impl ServerUrl {
     /// original spelling is unknown: Docker's own name for Docker Hub, the
     /// key itself otherwise.
     pub fn display_name(&self) -> &str {
-        if self.key == DOCKER_HUB { DOCKER_HUB_LEGACY_URL } else { &self.key }
+        display_name(&self.key)
     }
 }
 
@@ -165,6 +161,20 @@ impl fmt::Display for ServerUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.key)
     }
+}
+
+/// [`ServerUrl::is_under_str`] for a normalized URL given as text.
+pub(crate) fn is_under(url: &str, key: &str) -> bool {
+    match url.strip_prefix(key) {
+        Some("") => true,
+        Some(rest) => rest.starts_with('/'),
+        None => false,
+    }
+}
+
+/// [`ServerUrl::display_name`] for a normalized key given as text.
+pub(crate) fn display_name(key: &str) -> &str {
+    if key == DOCKER_HUB { DOCKER_HUB_LEGACY_URL } else { key }
 }
 
 fn strip_scheme(s: &str) -> &str {

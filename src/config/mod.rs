@@ -33,7 +33,7 @@ use serde::Deserialize;
 pub use schema::{ClientAuth, KeyAlgorithm, OneOrMany, RegistryConfig, SourceSpec};
 pub use template::{TemplateError, TemplateVars, expand};
 
-use crate::server_url::ServerUrl;
+use crate::server_url::{self, ServerUrl};
 pub use store_choice::{STORE_ENV, StoreKind};
 
 /// The username Docker-style registries expect beside an OAuth token.
@@ -188,6 +188,12 @@ impl Config {
         self.lazy[id.0].key.get_or_init(|| ServerUrl::from_normalized(self.key_str(id.0)))
     }
 
+    /// The normalized key of an entry as text, without building a
+    /// `ServerUrl` for it (`list` names every entry).
+    pub fn key_text(&self, id: EntryId) -> &str {
+        self.key_str(id.0)
+    }
+
     /// The normalized key of an entry as a string, without building a
     /// `ServerUrl` when the key was written normalized.
     fn key_str(&self, i: usize) -> &str {
@@ -205,13 +211,19 @@ impl Config {
     /// allocated or parsed; from an index, a binary search for each such
     /// prefix of the URL.
     pub fn lookup(&self, url: &ServerUrl) -> Option<EntryId> {
+        self.lookup_key(url.as_str())
+    }
+
+    /// [`Config::lookup`] for a URL already normalized, as text: `list`
+    /// looks up every stored key, and builds no `ServerUrl` for each.
+    pub fn lookup_key(&self, url: &str) -> Option<EntryId> {
         if let Body::Indexed(indexed) = &self.body {
-            return indexed.index.lookup(url.as_str()).map(EntryId);
+            return indexed.index.lookup(url).map(EntryId);
         }
         let mut best: Option<(usize, usize)> = None;
         for i in 0..self.lazy.len() {
             let key = self.key_str(i);
-            if url.is_under_str(key) && best.is_none_or(|(len, _)| key.len() > len) {
+            if server_url::is_under(url, key) && best.is_none_or(|(len, _)| key.len() > len) {
                 best = Some((key.len(), i));
             }
         }

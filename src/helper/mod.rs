@@ -29,16 +29,16 @@
 mod client_inputs;
 mod error;
 mod get;
+mod list;
 mod login;
 
 pub use error::{Failure, HelperError};
 
 use std::cell::{Cell, OnceCell};
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::cache::{Cache, Schedule};
-use crate::config::{self, Config, ConfigError, DEFAULT_USERNAME};
+use crate::config::{self, Config, ConfigError};
 use crate::deadline::Deadline;
 use crate::paths;
 use crate::plan::KubeletRequest;
@@ -344,44 +344,5 @@ impl Helper {
             schedule: None,
             repository_scoped: false,
         })
-    }
-
-    /// The protocol's `list`: stored registries and exchange registries,
-    /// by server URL, with the username `get` would return. Reads the
-    /// index and the config only: no keyring, no network, and of each
-    /// entry only its `username` (an invalid entry is listed all the same;
-    /// its `get` reports the error).
-    ///
-    /// # Errors
-    /// The index cannot be read.
-    pub fn list(&self) -> Result<BTreeMap<String, String>, HelperError> {
-        let stored = self.store()?.list()?;
-        let config = self.config.as_ref().ok();
-        let mut out = BTreeMap::new();
-        for (key, listed) in &stored {
-            let entry = config.and_then(|c| Some((c, c.lookup(&ServerUrl::parse(key).ok()?)?)));
-            let username = match entry {
-                Some((c, id)) => c
-                    .username_of(id)
-                    .map(std::borrow::Cow::into_owned)
-                    .or_else(|| Some(listed.username.clone()).filter(|u| !u.is_empty()))
-                    .unwrap_or_else(|| DEFAULT_USERNAME.to_owned()),
-                None => listed.username.clone(),
-            };
-            out.insert(listed.server_url.clone(), username);
-        }
-        if let Some(config) = config {
-            for id in config.ids() {
-                let key = config.key(id);
-                if stored.contains_key(key.as_str()) {
-                    continue;
-                }
-                let username = config
-                    .username_of(id)
-                    .map_or_else(|| DEFAULT_USERNAME.to_owned(), std::borrow::Cow::into_owned);
-                out.insert(key.display_name().to_owned(), username);
-            }
-        }
-        Ok(out)
     }
 }

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::StoreError;
+use super::listing::Listing;
+use super::{ListedCredential, StoreError};
 use crate::deadline::Deadline;
 use crate::fsutil;
 
@@ -58,20 +59,65 @@ impl JsonMapFile {
         let Some(bytes) = fsutil::read_private(&self.path, MAX_FILE_BYTES)? else {
             return Ok(BTreeMap::new());
         };
-        let on_disk: OnDisk<BTreeMap<String, T>> = crate::json::from_object_slice(&bytes).map_err(|e| {
-            StoreError::Corrupt { path: self.path.clone(), line: e.line, column: e.column, reason: e.reason }
-        })?;
-        if on_disk.version != VERSION {
-            return Err(StoreError::Corrupt {
-                path: self.path.clone(),
-                line: 1,
-                column: 1,
-                reason: format!("unsupported version {}", on_disk.version),
-            });
-        }
-        Ok(on_disk.entries)
+        parse(&self.path, &bytes)
     }
 
+    /// What `list` needs of a map of [`ListedCredential`]s (the keyring's
+    /// index): read without serde when the file is of the shape the helper
+    /// writes, through [`JsonMapFile::load`]'s parser otherwise, so that
+    /// it is accepted or refused exactly as `load` would.
+    ///
+    /// # Errors
+    /// As [`JsonMapFile::load`].
+    pub fn listing(&self) -> Result<Listing, StoreError> {
+        let Some(bytes) = fsutil::read_private(&self.path, MAX_FILE_BYTES)? else {
+            return Ok(Listing::default());
+        };
+        listing_of(&self.path, bytes)
+    }
+}
+
+/// The listing of an index file's `bytes` (see [`JsonMapFile::listing`]).
+/// Under the fuzzer, the fast read is held to serde's answer.
+///
+/// # Errors
+/// As [`JsonMapFile::load`].
+pub fn listing_of(path: &Path, bytes: Vec<u8>) -> Result<Listing, StoreError> {
+    #[cfg(fuzzing)]
+    let copy = bytes.clone();
+    match Listing::read(bytes) {
+        Ok(listing) => {
+            #[cfg(fuzzing)]
+            assert!(
+                parse::<ListedCredential>(path, &copy).is_ok_and(|map| Listing::from_map(&map) == listing),
+                "serde_json reads what the fast read read, the same"
+            );
+            Ok(listing)
+        }
+        Err(bytes) => Ok(Listing::from_map(&parse::<ListedCredential>(path, &bytes)?)),
+    }
+}
+
+/// Parses a map file's bytes; `path` names it in errors.
+pub(super) fn parse<T: DeserializeOwned>(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<BTreeMap<String, T>, StoreError> {
+    let on_disk: OnDisk<BTreeMap<String, T>> = crate::json::from_object_slice(bytes).map_err(|e| {
+        StoreError::Corrupt { path: path.to_owned(), line: e.line, column: e.column, reason: e.reason }
+    })?;
+    if on_disk.version != VERSION {
+        return Err(StoreError::Corrupt {
+            path: path.to_owned(),
+            line: 1,
+            column: 1,
+            reason: format!("unsupported version {}", on_disk.version),
+        });
+    }
+    Ok(on_disk.entries)
+}
+
+impl JsonMapFile {
     /// Applies `change` to the map under the lock and writes the result
     /// atomically if `change` says it changed something.
     ///

@@ -242,6 +242,10 @@ impl CredentialStore for KeyringStore {
         self.index.load()
     }
 
+    fn listing(&self) -> Result<super::listing::Listing, StoreError> {
+        self.index.listing()
+    }
+
     fn describe(&self) -> String {
         format!("OS keyring (service {SERVICE}), index {}", self.index.path().display())
     }

@@ -16,12 +16,14 @@ mod jsonfile;
 #[cfg_attr(target_os = "linux", allow(dead_code))]
 mod keychain_status;
 mod keyring;
+pub mod listing;
 #[cfg(target_os = "linux")]
 mod secret_service;
 
 use std::path::PathBuf;
 
 pub use file::FileStore;
+pub use jsonfile::listing_of;
 pub use keyring::KeyringStore;
 
 pub use crate::config::{STORE_ENV, StoreKind};
@@ -197,6 +199,16 @@ pub trait CredentialStore {
     /// # Errors
     /// The store (or its index) cannot be read.
     fn list(&self) -> Result<std::collections::BTreeMap<String, ListedCredential>, StoreError>;
+
+    /// What `list` needs of every stored credential, sorted by key: the
+    /// same entries as [`CredentialStore::list`], read as cheaply as the
+    /// store can.
+    ///
+    /// # Errors
+    /// As [`CredentialStore::list`].
+    fn listing(&self) -> Result<listing::Listing, StoreError> {
+        Ok(listing::Listing::from_map(&self.list()?))
+    }
 
     /// A one-line description for `status` and `doctor`.
     fn describe(&self) -> String;
