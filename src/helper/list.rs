@@ -60,7 +60,7 @@ impl Helper {
     /// The index cannot be read.
     pub fn list<R>(&self, answer: impl FnOnce(&ListAnswer<'_>) -> R) -> Result<R, HelperError> {
         let stored = self.store()?.listing()?;
-        let config = self.config.as_ref().ok().filter(|c| !c.is_empty());
+        let config = self.config.as_ref().ok().filter(|c| c.ids().len() > 0);
         let mut rows: Vec<(&str, Cow<'_, str>)> =
             Vec::with_capacity(stored.len() + config.map_or(0, |c| c.ids().len()));
         for listed in stored.iter() {
