@@ -102,7 +102,7 @@ pub mod for_tests {
 
     /// Server URL normalization (fuzz: `server_url`, `config`).
     pub mod server_url {
-        pub use crate::server_url::{ServerUrl, is_repository_name};
+        pub use crate::server_url::{ServerUrl, is_repository_name, is_under};
     }
 }
 

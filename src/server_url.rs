@@ -108,15 +108,6 @@ impl ServerUrl {
         ServerUrl { key: key.to_owned(), host_len: key.find('/').unwrap_or(key.len()) }
     }
 
-    /// Whether this URL is `key` or under it on whole path segments, for a
-    /// `key` that [`is_normalized`] accepts (the config's keys, compared
-    /// without building a `ServerUrl` for each): `h/team/app` is under
-    /// `h/team` but not under `h/te`, and `team/application` is not under
-    /// `team/app`.
-    pub fn is_under_str(&self, key: &str) -> bool {
-        is_under(&self.key, key)
-    }
-
     fn from_parts(host: &str, path: &str) -> ServerUrl {
         let mut key = String::with_capacity(host.len() + 1 + path.len());
         key.push_str(host);
@@ -163,8 +154,12 @@ impl fmt::Display for ServerUrl {
     }
 }
 
-/// [`ServerUrl::is_under_str`] for a normalized URL given as text.
-pub(crate) fn is_under(url: &str, key: &str) -> bool {
+/// Whether the normalized URL `url` is `key` or under it on whole path
+/// segments, for a `key` that [`is_normalized`] accepts (the config's keys,
+/// compared as text without building a `ServerUrl` for each): `h/team/app`
+/// is under `h/team` but not under `h/te`, and `team/application` is not
+/// under `team/app`.
+pub fn is_under(url: &str, key: &str) -> bool {
     match url.strip_prefix(key) {
         Some("") => true,
         Some(rest) => rest.starts_with('/'),
@@ -426,10 +421,10 @@ mod tests {
     #[test]
     fn prefix_matching_uses_whole_segments() {
         let req = ServerUrl::parse("h/team/application").unwrap();
-        assert!(!req.is_under_str("h/team/app"));
-        assert!(req.is_under_str("h/team"));
-        assert!(req.is_under_str("h"));
-        assert!(!ServerUrl::parse("hx").unwrap().is_under_str("h"));
+        assert!(!is_under(req.as_str(), "h/team/app"));
+        assert!(is_under(req.as_str(), "h/team"));
+        assert!(is_under(req.as_str(), "h"));
+        assert!(!is_under(ServerUrl::parse("hx").unwrap().as_str(), "h"));
     }
 
     #[test]

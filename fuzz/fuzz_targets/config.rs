@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use docker_credential_exchange::for_tests::config::Config;
-use docker_credential_exchange::for_tests::server_url::ServerUrl;
+use docker_credential_exchange::for_tests::server_url::{ServerUrl, is_under};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
             for id in config.ids() {
                 let key = config.key(id);
                 let found = config.lookup(key).expect("a key finds its own entry");
-                assert!(key.is_under_str(config.key(found).as_str()));
+                assert!(is_under(key.as_str(), config.key(found).as_str()));
                 if let Err(e) = config.registry(id) {
                     assert!(e.to_string().contains("config.json"));
                 }
