@@ -124,9 +124,6 @@ const GRACE: Duration = Duration::from_millis(250);
 
 type Output = Result<Vec<u8>, ReadError>;
 
-/// Waits until stdout closes, the program exits (then [`GRACE`] more for
-/// its output), or the deadline passes. Returns the output, if it came,
-/// and the exit status, if the program exited.
 /// The first file named `name` in the directories of `path` (a `PATH`
 /// value) that could be run: executable on Unix; elsewhere a file, as
 /// `name` or `name.exe`.
@@ -147,6 +144,9 @@ pub fn find_in_path(path: &std::ffi::OsStr, name: &str) -> Option<std::path::Pat
     })
 }
 
+/// Waits until stdout closes, the program exits (then [`GRACE`] more for
+/// its output), or the deadline passes. Returns the output, if it came,
+/// and the exit status, if the program exited.
 fn wait_for_output(
     receiver: &std::sync::mpsc::Receiver<Output>,
     child: &mut Child,

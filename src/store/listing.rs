@@ -181,15 +181,17 @@ impl Reader<'_> {
         let (mut server_url, mut username, mut kind) = (None, None, false);
         loop {
             // The field names and kinds are matched whole, quotes included,
-            // rather than scanned as strings and compared after.
+            // rather than scanned as strings and compared after; a field
+            // already read is not matched (so consumed) again, or the next
+            // branch would read `"server_url" "username":…` as one field.
             self.ws();
-            if self.literal(b"\"server_url\"").is_some() && server_url.is_none() {
+            if server_url.is_none() && self.literal(b"\"server_url\"").is_some() {
                 self.punct(b':')?;
                 server_url = Some(self.string()?);
-            } else if self.literal(b"\"username\"").is_some() && username.is_none() {
+            } else if username.is_none() && self.literal(b"\"username\"").is_some() {
                 self.punct(b':')?;
                 username = Some(self.string()?);
-            } else if self.literal(b"\"kind\"").is_some() && !kind {
+            } else if !kind && self.literal(b"\"kind\"").is_some() {
                 self.punct(b':')?;
                 self.ws();
                 self.literal(b"\"credential\"").or_else(|| self.literal(b"\"login-token\""))?;
@@ -395,9 +397,19 @@ mod tests {
 
     #[test]
     fn a_duplicate_field_is_refused_as_serde_refuses_it() {
-        let text = r#"{"version":1,"entries":{"a":{"server_url":"a","username":"u","username":"v"}}}"#;
-        assert_eq!(fast(text), None);
-        assert!(listing_of(Path::new("index.json"), text.as_bytes().to_vec()).is_err());
+        // Also a repeated name right before another field's name: read on
+        // from the repeated name, the two once looked like one field.
+        for entry in [
+            r#"{"server_url":"a","username":"u","username":"v"}"#,
+            r#"{"server_url":"a","server_url""username":"u"}"#,
+            r#"{"server_url":"a","server_url" "kind":"credential","username":"u"}"#,
+            r#"{"server_url":"a","username":"u","username""kind":"credential"}"#,
+        ] {
+            let text = format!(r#"{{"version":1,"entries":{{"a":{entry}}}}}"#);
+            assert_eq!(fast(&text), None, "{entry}");
+            let err = listing_of(Path::new("index.json"), text.into_bytes()).unwrap_err().to_string();
+            assert!(err.contains("duplicate field"), "{entry}: {err}");
+        }
     }
 
     #[test]
