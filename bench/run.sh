@@ -482,8 +482,13 @@ if [ "$CALLGRIND_MAX" -gt 0 ]; then
         cg "list-store-$n" /dev/null DOCKER_CREDENTIAL_EXCHANGE_CONFIG="$W/growth/config-1.json" \
             DOCKER_CREDENTIAL_EXCHANGE_DATA_DIR="$W/data-$n" -- "$BIN" list
     done
-    # The README-shaped configs (issue 23's budgets, in instructions).
+    # The README-shaped configs (issue 23's budgets, in instructions). The
+    # hits above ran while the configs were seconds old, too new for the
+    # helper to index (it waits until a file's times are 3 s old); one get
+    # now writes the index, so what is measured is a hit as a user's
+    # second and later builds meet it, as bench/budgets.sh measures it.
     for n in 1 1000; do
+        DOCKER_CREDENTIAL_EXCHANGE_CONFIG="$W/growth/readme-$n.json" "$BIN" get <"$W/req-hit" >/dev/null
         cg "readme-hit-$n" "$W/req-hit" DOCKER_CREDENTIAL_EXCHANGE_CONFIG="$W/growth/readme-$n.json" -- "$BIN" get
     done
     cg readme-list-1000 /dev/null DOCKER_CREDENTIAL_EXCHANGE_CONFIG="$W/growth/readme-1000.json" \
