@@ -84,7 +84,7 @@ pub mod for_tests {
 
     /// Docker's stdin and the protocol's answers (fuzz: `protocol_stdin`).
     pub mod protocol {
-        pub use crate::protocol::{ERR_NOT_FOUND, parse_store_request, read_request};
+        pub use crate::protocol::{parse_store_request, read_request};
     }
 
     /// The redaction step every message passes through (fuzz: `redact`).

@@ -16,7 +16,7 @@ use crate::helper::{GetOptions, Helper, HelperError};
 use crate::secret::Secret;
 use crate::server_url::{ServerUrl, ServerUrlError};
 
-pub use crate::protocol_strings::{ERR_NO_USERNAME, ERR_NOT_FOUND};
+use crate::protocol_strings::ERR_NO_USERNAME;
 /// Requests larger than this are refused unread.
 pub const MAX_STDIN: u64 = crate::bounded::ONE_MIB;
 
@@ -266,6 +266,7 @@ pub fn read_request(input: &mut dyn Read) -> Result<String, ProtocolError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol_strings::ERR_NOT_FOUND;
 
     #[test]
     fn error_strings_are_exactly_docker_credential_helpers() {

@@ -10,7 +10,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use docker_credential_exchange::for_tests::cache::CachedToken;
-use docker_credential_exchange::for_tests::protocol::ERR_NOT_FOUND;
 use serde_json::json;
 use support::cmd::{Output, Sandbox};
 use support::sts::{Fault, Sts, StsOptions};
@@ -76,7 +75,8 @@ fn two_hundred_concurrent_helpers_lose_nothing_and_tear_nothing() {
                         break;
                     }
                     let out = run(&sandbox, &job(i));
-                    let not_found = out.code == Some(1) && out.stdout == format!("{ERR_NOT_FOUND}\n");
+                    let not_found =
+                        out.code == Some(1) && out.stdout == "credentials not found in native keychain\n";
                     if out.code != Some(0) && !not_found {
                         failures.lock().unwrap().push(out);
                     }

@@ -64,6 +64,15 @@ pub(super) fn config(checks: &mut Checks, helper: &Helper) -> anyhow::Result<()>
     Ok(())
 }
 
+/// One valid exchange entry and what its checks look at besides it.
+#[derive(Clone, Copy)]
+struct Entry<'a> {
+    helper: &'a Helper,
+    docker: &'a DockerSide,
+    key: &'a ServerUrl,
+    reg: &'a RegistryConfig,
+}
+
 /// Each valid exchange entry: subject, what Docker can ask of it, client
 /// secret, endpoint and clock, and with `exchange` one real exchange.
 pub(super) fn registries(
@@ -77,8 +86,9 @@ pub(super) fn registries(
     for (id, entry) in config.registries() {
         let Ok(reg) = entry else { continue };
         let key = config.key(id);
-        subject_token(checks, helper, docker, key, reg)?;
-        docker_can_ask(checks, helper, docker, key, reg)?;
+        let entry = Entry { helper, docker, key, reg };
+        subject_token(checks, &entry)?;
+        docker_can_ask(checks, &entry)?;
         client_secret(checks, key, reg)?;
         super::client_auth::check(checks, key, reg)?;
         if !endpoints_seen.contains(&reg.token_endpoint) {
@@ -96,13 +106,8 @@ pub(super) fn registries(
 /// repository, so a host entry that Docker sends here must not need
 /// `{repository}`: every pull from it would fail. A path entry is never
 /// matched by Docker's requests, which name only the host.
-fn docker_can_ask(
-    checks: &mut Checks,
-    helper: &Helper,
-    docker: &DockerSide,
-    key: &ServerUrl,
-    reg: &RegistryConfig,
-) -> anyhow::Result<()> {
+fn docker_can_ask(checks: &mut Checks, entry: &Entry<'_>) -> anyhow::Result<()> {
+    let Entry { helper, docker, key, reg } = *entry;
     let host = key.registry();
     if !docker.routing.sends_here(host) {
         return Ok(());
@@ -150,13 +155,8 @@ fn docker_can_ask(
     )
 }
 
-fn subject_token(
-    checks: &mut Checks,
-    helper: &Helper,
-    docker: &DockerSide,
-    key: &ServerUrl,
-    reg: &RegistryConfig,
-) -> anyhow::Result<()> {
+fn subject_token(checks: &mut Checks, entry: &Entry<'_>) -> anyhow::Result<()> {
+    let Entry { helper, docker, key, reg } = *entry;
     let deadline = Deadline::after(CHECK_TIME);
     let store = helper.config().ok().and_then(|c| c.store_kind().ok());
     let source = crate::source::location(&reg.subject_token, store);
