@@ -96,7 +96,6 @@ pub mod for_tests {
 
     /// `list`'s read of the keyring's index (fuzz: `store_listing`).
     pub mod store {
-        pub use crate::store::listing::{Listed, Listing};
         pub use crate::store::listing_of;
     }
 

@@ -7,12 +7,12 @@
 //! file the helper writes itself, in one shape: `{"version":1,"entries":
 //! {KEY:{"server_url":…,"username":…,"kind":…},…}}`, keys sorted, strings
 //! without escapes in practice. [`Listing::read`] reads exactly that shape
-//! in one pass and keeps spans into the file's text; anything else (an
-//! escape, another field order, an unknown field, a duplicate key, a bad
-//! version, a syntax error) makes it give up, and the caller reads the file
-//! with serde_json as before, so an unusual or damaged index is accepted or
-//! refused with exactly the same result and message as ever. Under the
-//! fuzzer every answer of the fast read is held to serde_json's.
+//! in one pass (an entry's fields in any order), keeping spans into the
+//! text; anything else (an escape, `entries` first, an unknown or repeated
+//! field, an unsorted or duplicate key, a bad version, bad syntax) makes it
+//! give up, and the caller reads the file with serde_json as before, so an
+//! unusual or damaged index gets exactly the same result and message as
+//! ever. Under the fuzzer every answer of the fast read is held to serde's.
 
 use std::collections::BTreeMap;
 
